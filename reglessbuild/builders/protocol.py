@@ -1,0 +1,29 @@
+"""The builder port: build one image from a context and push it as IMAGE:HASH."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from ..refs import ImageRef
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: Path
+    dockerfile: Path  # absolute
+    destination: ImageRef  # IMAGE:HASH
+    target: str | None = None
+    platform: str | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+    insecure_pull: bool = False  # a base image lives on a plain-http / unverified registry
+    insecure_push: bool = False
+
+
+class Builder(Protocol):
+    name: str
+
+    def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        """Build and push `request.destination`; return the pushed manifest digest. Raises BuildError."""
+        ...

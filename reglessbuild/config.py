@@ -1,0 +1,363 @@
+"""regless.yaml -> Project. Every error names the file, the line and the key."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from . import refs
+from .errors import ConfigError
+
+CONFIG_NAMES = ("regless.yaml", "regless.yml")
+API_VERSION = "regless/v1"
+
+try:  # libyaml is ~8x faster; both give marks
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+
+@dataclass(frozen=True)
+class Requirement:
+    image: str  # the required artifact's `image`, as written in the config
+    alias: str  # build arg that receives IMAGE:HASH@DIGEST
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str  # `image` as written: how the user names it on the command line
+    ref: refs.ImageRef  # resolved repository, no tag
+    context: Path
+    dockerfile: Path  # absolute
+    target: str | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+    platform: str | None = None
+    requires: tuple[Requirement, ...] = ()
+    tags: tuple[str, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    tool: str = "auto"
+    insecure: tuple[str, ...] = ()
+    concurrency: int = 16
+    timeout: float = 60.0  # total seconds of retrying one registry operation
+
+
+@dataclass(frozen=True)
+class BuildahSettings:
+    storage_driver: str = "vfs"
+    isolation: str = "chroot"
+    layers: bool = True
+
+
+@dataclass(frozen=True)
+class KanikoSettings:
+    executor: str = "/kaniko/executor"
+    cache: bool = False
+    cache_repo: str | None = None
+
+
+@dataclass(frozen=True)
+class BuilderSettings:
+    kind: str = "buildah"
+    concurrency: int = 1
+    buildah: BuildahSettings = field(default_factory=BuildahSettings)
+    kaniko: KanikoSettings = field(default_factory=KanikoSettings)
+
+
+@dataclass(frozen=True)
+class Project:
+    path: Path  # the config file
+    root: Path  # its directory
+    artifacts: tuple[Artifact, ...]
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    builder: BuilderSettings = field(default_factory=BuilderSettings)
+    default_repo: str | None = None
+
+    def artifact(self, name: str) -> Artifact:
+        for a in self.artifacts:
+            if a.name == name or str(a.ref) == name:
+                return a
+        known = ", ".join(a.name for a in self.artifacts)
+        raise ConfigError(f"no artifact named {name!r}", path=str(self.path), hint=f"known artifacts: {known}")
+
+
+# ---------------------------------------------------------------- finding
+
+
+def find_config(start: Path) -> Path:
+    for name in CONFIG_NAMES:
+        candidate = start / name
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        "no regless.yaml found",
+        path=str(start),
+        hint="run regless in the folder that holds regless.yaml, or pass -f FILE",
+    )
+
+
+# ---------------------------------------------------------------- node walking
+
+
+class _Reader:
+    """Typed access to a composed YAML tree, with errors at file:line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, node: yaml.Node | None, message: str, hint: str | None = None) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(message, path=str(self.path), line=line, hint=hint)
+
+    def mapping(self, node: yaml.Node, where: str, allowed: dict[str, bool]) -> dict[str, yaml.Node]:
+        """Keys of a mapping node; `allowed` maps each key to whether it is required."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{where} must be a mapping")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out:
+                raise self.fail(key_node, f"duplicate key {key!r} in {where}")
+            if key not in allowed:
+                raise self.fail(
+                    key_node, f"unknown key {key!r} in {where}", hint=f"allowed keys: {', '.join(sorted(allowed))}"
+                )
+            out[key] = value_node
+        for key, required in allowed.items():
+            if required and key not in out:
+                raise self.fail(node, f"{where} needs the key {key!r}")
+        return out
+
+    def scalar(self, node: yaml.Node, where: str, kind: type, check: Callable[[Any], bool] | None = None,
+               expect: str = "") -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"{where} must be {expect or kind.__name__}")
+        value = yaml.constructor.SafeConstructor().construct_object(node)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or (check and not check(value)):
+            raise self.fail(node, f"{where} must be {expect or kind.__name__}, not {node.value!r}")
+        return value
+
+    def string(self, node: yaml.Node, where: str) -> str:
+        return str(self.scalar(node, where, str, expect="a string"))
+
+    def strings(self, node: yaml.Node, where: str) -> list[str]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{where} must be a list of strings")
+        return [self.string(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
+
+    def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{where} must be a list")
+        return list(node.value)
+
+
+_ENV_RE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*)|(?P<dollar>\$))")
+
+
+def expand_env(text: str, env: dict[str, str] | os._Environ[str]) -> str:
+    """Expand `$VAR` and `${VAR}` from the environment; `$$` is a literal `$`. Raises KeyError."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group("dollar"):
+            return "$"
+        name = m.group("braced") or m.group("plain")
+        return env[name]
+
+    return _ENV_RE.sub(sub, text)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | None = None) -> Project:
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError("config file not found", path=str(path), hint="check the path given to -f")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(f"not valid YAML: {exc.problem}", path=str(path),
+                          line=mark.line + 1 if mark else None) from exc
+    r = _Reader(path)
+    if root is None:
+        raise ConfigError("the file is empty", path=str(path), hint="see README.md for an example regless.yaml")
+    top = r.mapping(root, "the config", {"apiVersion": False, "defaultRepo": False, "registry": False,
+                                          "builder": False, "artifacts": True})
+    if "apiVersion" in top and (v := r.string(top["apiVersion"], "apiVersion")) != API_VERSION:
+        raise r.fail(top["apiVersion"], f"apiVersion {v!r} is not supported", hint=f"use apiVersion: {API_VERSION}")
+    repo = default_repo or (r.string(top["defaultRepo"], "defaultRepo") if "defaultRepo" in top else None)
+    if repo:
+        try:
+            refs.parse(repo.rstrip("/"))
+        except refs.RefError as exc:
+            raise r.fail(top.get("defaultRepo"), f"defaultRepo: {exc}") from exc
+    registry = _registry(r, top["registry"]) if "registry" in top else RegistrySettings()
+    builder = _builder(r, top["builder"]) if "builder" in top else BuilderSettings()
+    artifacts = _artifacts(r, top["artifacts"], path.parent, repo, os.environ if env is None else env)
+    return Project(path=path, root=path.parent, artifacts=artifacts, registry=registry, builder=builder,
+                   default_repo=repo)
+
+
+def _positive_int(r: _Reader, node: yaml.Node, where: str) -> int:
+    return int(r.scalar(node, where, int, lambda v: v > 0, "a positive integer"))
+
+
+def _registry(r: _Reader, node: yaml.Node) -> RegistrySettings:
+    m = r.mapping(node, "registry", {"tool": False, "insecure": False, "concurrency": False, "timeout": False})
+    d = RegistrySettings()
+    return RegistrySettings(
+        tool=r.scalar(m["tool"], "registry.tool", str, lambda v: v in ("auto", "crane", "skopeo"),
+                      "one of auto, crane, skopeo") if "tool" in m else d.tool,
+        insecure=tuple(r.strings(m["insecure"], "registry.insecure")) if "insecure" in m else d.insecure,
+        concurrency=_positive_int(r, m["concurrency"], "registry.concurrency") if "concurrency" in m else d.concurrency,
+        timeout=r.scalar(m["timeout"], "registry.timeout", float, lambda v: v > 0, "a positive number of seconds")
+        if "timeout" in m else d.timeout,
+    )
+
+
+def _builder(r: _Reader, node: yaml.Node) -> BuilderSettings:
+    m = r.mapping(node, "builder", {"kind": False, "concurrency": False, "buildah": False, "kaniko": False})
+    d = BuilderSettings()
+    buildah = d.buildah
+    if "buildah" in m:
+        b = r.mapping(m["buildah"], "builder.buildah", {"storageDriver": False, "isolation": False, "layers": False})
+        buildah = BuildahSettings(
+            storage_driver=r.string(b["storageDriver"], "builder.buildah.storageDriver")
+            if "storageDriver" in b else buildah.storage_driver,
+            isolation=r.scalar(b["isolation"], "builder.buildah.isolation", str,
+                               lambda v: v in ("chroot", "oci", "rootless"), "one of chroot, oci, rootless")
+            if "isolation" in b else buildah.isolation,
+            layers=r.scalar(b["layers"], "builder.buildah.layers", bool, expect="true or false")
+            if "layers" in b else buildah.layers,
+        )
+    kaniko = d.kaniko
+    if "kaniko" in m:
+        k = r.mapping(m["kaniko"], "builder.kaniko", {"executor": False, "cache": False, "cacheRepo": False})
+        kaniko = KanikoSettings(
+            executor=r.string(k["executor"], "builder.kaniko.executor") if "executor" in k else kaniko.executor,
+            cache=r.scalar(k["cache"], "builder.kaniko.cache", bool, expect="true or false")
+            if "cache" in k else kaniko.cache,
+            cache_repo=r.string(k["cacheRepo"], "builder.kaniko.cacheRepo")
+            if "cacheRepo" in k and k["cacheRepo"].tag != "tag:yaml.org,2002:null" else None,
+        )
+    return BuilderSettings(
+        kind=r.scalar(m["kind"], "builder.kind", str, lambda v: v in ("buildah", "kaniko"), "buildah or kaniko")
+        if "kind" in m else d.kind,
+        concurrency=_positive_int(r, m["concurrency"], "builder.concurrency") if "concurrency" in m else d.concurrency,
+        buildah=buildah,
+        kaniko=kaniko,
+    )
+
+
+_ARTIFACT_KEYS = {"image": True, "context": False, "dockerfile": False, "target": False, "buildArgs": False,
+                  "platform": False, "requires": False, "tags": False}
+
+
+def _artifacts(r: _Reader, node: yaml.Node, root: Path, repo: str | None, env: Any) -> tuple[Artifact, ...]:
+    items = r.sequence(node, "artifacts")
+    if not items:
+        raise r.fail(node, "artifacts is empty", hint="list at least one artifact with an `image`")
+    out: list[Artifact] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        where = f"artifacts[{i}]"
+        m = r.mapping(item, where, _ARTIFACT_KEYS)
+        name = r.string(m["image"], f"{where}.image")
+        line = item.start_mark.line + 1
+        try:
+            ref = refs.parse(name, default_repo=repo)
+        except refs.RefError as exc:
+            raise r.fail(m["image"], f"{where}.image: {exc}") from exc
+        if ref.tag or ref.digest:
+            raise r.fail(m["image"], f"{where}.image {name!r} carries a tag or digest",
+                         hint="name the repository only; regless tags each image with its workspace hash")
+        key = str(ref)
+        if key in seen:
+            raise r.fail(m["image"], f"duplicate image {name!r} (also at line {seen[key]})")
+        seen[key] = line
+        context = (root / (r.string(m["context"], f"{where}.context") if "context" in m else ".")).resolve()
+        if not context.is_dir():
+            raise r.fail(m.get("context", item), f"{where}: context folder {context} does not exist",
+                         hint="context is relative to the folder of the config file")
+        dockerfile = context / (r.string(m["dockerfile"], f"{where}.dockerfile") if "dockerfile" in m
+                                else "Dockerfile")
+        if not dockerfile.is_file():
+            raise r.fail(m.get("dockerfile", item), f"{where}: Dockerfile {dockerfile} does not exist",
+                         hint="dockerfile is relative to the artifact's context")
+        build_args: list[tuple[str, str]] = []
+        if "buildArgs" in m:
+            ba = m["buildArgs"]
+            if not isinstance(ba, yaml.MappingNode):
+                raise r.fail(ba, f"{where}.buildArgs must be a mapping of names to strings")
+            for k_node, v_node in ba.value:
+                if not isinstance(v_node, yaml.ScalarNode):
+                    raise r.fail(v_node, f"{where}.buildArgs.{k_node.value} must be a string")
+                value = v_node.value  # the text as written: YAML would read 1.10 as 1.1
+                try:
+                    build_args.append((k_node.value, expand_env(str(value), env)))
+                except KeyError as exc:
+                    raise r.fail(v_node, f"{where}.buildArgs.{k_node.value}: environment variable {exc.args[0]} "
+                                 "is not set", hint="set it, or write $$ for a literal $") from exc
+        requires: list[Requirement] = []
+        if "requires" in m:
+            for j, req in enumerate(r.sequence(m["requires"], f"{where}.requires")):
+                rm = r.mapping(req, f"{where}.requires[{j}]", {"image": True, "alias": True})
+                alias = r.string(rm["alias"], f"{where}.requires[{j}].alias")
+                if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", alias):
+                    raise r.fail(rm["alias"], f"{where}.requires[{j}].alias {alias!r} is not a valid build arg name")
+                requires.append(Requirement(r.string(rm["image"], f"{where}.requires[{j}].image"), alias))
+        tags = r.strings(m["tags"], f"{where}.tags") if "tags" in m else []
+        for t_node, t in zip(m["tags"].value if "tags" in m else [], tags):
+            if not refs._TAG_RE.match(t):
+                raise r.fail(t_node, f"{where}.tags: {t!r} is not a valid tag")
+        out.append(Artifact(
+            name=name, ref=ref, context=context, dockerfile=dockerfile,
+            target=r.string(m["target"], f"{where}.target") if "target" in m else None,
+            build_args=tuple(build_args),
+            platform=r.string(m["platform"], f"{where}.platform") if "platform" in m else None,
+            requires=tuple(requires), tags=tuple(tags), line=line,
+        ))
+    _check_requires(r, out, items)
+    return tuple(out)
+
+
+def _check_requires(r: _Reader, artifacts: list[Artifact], nodes: list[yaml.Node]) -> None:
+    names = {a.name: a for a in artifacts}
+    for a, node in zip(artifacts, nodes):
+        for req in a.requires:
+            if req.image not in names:
+                raise r.fail(node, f"artifact {a.name!r} requires {req.image!r}, which is not an artifact here",
+                             hint=f"known artifacts: {', '.join(names)}")
+    # cycle detection by depth-first search
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        stack.append(name)
+        for req in names[name].requires:
+            if state.get(req.image) == 1:
+                cycle = stack[stack.index(req.image):] + [req.image]
+                line_node = nodes[artifacts.index(names[name])]
+                raise r.fail(line_node, f"requires cycle: {' -> '.join(cycle)}",
+                             hint="an artifact cannot require itself, directly or through others")
+            if req.image not in state:
+                visit(req.image)
+        stack.pop()
+        state[name] = 2
+
+    for a in artifacts:
+        if a.name not in state:
+            visit(a.name)

@@ -1,0 +1,110 @@
+"""The one place regless starts subprocesses: argv lists only, a kept stderr tail, group kill.
+
+Each child runs in its own session so that cancelling regless can stop the child
+and everything it started (buildah's own children included).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .errors import ToolMissing
+
+TAIL_LINES = 30
+
+_live: set[subprocess.Popen[bytes]] = set()
+_live_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    tail: tuple[str, ...]  # last lines of stderr (or of the merged stream)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def stderr_text(self) -> str:
+        return "\n".join(self.tail)
+
+
+def _spawn(argv: Sequence[str], env: dict[str, str] | None, merged: bool, install_hint: str) -> subprocess.Popen[bytes]:
+    try:
+        p = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+            env=env, start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise ToolMissing(f"{argv[0]} not found on PATH", hint=install_hint) from exc
+    with _live_lock:
+        _live.add(p)
+    return p
+
+
+def _forget(p: subprocess.Popen[bytes]) -> None:
+    with _live_lock:
+        _live.discard(p)
+
+
+def run(argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float | None = None,
+        install_hint: str = "") -> Completed:
+    """Run to completion, capturing stdout and the stderr tail."""
+    p = _spawn(argv, env, False, install_hint)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(p)
+        out, err = p.communicate()
+        err += f"\nregless: timed out after {timeout} s".encode()
+    finally:
+        _forget(p)
+    lines = err.decode("utf-8", "replace").splitlines()
+    return Completed(tuple(argv), p.returncode, out, tuple(lines[-TAIL_LINES:]))
+
+
+def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
+           install_hint: str = "") -> Completed:
+    """Run with stdout and stderr merged, handing each line to `on_line` as it comes."""
+    p = _spawn(argv, env, True, install_hint)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    try:
+        assert p.stdout is not None
+        for raw in p.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            tail.append(line)
+            on_line(line)
+        p.wait()
+    finally:
+        _forget(p)
+    return Completed(tuple(argv), p.returncode, b"", tuple(tail))
+
+
+def _kill_group(p: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def terminate_all(grace: float = 5.0) -> None:
+    """Stop every live child and its whole process group: SIGTERM, then SIGKILL after `grace`."""
+    with _live_lock:
+        procs = list(_live)
+    for p in procs:
+        _kill_group(p, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _kill_group(p, signal.SIGKILL)

@@ -1,0 +1,104 @@
+"""Image references: parse, validate, normalize, format (docker/distribution grammar)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+DEFAULT_REGISTRY = "docker.io"
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HOST_RE = re.compile(r"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+
+
+class RefError(ValueError):
+    """The text is not a valid image reference."""
+
+
+@dataclass(frozen=True, order=True)
+class ImageRef:
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        """registry/repository, no tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    def with_tag(self, tag: str) -> ImageRef:
+        return replace(self, tag=tag, digest=None)
+
+    def with_digest(self, digest: str) -> ImageRef:
+        return replace(self, digest=digest)
+
+    def bare(self) -> ImageRef:
+        return replace(self, tag=None, digest=None)
+
+    def __str__(self) -> str:
+        out = self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+def _split_host(text: str) -> tuple[str | None, str]:
+    first, sep, rest = text.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        return first, rest
+    return None, text
+
+
+def has_registry(text: str) -> bool:
+    return _split_host(text)[0] is not None
+
+
+def parse(text: str, *, default_repo: str | None = None) -> ImageRef:
+    """Parse `[registry/]repo[:tag][@digest]`.
+
+    A name without a registry gets `default_repo` as prefix when one is given,
+    else Docker Hub's `docker.io[/library]`.
+    """
+    original = text
+    if not text or text != text.strip():
+        raise RefError(f"invalid image reference {original!r}: empty or surrounded by spaces")
+    digest = None
+    if "@" in text:
+        text, digest = text.rsplit("@", 1)
+        if not _DIGEST_RE.match(digest):
+            raise RefError(f"invalid image reference {original!r}: bad digest {digest!r} (want sha256:<64 hex>)")
+    tag = None
+    last = text.rsplit("/", 1)[-1]
+    if ":" in last:
+        text, tag = text.rsplit(":", 1)
+        if not _TAG_RE.match(tag):
+            raise RefError(f"invalid image reference {original!r}: bad tag {tag!r}")
+    host, path = _split_host(text)
+    if host is None:
+        if default_repo:
+            base = parse(default_repo.rstrip("/"))
+            host, path = base.registry, f"{base.repository}/{path}"
+        else:
+            host = DEFAULT_REGISTRY
+            if "/" not in path:
+                path = f"library/{path}"
+    if not _HOST_RE.match(host):
+        raise RefError(f"invalid image reference {original!r}: bad registry host {host!r}")
+    if not _PATH_RE.match(path):
+        raise RefError(
+            f"invalid image reference {original!r}: repository {path!r} must be lowercase "
+            "letters, digits and separators (. _ - /)"
+        )
+    return ImageRef(host, path, tag, digest)
+
+
+def registry_matches(registry: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    """True when `registry` (host[:port]) is named by one of `patterns` (host or host:port)."""
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    return any(p == registry or p == host for p in patterns)

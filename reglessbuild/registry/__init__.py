@@ -1,0 +1,64 @@
+"""Registry layer: the port, its adapters, the retry policy, and the one factory that picks a tool."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from ..errors import RegistryError, ToolMissing
+from ..refs import ImageRef
+from . import retry
+from .crane import Crane
+from .protocol import Registry
+from .skopeo import Skopeo
+
+__all__ = ["Choice", "Crane", "Registry", "Reliable", "Skopeo", "choose"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    registry: Registry
+    source: str  # why this tool: "config", "PATH"
+
+
+def choose(tool: str, *, insecure: tuple[str, ...] = ()) -> Choice:
+    """crane or skopeo: `tool` from the config, or `auto` = crane when on PATH, else skopeo."""
+    if tool == "crane" or (tool == "auto" and shutil.which("crane")):
+        if not shutil.which("crane"):
+            raise ToolMissing("registry.tool is crane, but crane is not on PATH",
+                              hint="install crane, or set registry.tool: skopeo")
+        return Choice(Crane(insecure=insecure), "config" if tool == "crane" else "PATH (crane found)")
+    if not shutil.which("skopeo"):
+        raise ToolMissing(
+            "neither crane nor skopeo is on PATH" if tool == "auto" else "registry.tool is skopeo, but it is not on PATH",
+            hint="install skopeo (apt-get install skopeo) or crane (go install "
+                 "github.com/google/go-containerregistry/cmd/crane@latest)",
+        )
+    return Choice(Skopeo(insecure=insecure), "config" if tool == "skopeo" else "PATH (no crane, skopeo found)")
+
+
+class Reliable:
+    """A Registry with the retry policy around each whole operation, and copies verified."""
+
+    def __init__(self, inner: Registry, policy: retry.Policy) -> None:
+        self.inner = inner
+        self.policy = policy
+        self.name = inner.name
+        self.calls = 0
+
+    def digest(self, ref: ImageRef) -> str | None:
+        self.calls += 1
+        return retry.call(self.policy, lambda: self.inner.digest(ref))
+
+    def copy(self, src: ImageRef, dst: ImageRef) -> str:
+        """Copy, then check that `dst` now carries the source's digest; returns it."""
+        want = src.digest or self.digest(src)
+        if want is None:
+            raise RegistryError(f"cannot copy {src}: it is not in the registry")
+        self.calls += 1
+        retry.call(self.policy, lambda: self.inner.copy(src, dst))
+        got = self.digest(dst.with_tag(dst.tag) if dst.tag else dst)
+        if got != want:
+            raise RegistryError(f"copy of {src} to {dst} gave digest {got}, expected {want}",
+                                hint="the registry changed the manifest; regless never records such a copy")
+        return got

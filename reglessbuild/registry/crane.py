@@ -1,0 +1,53 @@
+"""Registry adapter over crane (go-containerregistry): `crane digest` and `crane copy`.
+
+crane prints the digest on stdout and exits 1 for every failure, with
+MANIFEST_UNKNOWN / NAME_UNKNOWN on stderr for "not found" (shared/reference/crane-cli.md).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .. import proc
+from ..errors import RegistryError
+from ..refs import ImageRef, registry_matches
+from .errors import raise_for
+
+INSTALL_HINT = "install crane (go install github.com/google/go-containerregistry/cmd/crane@latest), or skopeo"
+
+
+def digest_argv(ref: ImageRef, insecure: bool) -> list[str]:
+    return ["crane", "digest", *(["--insecure"] if insecure else []), str(ref)]
+
+
+def copy_argv(src: ImageRef, dst: ImageRef, insecure: bool) -> list[str]:
+    return ["crane", "copy", *(["--insecure"] if insecure else []), str(src), str(dst)]
+
+
+class Crane:
+    name = "crane"
+
+    def __init__(self, *, insecure: Sequence[str] = (), executable: str = "crane") -> None:
+        self.insecure = tuple(insecure)
+        self.executable = executable
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        return [self.executable, *argv[1:]]
+
+    def digest(self, ref: ImageRef) -> str | None:
+        done = proc.run(self._argv(digest_argv(ref, registry_matches(ref.registry, self.insecure))),
+                        install_hint=INSTALL_HINT)
+        if done.ok:
+            out = done.stdout.decode().strip()
+            if not out.startswith("sha256:"):
+                raise RegistryError(f"crane digest {ref}: unexpected output {out[:80]!r}")
+            return out
+        raise_for(done.stderr_text, registry=ref.registry, action=f"digest {ref}")
+        return None
+
+    def copy(self, src: ImageRef, dst: ImageRef) -> None:
+        insecure = registry_matches(src.registry, self.insecure) or registry_matches(dst.registry, self.insecure)
+        done = proc.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT)
+        if not done.ok:
+            raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}")
+            raise RegistryError(f"copy {src} to {dst}: source not found")

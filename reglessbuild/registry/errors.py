@@ -1,0 +1,81 @@
+"""What a registry tool's failure means, read from its stderr (crane and skopeo exit 1 for everything).
+
+`classify` is the one place that decides; `is_transient` is what the retry layer asks.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+from ..errors import RegistryAuthError, RegistryError
+
+AUTH_HINT = ("credentials are read from docker's config.json ($DOCKER_CONFIG/config.json, else "
+             "~/.docker/config.json) and from $REGISTRY_AUTH_FILE; log in with `skopeo login` or `crane auth login`")
+
+
+class Fault(Enum):
+    NOT_FOUND = "not found"
+    AUTH = "auth"
+    TRANSIENT = "transient"
+    TLS = "tls"
+    PERMANENT = "permanent"
+
+
+_AUTH = re.compile(r"unauthorized|authentication required|\bDENIED\b|denied:|401 Unauthorized|403 Forbidden|"
+                   r"status: 401|status: 403|status code 401|status code 403", re.I)
+_NOT_FOUND = re.compile(r"manifest unknown|MANIFEST_UNKNOWN|name unknown|NAME_UNKNOWN|"
+                        r"repository name not known", re.I)
+_TLS = re.compile(r"x509:|server gave HTTP response to HTTPS client|first record does not look like a TLS handshake",
+                  re.I)
+_TRANSIENT = re.compile(
+    r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timeout|timed out|no route to host|"
+    r"TOOMANYREQUESTS|too many requests|\b429\b|\b5\d\d\b|UNAVAILABLE|service unavailable|bad gateway|"
+    r"BLOB_UPLOAD_INVALID|server misbehaving|temporary failure|network is unreachable",
+    re.I,
+)
+
+
+def classify(stderr: str) -> Fault:
+    if _TLS.search(stderr):
+        return Fault.TLS
+    if _AUTH.search(stderr):
+        return Fault.AUTH
+    if _NOT_FOUND.search(stderr):
+        return Fault.NOT_FOUND
+    if _TRANSIENT.search(stderr):
+        return Fault.TRANSIENT
+    return Fault.PERMANENT
+
+
+class TransientRegistryError(RegistryError):
+    """A fault worth another try; outlives the retries as RegistryUnreachable."""
+
+    def __init__(self, message: str, *, registry: str) -> None:
+        super().__init__(message)
+        self.registry = registry
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransientRegistryError)
+
+
+def last_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    return lines[-1][:400] if lines else "(no message)"
+
+
+def raise_for(stderr: str, *, registry: str, action: str) -> None:
+    """Turn a tool failure into the right error. Returns only for NOT_FOUND."""
+    fault = classify(stderr)
+    msg = f"{action}: {last_error_line(stderr)}"
+    if fault is Fault.NOT_FOUND:
+        return
+    if fault is Fault.AUTH:
+        raise RegistryAuthError(f"registry {registry} refused access ({msg})", hint=AUTH_HINT)
+    if fault is Fault.TLS:
+        raise RegistryError(f"TLS to registry {registry} failed ({msg})",
+                            hint=f"for a plain-http registry list it under registry.insecure: [{registry}]")
+    if fault is Fault.TRANSIENT:
+        raise TransientRegistryError(msg, registry=registry)
+    raise RegistryError(f"registry {registry}: {msg}")

@@ -1,0 +1,86 @@
+"""Results of a run, and their text and JSON renderings (no I/O here: renderers return strings)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ArtifactResult:
+    name: str
+    image: str  # repository, no tag
+    hash: str
+    outcome: str  # cached | retagged | built | failed | skipped
+    reason: str = ""
+    digest: str | None = None
+    source: str | None = None  # retagged from
+    seconds: dict[str, float] = field(default_factory=dict)
+    saved_seconds: float = 0.0
+    error: str | None = None
+    tail: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def reference(self) -> str:
+        ref = f"{self.image}:{self.hash}"
+        return f"{ref}@{self.digest}" if self.digest else ref
+
+
+@dataclass(frozen=True)
+class Report:
+    results: tuple[ArtifactResult, ...]
+    phases: dict[str, float]  # wall seconds per phase: hash, check, retag, build
+    registry_tool: str
+    builder: str
+    registry_calls: int = 0
+    builds_started: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return any(r.outcome in ("failed", "skipped") for r in self.results)
+
+    @property
+    def saved_seconds(self) -> float:
+        return sum(r.saved_seconds for r in self.results)
+
+
+def counts(report: Report) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in report.results:
+        out[r.outcome] = out.get(r.outcome, 0) + 1
+    return out
+
+
+def to_json(report: Report) -> str:
+    return json.dumps({
+        "version": 1,
+        "artifacts": [{
+            "name": r.name, "image": r.image, "hash": r.hash, "digest": r.digest, "reference": r.reference,
+            "outcome": r.outcome, "reason": r.reason, "source": r.source, "tags": list(r.tags),
+            "seconds": {k: round(v, 3) for k, v in r.seconds.items()}, "savedSeconds": round(r.saved_seconds, 3),
+            "error": r.error,
+        } for r in report.results],
+        "phases": {k: round(v, 3) for k, v in report.phases.items()},
+        "registryTool": report.registry_tool, "builder": report.builder,
+        "registryCalls": report.registry_calls, "buildsStarted": report.builds_started,
+    }, indent=2)
+
+
+def skaffold_builds(report: Report) -> str:
+    """Skaffold's build output (`skaffold build --file-output`), readable by `skaffold deploy -a`."""
+    return json.dumps({"builds": [{"imageName": r.image, "tag": r.reference}
+                                  for r in report.results if r.digest and r.outcome not in ("failed", "skipped")]},
+                      indent=2)
+
+
+def summary(report: Report) -> str:
+    c = counts(report)
+    parts = [f"{c[k]} {k}" for k in ("cached", "retagged", "built", "failed", "skipped") if c.get(k)]
+    ph = report.phases
+    times = ", ".join(f"{k} {ph[k]:.2f}s" for k in ("hash", "check", "retag", "build") if ph.get(k))
+    line = f"{len(report.results)} artifacts: {', '.join(parts)} — {times}" if times else \
+        f"{len(report.results)} artifacts: {', '.join(parts)}"
+    if report.saved_seconds > 0:
+        line += f"; build time saved ≈ {report.saved_seconds:.1f}s"
+    return line

@@ -1,0 +1,276 @@
+"""Orchestration: hash every artifact, ask the registry, decide, act in dependency order, record.
+
+The only module that joins config, inputs, index, registry and builder; it reports
+through events and returns a Report.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Iterable
+
+from . import dockerfile, ignore, inputs, plan
+from .builders import BuildRequest, Builder
+from .config import Artifact, Project
+from .errors import BuildError, DockerfileError, RegistryError
+from .events import Event, Sink
+from .index import Index, Result
+from .refs import ImageRef, RefError, parse, registry_matches
+from .registry import Reliable
+from .report import ArtifactResult, Report
+
+
+@dataclass(frozen=True)
+class Prepared:
+    artifact: Artifact
+    inputs: inputs.Inputs
+    target: ImageRef  # IMAGE:HASH
+    seconds: float
+
+
+def closure(project: Project, names: Iterable[str] | None) -> list[Artifact]:
+    """The named artifacts (all when none) and everything they require, in dependency order."""
+    wanted = [project.artifact(n) for n in names] if names else list(project.artifacts)
+    by_name = {a.name: a for a in project.artifacts}
+    order: list[Artifact] = []
+
+    def add(a: Artifact) -> None:
+        if a in order:
+            return
+        for req in a.requires:
+            add(by_name[req.image])
+        order.append(a)
+
+    for a in wanted:
+        add(a)
+    return order
+
+
+def _bases(project: Project, order: list[Artifact], analyses: dict[str, dockerfile.Analysis],
+           registry: Reliable, concurrency: int) -> dict[str, str]:
+    """Resolve every FROM image to its digest, once per run and concurrently."""
+    todo: dict[str, tuple[Artifact, dockerfile.BaseImage]] = {}
+    resolved: dict[str, str] = {}
+    for a in order:
+        for base in analyses[a.name].bases:
+            if base.text.startswith(dockerfile.PENDING_PREFIX):
+                continue
+            try:
+                ref = parse(base.text)
+            except RefError as exc:
+                raise DockerfileError(f"FROM {base.text!r}: {exc}", path=str(a.dockerfile), line=base.line) from exc
+            if ref.digest:
+                resolved[base.text] = ref.digest
+            else:
+                todo.setdefault(base.text, (a, base))
+    if todo:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            found = dict(zip(todo, pool.map(lambda t: registry.digest(parse(t)), todo)))
+        for text, digest in found.items():
+            if digest is None:
+                a, base = todo[text]
+                raise DockerfileError(f"base image {text} not found in its registry", path=str(a.dockerfile),
+                                      line=base.line, hint="push the base image first, or fix the FROM line")
+            resolved[text] = digest
+    return resolved
+
+
+def prepare(project: Project, order: list[Artifact], index: Index, registry: Reliable,
+            emit: Sink) -> list[Prepared]:
+    """Workspace hash of each artifact (requires first), with base images resolved through the registry."""
+    analyses: dict[str, dockerfile.Analysis] = {}
+    for a in order:
+        args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires}
+        analyses[a.name] = dockerfile.analyze(a.dockerfile, build_args=args, target=a.target)
+    bases = _bases(project, order, analyses, registry, project.registry.concurrency)
+    memo = index.memo()
+    prepared: dict[str, Prepared] = {}
+    new_memo: dict[bytes, bytes] = {}
+    try:
+        for a in order:
+            t0 = time.perf_counter()
+            an = analyses[a.name]
+            rules = ignore.load(a.context, a.dockerfile)
+            files, records, _read = inputs.collect(a.context, a.dockerfile, an, rules, memo)
+            new_memo.update(records)
+            settings = inputs.Settings(
+                builder=project.builder.kind, dockerfile=a.dockerfile.read_bytes(), target=a.target,
+                platform=a.platform, build_args=a.build_args,
+                requires=tuple((r.alias, prepared[r.image].inputs.hash) for r in a.requires),
+                bases=tuple((b.text, bases[b.text]) for b in an.bases if b.text in bases),
+                remote=an.remote,
+            )
+            h = inputs.workspace_hash(settings, files)
+            prepared[a.name] = Prepared(a, inputs.Inputs(tuple(files), settings, h, _read), a.ref.with_tag(h),
+                                        time.perf_counter() - t0)
+            emit(Event("hashed", a.name, h, {"files": len(files), "bytes": _read}))
+    finally:
+        memo.close()
+    index.memo_put(new_memo)
+    return [prepared[a.name] for a in order]
+
+
+def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cache: bool,
+          concurrency: int) -> dict[str, plan.Facts]:
+    """Ask the registry about every IMAGE:HASH at once, then about the index's other references for misses."""
+    out: dict[str, plan.Facts] = {}
+    if no_cache:
+        return {p.artifact.name: plan.Facts(p.target, None, no_cache=True) for p in prepared}
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        found = dict(zip([p.artifact.name for p in prepared], pool.map(lambda p: registry.digest(p.target), prepared)))
+        entries = {p.artifact.name: index.get(p.inputs.hash) for p in prepared}
+        second: list[str] = []
+        for p in prepared:
+            e = entries[p.artifact.name]
+            if found[p.artifact.name] is None and e is not None:
+                second += plan.retag_candidates(p.target, e)
+        live = dict(zip(second, pool.map(lambda t: registry.digest(parse(t)), second)))
+    for p in prepared:
+        name = p.artifact.name
+        e = entries[name]
+        out[name] = plan.Facts(p.target, found[name], e,
+                               {r: live.get(r) for r in (e.refs if e else ()) if r in live})
+    return out
+
+
+class Runner:
+    def __init__(self, project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink) -> None:
+        self.project = project
+        self.index = index
+        self.registry = registry
+        self.builder = builder
+        self.emit = emit
+        self.build_slots = threading.Semaphore(project.builder.concurrency)
+        self.builds_started = 0
+        self.phase = {"retag": 0.0, "build": 0.0}
+        self._lock = threading.Lock()
+
+    def _insecure(self, ref: ImageRef) -> bool:
+        return registry_matches(ref.registry, self.project.registry.insecure)
+
+    def act(self, p: Prepared, d: plan.Decision, done: dict[str, ArtifactResult]) -> ArtifactResult:
+        a = p.artifact
+        base = dict(name=a.name, image=str(a.ref), hash=p.inputs.hash, reason=d.reason)
+        blocked = [r.image for r in a.requires if done[r.image].outcome in ("failed", "skipped")]
+        if blocked:
+            return ArtifactResult(**base, outcome="skipped", error=f"requires {', '.join(blocked)}, which failed")
+        entry = self.index.get(p.inputs.hash)
+        saved = entry.build_seconds if entry else 0.0
+        t0 = time.perf_counter()
+        try:
+            if d.stale:
+                self.index.drop(p.inputs.hash)
+                self.emit(Event("warning", a.name, "dropped a stale index entry: its image is gone"))
+            if d.action is plan.Action.CACHED:
+                assert d.digest
+                digest, outcome, source, secs = d.digest, "cached", None, {}
+                keep = entry if entry and entry.digest == digest else None
+                self._record(p, keep.with_ref(str(p.target)) if keep else
+                             Result(digest, (str(p.target),), self.project.builder.kind, time.time()))
+            elif d.action is plan.Action.RETAG:
+                assert d.source and entry
+                self.emit(Event("retag", a.name, f"retag {d.source} -> {p.target}"))
+                digest = self.registry.copy(d.source, p.target)
+                outcome, source = "retagged", str(d.source)
+                secs = {"retag": time.perf_counter() - t0}
+                self._record(p, entry.with_ref(str(p.target)))
+            else:
+                digest, secs = self._build(p, done)
+                outcome, source, saved = "built", None, 0.0
+            tags = self._tags(p, digest)
+        except (BuildError, RegistryError) as exc:
+            return ArtifactResult(**base, outcome="failed", error=exc.message,
+                                  tail=getattr(exc, "tail", ()), seconds={"hash": p.seconds})
+        return ArtifactResult(**base, outcome=outcome, digest=digest, source=source, tags=tags,
+                              seconds={"hash": p.seconds, **secs}, saved_seconds=saved)
+
+    def _build(self, p: Prepared, done: dict[str, ArtifactResult]) -> tuple[str, dict[str, float]]:
+        a = p.artifact
+        args = list(a.build_args) + [(r.alias, done[r.image].reference) for r in a.requires]
+        bases_insecure = any(self._insecure(parse(t)) for t, _ in p.inputs.settings.bases) or any(
+            self._insecure(parse(done[r.image].image)) for r in a.requires)
+        req = BuildRequest(context=a.context, dockerfile=a.dockerfile, destination=p.target, target=a.target,
+                           platform=a.platform, build_args=tuple(args), insecure_pull=bases_insecure,
+                           insecure_push=self._insecure(p.target))
+        with self.build_slots:
+            with self._lock:
+                self.builds_started += 1
+            self.emit(Event("build", a.name, f"building {p.target}"))
+            t0 = time.perf_counter()
+            digest = self.builder.build(req, lambda line: self.emit(Event("line", a.name, line)))
+            seconds = time.perf_counter() - t0
+        # never believe a push: the registry must now serve IMAGE:HASH with that digest
+        there = self.registry.digest(p.target)
+        if there != digest:
+            raise BuildError(f"pushed {p.target} but the registry serves {there or 'nothing'}, not {digest}")
+        self.emit(Event("push", a.name, f"pushed {p.target}@{digest}"))
+        self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
+        return digest, {"build": seconds}
+
+    def _tags(self, p: Prepared, digest: str) -> tuple[str, ...]:
+        for tag in p.artifact.tags:
+            dst = p.artifact.ref.with_tag(tag)
+            if self.registry.digest(dst) != digest:
+                self.registry.copy(p.target.bare().with_digest(digest), dst)
+                self.emit(Event("tag", p.artifact.name, f"tagged {dst}"))
+        return p.artifact.tags
+
+    def _record(self, p: Prepared, result: Result) -> None:
+        self.index.put(p.inputs.hash, result)
+        i = p.inputs
+        self.index.put_inputs(str(p.artifact.ref), {
+            "hash": i.hash,
+            "files": {f.path: [f.kind, f.executable, f.digest] for f in i.files},
+            "settings": {"builder": i.settings.builder, "target": i.settings.target, "platform": i.settings.platform,
+                         "buildArgs": dict(i.settings.build_args), "requires": dict(i.settings.requires),
+                         "bases": dict(i.settings.bases), "remote": list(i.settings.remote),
+                         "dockerfile": inputs.workspace_hash(
+                             inputs.Settings("", i.settings.dockerfile, None, None, (), (), (), ()), [])},
+        })
+
+    def execute(self, prepared: list[Prepared], decisions: dict[str, plan.Decision]) -> list[ArtifactResult]:
+        """Carry out the decisions, each artifact once all it requires is done."""
+        done: dict[str, ArtifactResult] = {}
+        waiting = {p.artifact.name: p for p in prepared}
+        running: dict[Future[ArtifactResult], str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, min(len(prepared), 16))) as pool:
+            while waiting or running:
+                for name, p in list(waiting.items()):
+                    if all(r.image in done for r in p.artifact.requires):
+                        del waiting[name]
+                        running[pool.submit(self.act, p, decisions[name], done)] = name
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    name = running.pop(fut)
+                    res = fut.result()
+                    done[name] = res
+                    self.emit(Event("outcome", name, res.outcome, {"result": res}))
+        return [done[p.artifact.name] for p in prepared]
+
+
+def build(project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink, *,
+          names: Iterable[str] | None = None, no_cache: bool = False, registry_source: str = "",
+          builder_source: str = "") -> Report:
+    order = closure(project, names)
+    t0 = time.perf_counter()
+    emit(Event("phase", None, "hash"))
+    prepared = prepare(project, order, index, registry, emit)
+    t1 = time.perf_counter()
+    emit(Event("phase", None, "check"))
+    f = facts(prepared, index, registry, no_cache=no_cache, concurrency=project.registry.concurrency)
+    decisions = {name: plan.decide(x) for name, x in f.items()}
+    t2 = time.perf_counter()
+    for p in prepared:
+        emit(Event("decision", p.artifact.name, decisions[p.artifact.name].action.value,
+                   {"decision": decisions[p.artifact.name]}))
+    runner = Runner(project, index, registry, builder, emit)
+    results = runner.execute(prepared, decisions)
+    phases = {"hash": t1 - t0, "check": t2 - t1,
+              "retag": sum(r.seconds.get("retag", 0.0) for r in results),
+              "build": sum(r.seconds.get("build", 0.0) for r in results)}
+    return Report(tuple(results), phases, f"{registry.name} ({registry_source})" if registry_source else registry.name,
+                  f"{builder.name} ({builder_source})" if builder_source else builder.name,
+                  registry.calls, runner.builds_started)

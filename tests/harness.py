@@ -1,0 +1,126 @@
+"""Real parts for tests, the demo and the benchmarks: a loopback docker-registry and a busybox base image.
+
+Nothing here is a double: the registry is CNCF Distribution (Debian's docker-registry),
+the base image is built by buildah from Debian's busybox-static and pushed to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+BUSYBOX = "/bin/busybox"
+APPLETS = ("sh", "cat", "echo", "ls", "mkdir", "chmod", "cp", "rm", "sed", "touch", "sleep", "true", "false",
+           "env", "test", "grep", "wc", "head", "tail")
+STORAGE = ("--storage-driver", "vfs")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalRegistry:
+    """A docker-registry process on a free loopback port, its storage in a temporary folder."""
+
+    root: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> "LocalRegistry":
+        exe = shutil.which("docker-registry")
+        if not exe:
+            raise RuntimeError("docker-registry not on PATH: apt-get install docker-registry")
+        for _ in range(5):
+            self.port = free_port()
+            cfg = self.root / "config.yml"
+            cfg.write_text(
+                "version: 0.1\n"
+                "log: {level: error, accesslog: {disabled: true}}\n"
+                f"storage: {{filesystem: {{rootdirectory: {self.root / 'data'}}}, delete: {{enabled: true}}}}\n"
+                f"http: {{addr: '{self.address}', relativeurls: true}}\n"
+            )
+            log = open(self.root / "registry.log", "ab")
+            self.process = subprocess.Popen([exe, "serve", str(cfg)], stdout=log, stderr=log,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1) as resp:
+                        if resp.status == 200:
+                            return self
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    time.sleep(0.05)
+            self.stop()
+        raise RuntimeError(f"docker-registry did not start; see {self.root / 'registry.log'}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> "LocalRegistry":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def make_base_image(registry: str, name: str = "base/busybox:stable") -> str:
+    """Build a busybox image FROM scratch (no network) and push it; returns REF@DIGEST."""
+    if not os.path.exists(BUSYBOX):
+        raise RuntimeError(f"{BUSYBOX} missing: apt-get install busybox-static")
+    ref = f"{registry}/{name}"
+    with tempfile.TemporaryDirectory(prefix="regless-base-") as tmp:
+        root = Path(tmp) / "root" / "bin"
+        root.mkdir(parents=True)
+        shutil.copy2(BUSYBOX, root / "busybox")
+        for applet in APPLETS:
+            (root / applet).symlink_to("busybox")
+        (Path(tmp) / "Dockerfile").write_text('FROM scratch\nCOPY root/ /\nENV PATH=/usr/local/bin:/bin\n'
+                                              'CMD ["/bin/sh"]\n')
+        subprocess.run(["buildah", *STORAGE, "build", "--isolation", "chroot", "-q", "-t", ref, tmp],
+                       check=True, stdout=subprocess.DEVNULL)
+        digestfile = Path(tmp) / "digest"
+        subprocess.run(["buildah", *STORAGE, "push", "-q", "--tls-verify=false", "--digestfile", str(digestfile),
+                        ref, f"docker://{ref}"], check=True)
+        return f"{ref}@{digestfile.read_text().strip()}"
+
+
+def counting_shim(folder: Path, tool: str = "buildah") -> Path:
+    """A `tool` first on PATH that appends its argv to `folder/<tool>.calls`, then runs the real tool.
+
+    Not a double: the real tool does the work; the shim only counts the processes started.
+    """
+    real = shutil.which(tool)
+    if not real:
+        raise RuntimeError(f"{tool} not on PATH")
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"{tool}.calls"
+    shim = folder / tool
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    shim.chmod(0o755)
+    return log
+
+
+def calls(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
