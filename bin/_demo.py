@@ -25,15 +25,19 @@ def run(project: Path, env: dict[str, str], registry: str, builds_log: Path) -> 
     before = len(harness.calls(builds_log))
     cmd = ["regless", "build", "--default-repo", f"{registry}/demo"]
     print(f"$ {' '.join(cmd)}", flush=True)
-    p = subprocess.run(cmd, cwd=project, env=env, stdout=subprocess.PIPE, text=True)
-    sys.stdout.write(p.stdout)
-    if p.returncode != 0:
-        sys.exit(f"demo: regless build exited {p.returncode}")
+    # results (stdout) are echoed as they come; builder output (stderr) goes straight to the terminal
+    p = subprocess.Popen(cmd, cwd=project, env={**env, "NO_COLOR": "1"}, stdout=subprocess.PIPE, text=True)
     outcomes = {}
-    for line in p.stdout.splitlines():
-        words = line.replace("\033[0m", "").split()
-        if len(words) >= 2 and words[0].split("m")[-1] in WORDS:
-            outcomes[words[1]] = words[0].split("m")[-1]
+    assert p.stdout is not None
+    for line in p.stdout:
+        words = line.split()
+        if len(words) >= 2 and words[0] in WORDS:
+            outcomes[words[1]] = words[0]
+            line = line.replace(words[0], f"{BOLD}{words[0]}{OFF}", 1)
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    if p.wait() != 0:
+        sys.exit(f"demo: regless build exited {p.returncode}")
     started = sum(1 for c in harness.calls(builds_log)[before:] if c.split()[2:3] == ["build"])
     print(f"builder processes started: {started}", flush=True)
     return outcomes, started

@@ -60,9 +60,18 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TransientRegistryError)
 
 
+_LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+
+
 def last_error_line(stderr: str) -> str:
+    """The tool's own message, without log prefixes (skopeo: time=… level=fatal msg="…")."""
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    return lines[-1][:400] if lines else "(no message)"
+    if not lines:
+        return "(no message)"
+    line = lines[-1]
+    if m := _LOGRUS_MSG.search(line):
+        line = m.group(1).replace('\\"', '"')
+    return line.removeprefix("Error: ")[:400]
 
 
 def raise_for(stderr: str, *, registry: str, action: str) -> None:

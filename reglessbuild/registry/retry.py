@@ -31,6 +31,6 @@ def call(policy: Policy, fn: Callable[[], T]) -> T:
         return retrying(fn)
     except TransientRegistryError as exc:
         raise RegistryUnreachable(
-            f"registry {exc.registry} did not answer after {policy.deadline:g} s of retries ({exc.message})",
+            f"registry {exc.registry} did not answer (retried for up to {policy.deadline:g} s): {exc.message}",
             hint=f"check that {exc.registry} is up and reachable; registry.timeout sets how long to retry",
         ) from exc
