@@ -8,10 +8,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
-from . import __version__, config, proc, registry, report, run
+from . import __version__, cache, config, proc, registry, report, run
+from . import index as index_mod
 from .builders import choose as choose_builder
 from .errors import InputError, ReglessError
 from .events import Event
@@ -73,7 +75,46 @@ def _parser() -> argparse.ArgumentParser:
         if name == "deps":
             s.add_argument("--json", action="store_true", help="JSON lines: path, type, executable, hash")
     sub.add_parser("version", help="print the version", epilog="example: regless version")
+    _cache_parser(sub, common)
     return p
+
+
+CACHE_EPILOG = """\
+examples:
+  regless cache ls --json
+  regless cache prune --older-than 30d --keep 5
+  regless cache verify --fix
+  regless cache add registry.example.com/team/app:0123456789abcdef0123456789abcdef
+  regless cache export index.jsonl      (on one runner)
+  regless cache import index.jsonl      (on another)
+"""
+
+
+def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    c = sub.add_parser("cache", help="inspect and share the local index", epilog=CACHE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    cs = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    reg = argparse.ArgumentParser(add_help=False)
+    reg.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                     help="plain http for this registry (added to registry.insecure of the config)")
+    ls = cs.add_parser("ls", parents=[common], help="list entries: hash, references, digest, age")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    show = cs.add_parser("show", parents=[common], help="one entry in full")
+    show.add_argument("hash", metavar="HASH", help="a hash or a unique prefix")
+    rm = cs.add_parser("rm", parents=[common], help="remove entries")
+    rm.add_argument("hashes", nargs="+", metavar="HASH")
+    pr = cs.add_parser("prune", parents=[common], help="remove old entries")
+    pr.add_argument("--older-than", metavar="DURATION", help="e.g. 12h, 30d, 2w")
+    pr.add_argument("--keep", type=int, metavar="N", help="keep the N newest entries of each image")
+    pr.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    ve = cs.add_parser("verify", parents=[common, reg], help="check every entry's references in the registry")
+    ve.add_argument("--fix", action="store_true", help="drop entries none of whose references is alive")
+    ad = cs.add_parser("add", parents=[common, reg], help="record IMAGE:HASH found in the registry")
+    ad.add_argument("reference", metavar="IMAGE:HASH")
+    ex = cs.add_parser("export", parents=[common], help="write the entries as JSON lines ('-': stdout)")
+    ex.add_argument("path", metavar="FILE")
+    im = cs.add_parser("import", parents=[common], help="merge entries from an export file")
+    im.add_argument("path", metavar="FILE", type=Path)
 
 
 class Renderer:
@@ -199,8 +240,90 @@ def cmd_inputs(args: argparse.Namespace, r: Renderer) -> int:
     return EXIT_OK
 
 
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _entry_json(h: str, e: index_mod.Result) -> str:
+    return json.dumps({"hash": h, "digest": e.digest, "refs": list(e.refs), "builder": e.builder,
+                       "builtAt": e.built_at, "buildSeconds": e.build_seconds})
+
+
+def cmd_cache(args: argparse.Namespace, r: Renderer) -> int:
+    index = Index.open(args.cache_dir or default_cache_dir())
+    for m in index.moved:
+        r(Event("warning", None, f"the index could not be read ({m.reason}); moved it to {m.path} and started anew"))
+    try:
+        return _cache_action(args, r, index)
+    finally:
+        index.close()
+
+
+def _cache_registry(args: argparse.Namespace) -> tuple[registry.Reliable, int]:
+    found = args.file or next((Path.cwd() / n for n in config.CONFIG_NAMES if (Path.cwd() / n).is_file()), None)
+    settings = config.load(found, default_repo=args.default_repo).registry if found else config.RegistrySettings()
+    choice = registry.choose(settings.tool, insecure=(*settings.insecure, *args.insecure_registry))
+    return registry.Reliable(choice.registry, Policy(deadline=settings.timeout)), settings.concurrency
+
+
+def _cache_action(args: argparse.Namespace, r: Renderer, index: Index) -> int:
+    act, out, now = args.cache_command, r.out, time.time()
+    if act == "ls":
+        for h, e in sorted(index.items(), key=lambda he: he[1].built_at, reverse=True):
+            print(_entry_json(h, e) if args.json else
+                  f"{h}  {_age(now - e.built_at):>4}  {e.digest[:19]}  {', '.join(e.refs)}", file=out)
+    elif act == "show":
+        h, e = cache.find(index, args.hash)
+        print(json.dumps(json.loads(_entry_json(h, e)), indent=2), file=out)
+    elif act == "rm":
+        targets = [cache.find(index, x)[0] for x in args.hashes]
+        for h in index.drop_many(targets):
+            print(f"removed {h}", file=out)
+    elif act == "prune":
+        if args.older_than is None and args.keep is None:
+            raise InputError("cache prune needs --older-than DURATION, --keep N, or both")
+        if args.keep is not None and args.keep < 0:
+            raise InputError("--keep must be 0 or more")
+        older = cache.parse_duration(args.older_than) if args.older_than else None
+        drop = cache.prune_selection(index.items(), now=now, older_than=older, keep=args.keep)
+        if not args.dry_run:
+            index.drop_many(drop)
+        print(f"{'would remove' if args.dry_run else 'removed'} {len(drop)} entries", file=out)
+    elif act == "verify":
+        reg, concurrency = _cache_registry(args)
+        rows = cache.verify(index, reg, concurrency)
+        for v in rows:
+            print(f"{'ok  ' if v.ok else 'dead'}  {v.hash}  {v.result.digest[:19]}  "
+                  f"{', '.join(v.live) if v.ok else 'gone: ' + ', '.join(v.dead)}", file=out)
+        dead = [v.hash for v in rows if not v.ok]
+        if args.fix and dead:
+            index.drop_many(dead)
+        print(f"{len(rows) - len(dead)} alive, {len(dead)} dead" + (" (dropped)" if args.fix and dead else ""),
+              file=out)
+        return EXIT_FAILED if dead and not args.fix else EXIT_OK
+    elif act == "add":
+        reg, _ = _cache_registry(args)
+        h, e = cache.add(index, reg, args.reference)
+        print(f"recorded {h} -> {e.digest} ({', '.join(e.refs)})", file=out)
+    elif act == "export":
+        if args.path == "-":
+            n = cache.export_lines(index, out)
+        else:
+            with open(args.path, "w", encoding="utf-8") as f:
+                n = cache.export_lines(index, f)
+        print(f"exported {n} entries", file=r.err)
+    elif act == "import":
+        written, conflicts = index.merge_many(cache.read_export(args.path))
+        print(f"imported {written} entries" + (f"; kept {conflicts} local entries whose digest differs"
+                                               if conflicts else ""), file=out)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Renderer], int]] = {
-    "build": cmd_build, "plan": cmd_plan, "hash": cmd_inputs, "deps": cmd_inputs,
+    "build": cmd_build, "plan": cmd_plan, "hash": cmd_inputs, "deps": cmd_inputs, "cache": cmd_cache,
 }
 
 

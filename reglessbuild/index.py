@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,70 @@ class Moved:
 DB_NAMES = ("results", "stat", "inputs", "meta")
 
 
+class _Foreign(Exception):
+    """An index written in another format."""
+
+
+_CORRUPT = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError, lmdb.IncompatibleError,
+            lmdb.PageNotFoundError, lmdb.BadRslotError, lmdb.BadTxnError, lmdb.BadValsizeError)
+_META_MAGIC = 0xBEEFC0DE
+
+
+def _check_dir(cache_dir: Path) -> None:
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise IndexError_(f"cache dir {cache_dir} is not a folder",
+                          hint="pass --cache-dir DIR (or set REGLESS_CACHE_DIR) to a folder") from exc
+    except OSError as exc:
+        raise IndexError_(f"cannot create cache dir {cache_dir}: {exc.strerror}",
+                          hint="pass --cache-dir DIR with a writable folder") from exc
+    probe = cache_dir / f".write-test-{os.getpid()}"
+    try:  # os.access says yes to root even on a read-only mount: try for real
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise IndexError_(f"cache dir {cache_dir} is not writable ({exc.strerror})",
+                          hint="pass --cache-dir DIR with a writable folder") from exc
+
+
+def inspect_data_file(data: Path) -> str | None:
+    """Why LMDB must not map this file, or None. A truncated file would kill the process with SIGBUS."""
+    try:
+        size = data.stat().st_size
+        with open(data, "rb") as f:
+            head = f.read(2 * 65536)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IndexError_(f"cannot read the index {data}: {exc.strerror}") from exc
+    if size == 0:
+        return None  # LMDB initialises an empty file
+    if len(head) < 160 or struct.unpack_from("<I", head, 16)[0] != _META_MAGIC:
+        return "not an LMDB file"
+    psize = struct.unpack_from("<I", head, 40)[0]  # meta[0].mm_dbs[FREE_DBI].md_pad holds the page size
+    if psize < 512 or psize > 65536 or psize & (psize - 1) or size < 2 * psize:
+        return "truncated or damaged header"
+    metas = []
+    for off in (0, psize):
+        magic = struct.unpack_from("<I", head, off + 16)[0]
+        last_pg, txnid = struct.unpack_from("<QQ", head, off + 136)
+        if magic == _META_MAGIC:
+            metas.append((txnid, last_pg))
+    if not metas:
+        return "not an LMDB file"
+    _, last_pg = max(metas)
+    if size < (last_pg + 1) * psize:
+        return f"truncated: {size} bytes, its pages need {(last_pg + 1) * psize}"
+    return None
+
+
+def _set_aside(path: Path, reason: str) -> Moved:
+    aside = path.with_name(f"index.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    path.rename(aside)
+    return Moved(aside, reason)
+
+
 @dataclass
 class Index:
     path: Path
@@ -62,31 +127,36 @@ class Index:
 
     @classmethod
     def open(cls, cache_dir: Path) -> Index:
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise IndexError_(f"cache dir {cache_dir} is not a folder", hint="pass --cache-dir DIR") from exc
-        except OSError as exc:
-            raise IndexError_(f"cannot create cache dir {cache_dir}: {exc.strerror}",
-                              hint="pass --cache-dir DIR with a writable folder") from exc
-        if not os.access(cache_dir, os.W_OK | os.X_OK):
-            raise IndexError_(f"cache dir {cache_dir} is not writable", hint="pass --cache-dir DIR")
+        _check_dir(cache_dir)
         path = cache_dir / "index"
         moved: list[Moved] = []
+        problem = inspect_data_file(path / "data.mdb")
+        if problem:
+            moved.append(_set_aside(path, problem))
         try:
-            index = cls(path, cls._open_env(path))
-        except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError, lmdb.IncompatibleError) as exc:
-            aside = path.with_name(f"index.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-            path.rename(aside)
-            moved.append(Moved(aside, str(exc).split(":")[0]))
-            index = cls(path, cls._open_env(path))
+            index = cls._open_checked(path)
+        except (*_CORRUPT, _Foreign) as exc:
+            moved.append(_set_aside(path, str(exc) if isinstance(exc, _Foreign) else
+                                    f"LMDB: {str(exc).split(':')[0]}"))
+            index = cls._open_checked(path)
         index.moved = moved
-        index.env.reader_check()
+        index.env.reader_check()  # clear reader slots of processes that died holding them
         return index
 
-    @staticmethod
-    def _open_env(path: Path) -> lmdb.Environment:
-        return lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=8, subdir=True, readahead=False)
+    @classmethod
+    def _open_checked(cls, path: Path) -> Index:
+        env = lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=8, subdir=True, readahead=False)
+        try:
+            index = cls(path, env)
+            raw = index._read("meta", b"format")
+            if raw is None:
+                index._write(lambda txn: txn.put(b"format", str(FORMAT).encode(), db=index._db("meta")))
+            elif raw != str(FORMAT).encode():
+                raise _Foreign(f"index format {raw.decode(errors='replace')!r}: this regless reads format {FORMAT}")
+        except BaseException:
+            env.close()
+            raise
+        return index
 
     def close(self) -> None:
         self.env.close()
@@ -118,23 +188,53 @@ class Index:
         raw = self._read("results", hash_.encode())
         if raw is None:
             return None
-        rec = json.loads(raw)
-        if rec.get("v") != FORMAT:
-            return None  # a record of another format is never trusted
-        return Result(rec["digest"], tuple(rec["refs"]), rec["builder"], rec["built_at"], rec.get("build_seconds", 0.0))
+        return _decode(raw)
 
     def put(self, hash_: str, result: Result) -> None:
-        data = json.dumps({"v": FORMAT, **asdict(result)}, sort_keys=True).encode()
-        self._write(lambda txn: txn.put(hash_.encode(), data, db=self._db("results")))
+        self._write(lambda txn: txn.put(hash_.encode(), _encode(result), db=self._db("results")))
 
     def drop(self, hash_: str) -> bool:
-        return bool(self._write(lambda txn: txn.delete(hash_.encode(), db=self._db("results"))))
+        return bool(self.drop_many([hash_]))
+
+    def drop_many(self, hashes: list[str]) -> list[str]:
+        """Remove these entries in one transaction; returns those that were there."""
+
+        def run(txn: lmdb.Transaction) -> list[str]:
+            return [h for h in hashes if txn.delete(h.encode(), db=self._db("results"))]
+
+        return self._write(run)
+
+    def merge_many(self, results: dict[str, Result]) -> tuple[int, int]:
+        """Record many entries in one transaction, merging with what is there.
+
+        Same digest: references are united. Another digest: the entry already
+        here is kept (it was checked by this machine). Returns (written, conflicts).
+        """
+
+        def run(txn: lmdb.Transaction) -> tuple[int, int]:
+            written = conflicts = 0
+            db = self._db("results")
+            for h, new in results.items():
+                raw = txn.get(h.encode(), db=db)
+                old = _decode(raw) if raw is not None else None
+                if old is not None and old.digest != new.digest:
+                    conflicts += 1
+                    continue
+                if old is not None:
+                    for ref in new.refs:
+                        old = old.with_ref(ref)
+                    new = old
+                txn.put(h.encode(), _encode(new), db=db)
+                written += 1
+            return written, conflicts
+
+        return self._write(run)
 
     def items(self) -> Iterator[tuple[str, Result]]:
         with self.env.begin(db=self._db("results")) as txn:
             rows = list(txn.cursor())
-        for k, _ in rows:
-            r = self.get(k.decode())
+        for k, raw in rows:
+            r = _decode(raw)
             if r is not None:
                 yield k.decode(), r
 
@@ -169,6 +269,22 @@ class Index:
     def put_inputs(self, artifact: str, record: dict[str, Any]) -> None:
         data = json.dumps({"v": FORMAT, **record}, sort_keys=True).encode()
         self._write(lambda txn: txn.put(artifact.encode(), data, db=self._db("inputs")))
+
+
+def _encode(result: Result) -> bytes:
+    return json.dumps({"v": FORMAT, **asdict(result)}, sort_keys=True).encode()
+
+
+def _decode(raw: bytes) -> Result | None:
+    """A record, or None when it is of another format or damaged: such a record is never trusted."""
+    try:
+        rec = json.loads(raw)
+        if rec.get("v") != FORMAT:
+            return None
+        return Result(rec["digest"], tuple(rec["refs"]), rec["builder"], float(rec["built_at"]),
+                      float(rec.get("build_seconds", 0.0)))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 class _MemoView:

@@ -202,10 +202,16 @@ class Runner:
             t0 = time.perf_counter()
             digest = self.builder.build(req, lambda line: self.emit(Event("line", a.name, line)))
             seconds = time.perf_counter() - t0
-        # never believe a push: the registry must now serve IMAGE:HASH with that digest
+        # never believe a push: the registry must now serve IMAGE:HASH
         there = self.registry.digest(p.target)
+        if there is None:
+            raise BuildError(f"pushed {p.target}, but the registry does not serve it")
         if there != digest:
-            raise BuildError(f"pushed {p.target} but the registry serves {there or 'nothing'}, not {digest}")
+            # another process built the same inputs and pushed after us: its image is as good
+            # as ours (same workspace hash), and it is the one that IMAGE:HASH names now
+            self.emit(Event("warning", a.name, f"{p.target} was pushed again by another build of the same inputs; "
+                            f"using its digest {there}"))
+            digest = there
         self.emit(Event("push", a.name, f"pushed {p.target}@{digest}"))
         self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
         return digest, {"build": seconds}
