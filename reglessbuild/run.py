@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import dockerfile, ignore, inputs, plan
+from . import dockerfile, ignore, inputs, plan, proc
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
 from .errors import BuildError, DockerfileError, RegistryError
@@ -147,6 +147,7 @@ class Runner:
         self.builds_started = 0
         self.phase = {"retag": 0.0, "build": 0.0}
         self._lock = threading.Lock()
+        self.cancelled = threading.Event()
 
     def _insecure(self, ref: ImageRef) -> bool:
         return registry_matches(ref.registry, self.project.registry.insecure)
@@ -196,6 +197,8 @@ class Runner:
                            platform=a.platform, build_args=tuple(args), insecure_pull=bases_insecure,
                            insecure_push=self._insecure(p.target))
         with self.build_slots:
+            if self.cancelled.is_set():
+                raise BuildError("cancelled before it started")
             with self._lock:
                 self.builds_started += 1
             self.emit(Event("build", a.name, f"building {p.target}"))
@@ -225,6 +228,8 @@ class Runner:
         return p.artifact.tags
 
     def _record(self, p: Prepared, result: Result) -> None:
+        if self.cancelled.is_set():
+            return  # a run being cancelled records nothing more
         self.index.put(p.inputs.hash, result)
         i = p.inputs
         self.index.put_inputs(str(p.artifact.ref), {
@@ -243,17 +248,26 @@ class Runner:
         waiting = {p.artifact.name: p for p in prepared}
         running: dict[Future[ArtifactResult], str] = {}
         with ThreadPoolExecutor(max_workers=max(1, min(len(prepared), 16))) as pool:
-            while waiting or running:
-                for name, p in list(waiting.items()):
-                    if all(r.image in done for r in p.artifact.requires):
-                        del waiting[name]
-                        running[pool.submit(self.act, p, decisions[name], done)] = name
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    name = running.pop(fut)
-                    res = fut.result()
-                    done[name] = res
-                    self.emit(Event("outcome", name, res.outcome, {"result": res}))
+            try:
+                while waiting or running:
+                    for name, p in list(waiting.items()):
+                        if all(r.image in done for r in p.artifact.requires):
+                            del waiting[name]
+                            running[pool.submit(self.act, p, decisions[name], done)] = name
+                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        name = running.pop(fut)
+                        res = fut.result()
+                        done[name] = res
+                        self.emit(Event("outcome", name, res.outcome, {"result": res}))
+            except BaseException:
+                # cancelled (SIGINT/SIGTERM): start nothing more, stop every builder's process group,
+                # then let the workers finish; a killed build fails and so records nothing
+                self.cancelled.set()
+                for fut in running:
+                    fut.cancel()
+                proc.terminate_all()
+                raise
         return [done[p.artifact.name] for p in prepared]
 
 

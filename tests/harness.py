@@ -107,9 +107,10 @@ def make_base_image(registry: str, name: str = "base/busybox:stable") -> str:
 
 
 def counting_shim(folder: Path, tool: str = "buildah") -> Path:
-    """A `tool` first on PATH that appends its argv to `folder/<tool>.calls`, then runs the real tool.
+    """A `tool` first on PATH that logs each call to `folder/<tool>.calls`, then runs the real tool.
 
-    Not a double: the real tool does the work; the shim only counts the processes started.
+    Not a double: the real tool does the work; the shim only records the processes
+    started ("<pid> <argv>") and ended ("end <pid> <rc>"), in the order they happen.
     """
     real = shutil.which(tool)
     if not real:
@@ -117,10 +118,26 @@ def counting_shim(folder: Path, tool: str = "buildah") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{tool}.calls"
     shim = folder / tool
-    shim.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    shim.write_text(f'#!/bin/sh\necho "$$ $*" >> "{log}"\n"{real}" "$@"\nrc=$?\n'
+                    f'echo "end $$ $rc" >> "{log}"\nexit $rc\n')
     shim.chmod(0o755)
     return log
 
 
 def calls(log: Path) -> list[str]:
-    return log.read_text().splitlines() if log.exists() else []
+    """The argv of each call, in start order."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [ln.split(" ", 1)[1] for ln in lines if not ln.startswith("end ")]
+
+
+def events(log: Path) -> list[tuple[str, str, str]]:
+    """("start"|"end", pid, argv-or-rc) in the order they happened."""
+    out = []
+    for ln in log.read_text().splitlines() if log.exists() else []:
+        if ln.startswith("end "):
+            _, pid, rc = ln.split(" ", 2)
+            out.append(("end", pid, rc))
+        else:
+            pid, argv = ln.split(" ", 1)
+            out.append(("start", pid, argv))
+    return out

@@ -1,0 +1,164 @@
+"""Builders and the artifact graph: argv contracts, kaniko end to end (through its double), requires,
+concurrency, failure isolation, cancel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import harness
+from conftest import REGLESS, ROOT
+from reglessbuild.builders.buildah import build_argv, push_argv
+from reglessbuild.builders.kaniko import build_argv as kaniko_argv
+from reglessbuild.builders.protocol import BuildRequest
+from reglessbuild.config import BuildahSettings, KanikoSettings
+from reglessbuild.refs import parse
+
+KANIKO_DOUBLE = ROOT / "tests" / "doubles" / "kaniko_executor.py"
+REQ = BuildRequest(context=Path("/ctx"), dockerfile=Path("/ctx/sub/Dockerfile"),
+                   destination=parse("127.0.0.1:5000/t/app:" + "a" * 32), target="prod", platform="linux/amd64",
+                   build_args=(("V", "1"), ("BASE", "r/b:x@sha256:" + "b" * 64)), insecure_pull=True,
+                   insecure_push=True)
+
+
+def test_buildah_argv():
+    assert build_argv(REQ, BuildahSettings("vfs", "chroot", True)) == [
+        "buildah", "--storage-driver", "vfs", "build", "--isolation", "chroot", "--layers=true",
+        "-f", "/ctx/sub/Dockerfile", "--target", "prod", "--platform", "linux/amd64",
+        "--build-arg", "V=1", "--build-arg", "BASE=r/b:x@sha256:" + "b" * 64, "--tls-verify=false",
+        "-t", "127.0.0.1:5000/t/app:" + "a" * 32, "/ctx"]
+    assert push_argv(REQ, BuildahSettings("overlay", "chroot", False), "/tmp/d") == [
+        "buildah", "--storage-driver", "overlay", "push", "--digestfile", "/tmp/d", "--tls-verify=false",
+        "127.0.0.1:5000/t/app:" + "a" * 32, "docker://127.0.0.1:5000/t/app:" + "a" * 32]
+
+
+def test_kaniko_argv():
+    assert kaniko_argv(REQ, KanikoSettings("/kaniko/executor", True, "r/cache"), "/tmp/d") == [
+        "/kaniko/executor", "--context=dir:///ctx", "--dockerfile=/ctx/sub/Dockerfile",
+        "--destination=127.0.0.1:5000/t/app:" + "a" * 32, "--digest-file=/tmp/d", "--push-retry=3",
+        "--target=prod", "--custom-platform=linux/amd64", "--build-arg=V=1",
+        "--build-arg=BASE=r/b:x@sha256:" + "b" * 64, "--cache=true", "--cache-repo=r/cache",
+        "--insecure", "--skip-tls-verify", "--insecure-pull", "--skip-tls-verify-pull"]
+
+
+def test_kaniko_double_refuses_unknown_flags():
+    p = subprocess.run([sys.executable, str(KANIKO_DOUBLE), "--no-such-flag"], capture_output=True, text=True)
+    assert p.returncode == 1 and "unknown flag: --no-such-flag" in p.stderr
+
+
+def test_kaniko_path_end_to_end_through_the_double(demo, tmp_path):
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("  kind: buildah\n", f"  kind: kaniko\n  kaniko: {{executor: {KANIKO_DOUBLE}}}\n"))
+    log = tmp_path / "kaniko.log"
+    demo.env["KANIKO_DOUBLE_LOG"] = str(log)
+    first = demo.build()
+    assert first.outcomes() == {"web": "built", "tools": "built", "app": "built"}
+    assert first.json()["builder"].startswith("kaniko")
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(calls) == 3
+    app = next(c for c in calls if any("/app:" in a for a in c if a.startswith("--destination=")))
+    assert any(a.startswith("--build-arg=TOOLS_IMAGE=") and "@sha256:" in a for a in app)
+    assert "--insecure" in app and any(a.startswith("--context=dir://") for a in app)
+    for a in first.json()["artifacts"]:
+        assert demo.digest(a["reference"].split("@")[0]) == a["digest"]
+    assert demo.build().outcomes() == {"web": "cached", "tools": "cached", "app": "cached"}
+    assert len(log.read_text().splitlines()) == 3
+    # the builder kind is an input: the same project under buildah is another hash
+    buildah_hash = demo.run("hash", "web", "-f", str(ROOT / "fixtures" / "demo" / "regless.yaml"))
+    assert buildah_hash.stdout.strip() != next(a["hash"] for a in first.json()["artifacts"] if a["name"] == "web")
+
+
+def test_requires_order_concurrency_and_build_arg(make_project):
+    proj = make_project("graph")
+    res = proj.build()
+    assert res.outcomes() == {"a": "built", "b": "built", "c": "built"}
+    arts = {a["name"]: a for a in res.json()["artifacts"]}
+    ev = [e for e in harness.events(proj.builds_log)]
+    builds = {pid: argv for kind, pid, argv in ev if kind == "start" and argv.split()[2:3] == ["build"]}
+    def built(argv: str) -> str:  # the artifact whose image this build tags (-t REF)
+        words = argv.split()
+        return words[words.index("-t") + 1].rsplit("/", 1)[1].split(":")[0]
+
+    order = [(kind, built(builds[pid])) for kind, pid, _ in ev if pid in builds]
+    # a and b overlap (both start before either ends); c starts after both end
+    assert order.index(("start", "a")) < order.index(("end", "b")) and \
+        order.index(("start", "b")) < order.index(("end", "a"))
+    assert order.index(("start", "c")) > max(order.index(("end", "a")), order.index(("end", "b")))
+    c_build = next(argv for argv in builds.values() if built(argv) == "c")
+    assert f"A_IMAGE={arts['a']['reference']}" in c_build and f"B_IMAGE={arts['b']['reference']}" in c_build
+    # a change in a required image rebuilds its dependent, and only that
+    (proj.path / "a" / "a.txt").write_text("a2\n")
+    assert proj.build().outcomes() == {"a": "built", "b": "cached", "c": "built"}
+
+
+def test_concurrency_one_builds_one_at_a_time(make_project):
+    proj = make_project("graph")
+    cfg = proj.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("concurrency: 2", "concurrency: 1"))
+    proj.build()
+    running = 0
+    builds = set()
+    for kind, pid, argv in harness.events(proj.builds_log):
+        if kind == "start" and argv.split()[2:3] == ["build"]:
+            builds.add(pid)
+            running += 1
+            assert running == 1, "two builds ran at once with builder.concurrency: 1"
+        elif kind == "end" and pid in builds:
+            running -= 1
+
+
+def test_failed_build_records_nothing_and_skips_dependents(demo):
+    df = demo.path / "tools" / "Dockerfile"
+    df.write_text(df.read_text() + "RUN false\n")
+    res = demo.run("build", "--output", "json")
+    assert res.returncode == 1
+    arts = {a["name"]: a for a in res.json()["artifacts"]}
+    assert (arts["web"]["outcome"], arts["tools"]["outcome"], arts["app"]["outcome"]) == ("built", "failed", "skipped")
+    ls = demo.run("cache", "ls", "--json")
+    assert [json.loads(x)["hash"] for x in ls.stdout.splitlines()] == [arts["web"]["hash"]]
+    text = demo.run("build")
+    assert "RUN false" in text.stdout or "error" in text.stdout
+
+
+def _slow_project(proj) -> None:
+    df = proj.path / "tools" / "Dockerfile"
+    df.write_text(df.read_text() + "RUN sleep 3141\n")
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_cancel_stops_every_builder_and_records_nothing_unfinished(demo, sig, code):
+    _slow_project(demo)
+    p = subprocess.Popen([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=demo.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the slow RUN step is running
+        if subprocess.run(["pgrep", "-f", "sleep 3141"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        p.kill()
+        pytest.fail("the slow build never started")
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert "cancelled" in err
+    assert subprocess.run(["pgrep", "-f", "sleep 3141"], capture_output=True).returncode == 1, "builder left running"
+    assert subprocess.run(["pgrep", "-f", f"{demo.path}/tools"], capture_output=True).returncode == 1
+    tools_hash = demo.run("hash", "tools").stdout.strip()
+    ls = demo.run("cache", "ls", "--json")
+    assert ls.returncode == 0
+    assert tools_hash not in ls.stdout
+
+
+def test_kaniko_executor_missing_is_exit_2(demo):
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("  kind: buildah\n", "  kind: kaniko\n  kaniko: {executor: /nope/executor}\n"))
+    res = demo.run("build")
+    assert res.returncode == 2 and "kaniko executor /nope/executor not found" in res.stderr
