@@ -162,3 +162,17 @@ def test_kaniko_executor_missing_is_exit_2(demo):
     cfg.write_text(cfg.read_text().replace("  kind: buildah\n", "  kind: kaniko\n  kaniko: {executor: /nope/executor}\n"))
     res = demo.run("build")
     assert res.returncode == 2 and "kaniko executor /nope/executor not found" in res.stderr
+
+
+def test_push_retried_without_rebuild_after_a_transient_fault(demo, registry):
+    from faultproxy import FaultProxy, Rule
+
+    # seen here: `buildah push --retry 5` gives up on one 503 answered while it checks for an existing blob
+    with FaultProxy(registry.address, rules=[Rule(r"^HEAD /v2/.*/web/blobs/", "503", times=1)]) as proxy:
+        res = demo.run("build", "--output", "json", "web", "--default-repo", f"{proxy.address}/faults",
+                       default_repo=False)
+        assert res.returncode == 0, res.stderr
+        assert res.outcomes() == {"web": "built"}
+        assert [x[2] for x in proxy.injected()] == ["503"]
+    calls = [c.split()[2] for c in harness.calls(demo.builds_log)]
+    assert calls.count("build") == 1 and calls.count("push") == 2, calls

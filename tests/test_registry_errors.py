@@ -35,6 +35,10 @@ CASES = [
     ("Error: GET http://r/v2/a/manifests/b: DENIED: requested access to the resource is denied", Fault.AUTH),
     ("Error: GET http://r/v2/a/manifests/b: TOOMANYREQUESTS: rate limited", Fault.TRANSIENT),
     ("Error: GET http://r/v2/a/manifests/b: unexpected status code 502 Bad Gateway", Fault.TRANSIENT),
+    ('level=fatal msg="Error parsing image name \\"docker://r/a:b\\": getting username and password: 1 error '
+     'occurred:\\n\\t* reading JSON file \\"/run/containers/1002/auth.json\\": open /run/containers/1002/auth.json: '
+     'permission denied\\n\\n"', Fault.PERMANENT),
+    ('level=fatal msg="copying: trying to reuse blob: denied: requested access to the resource is denied"', Fault.AUTH),
     ("Error: parsing reference \"BAD//ref:v1\": could not parse reference: BAD//ref:v1", Fault.PERMANENT),
 ]
 

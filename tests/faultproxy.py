@@ -1,0 +1,133 @@
+"""A fault-injecting HTTP proxy that sits in front of the real registry (tests and benchmarks only).
+
+It forwards every request to the upstream registry and, by rule or at random,
+answers instead with 500/502/503, 429 with Retry-After, a reset connection, or a
+stall; it can also delay every request. It runs an aiohttp server in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import threading
+from dataclasses import dataclass, field
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from multidict import CIMultiDict
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
+       "proxy-authenticate", "host", "content-length"}
+
+
+@dataclass
+class Rule:
+    """Inject `fault` into the next `times` requests whose "METHOD path" matches `pattern`."""
+
+    pattern: str
+    fault: str  # "500" | "502" | "503" | "429" | "reset" | "stall" | "401" | "403"
+    times: int = 1
+    retry_after: float | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and re.search(self.pattern, f"{method} {path}") is not None
+
+
+@dataclass
+class FaultProxy:
+    upstream: str  # host:port of the real registry
+    delay: float = 0.0  # seconds added to every request
+    rate: float = 0.0  # share of requests that fail at random with one of `random_faults`
+    random_faults: tuple[str, ...] = ("500", "502", "503", "reset")
+    stall_seconds: float = 30.0
+    seed: int = 1
+    rules: list[Rule] = field(default_factory=list)
+    log: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, fault or "")
+    down: bool = False  # answer 503 to everything
+    port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def injected(self) -> list[tuple[str, str, str]]:
+        return [x for x in self.log if x[2]]
+
+    # ---------------------------------------------------------------- serving
+
+    def start(self) -> "FaultProxy":
+        self._random = random.Random(self.seed)
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fault proxy did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def __enter__(self) -> "FaultProxy":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _serve(self) -> None:
+        self._session = ClientSession(connector=TCPConnector(limit=0), auto_decompress=False,
+                                      timeout=ClientTimeout(total=300))
+        app = web.Application(client_max_size=1 << 31)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def _pick(self, method: str, path: str) -> tuple[str, float | None]:
+        if self.down:
+            return "503", None
+        for rule in self.rules:
+            if rule.matches(method, path):
+                rule.times -= 1
+                return rule.fault, rule.retry_after
+        if self.rate and self._random.random() < self.rate:
+            return self._random.choice(self.random_faults), None
+        return "", None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path_qs
+        fault, retry_after = self._pick(request.method, path)
+        self.log.append((request.method, request.path, fault))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if fault == "reset":
+            await request.read()
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
+        if fault == "stall":
+            await asyncio.sleep(self.stall_seconds)
+        elif fault:
+            await request.read()
+            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+            code = {"429": "TOOMANYREQUESTS", "401": "UNAUTHORIZED", "403": "DENIED"}.get(fault, "UNAVAILABLE")
+            return web.json_response({"errors": [{"code": code, "message": f"injected {fault}"}]},
+                                     status=int(fault), headers=headers)
+        body = await request.read()
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP)
+        async with self._session.request(request.method, f"http://{self.upstream}{path}", headers=headers,
+                                         data=body if body else None, allow_redirects=False) as up:
+            data = await up.read()
+            out = CIMultiDict((k, v) for k, v in up.headers.items() if k.lower() not in HOP)
+            return web.Response(status=up.status, headers=out, body=data)
