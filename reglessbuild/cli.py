@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -12,22 +13,23 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
-from . import __version__, cache, config, proc, registry, report, run
+from . import __version__, cache, config, explain, proc, registry, report, run
 from . import index as index_mod
 from .builders import choose as choose_builder
 from .errors import InputError, ReglessError
+from .console import Console
 from .events import Event
 from .index import Index
 from .registry.retry import Policy
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
-COLOURS = {"cached": "34", "retagged": "36", "built": "32", "failed": "31", "skipped": "33", "build": "32"}
 
 EPILOG = """\
 examples:
   regless build                       build what changed, skip the rest
   regless build app --output json     one artifact (and what it requires), JSON result
   regless plan                        what build would do, doing nothing
+  regless explain app                 what changed since app's last build
   regless hash app                    print app's workspace hash
   regless deps app --json             the input files of app with their content hashes
 
@@ -50,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                         "$XDG_CACHE_HOME/regless or ~/.cache/regless)")
     common.add_argument("--default-repo", help="prefix for image names without a registry, e.g. "
                         "registry.example.com/team (overrides defaultRepo)")
+    common.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                        help="plain http / no TLS verification for this registry (adds to registry.insecure)")
     common.add_argument("--output", choices=("text", "json"), default="text", help="result format on stdout")
     common.add_argument("-v", "--verbose", action="store_true", help="also say why each artifact is built")
     common.add_argument("-q", "--quiet", action="store_true", help="no builder output, results only")
@@ -69,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
                         epilog="example: regless plan --output json")
     pl.add_argument("artifacts", nargs="*", metavar="ARTIFACT")
     pl.add_argument("--no-cache", action="store_true", help="plan as if every hit were ignored")
+    ex = sub.add_parser("explain", parents=[common], help="why an artifact would rebuild: what changed since its "
+                        "last build", epilog="example: regless explain app")
+    ex.add_argument("artifact", metavar="ARTIFACT")
     for name, text in (("hash", "print an artifact's workspace hash"), ("deps", "list an artifact's input files")):
         s = sub.add_parser(name, parents=[common], help=text, epilog=f"example: regless {name} app")
         s.add_argument("artifact", metavar="ARTIFACT")
@@ -94,9 +101,6 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     c = sub.add_parser("cache", help="inspect and share the local index", epilog=CACHE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     cs = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
-    reg = argparse.ArgumentParser(add_help=False)
-    reg.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
-                     help="plain http for this registry (added to registry.insecure of the config)")
     ls = cs.add_parser("ls", parents=[common], help="list entries: hash, references, digest, age")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     show = cs.add_parser("show", parents=[common], help="one entry in full")
@@ -107,9 +111,9 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     pr.add_argument("--older-than", metavar="DURATION", help="e.g. 12h, 30d, 2w")
     pr.add_argument("--keep", type=int, metavar="N", help="keep the N newest entries of each image")
     pr.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
-    ve = cs.add_parser("verify", parents=[common, reg], help="check every entry's references in the registry")
+    ve = cs.add_parser("verify", parents=[common], help="check every entry's references in the registry")
     ve.add_argument("--fix", action="store_true", help="drop entries none of whose references is alive")
-    ad = cs.add_parser("add", parents=[common, reg], help="record IMAGE:HASH found in the registry")
+    ad = cs.add_parser("add", parents=[common], help="record IMAGE:HASH found in the registry")
     ad.add_argument("reference", metavar="IMAGE:HASH")
     ex = cs.add_parser("export", parents=[common], help="write the entries as JSON lines ('-': stdout)")
     ex.add_argument("path", metavar="FILE")
@@ -117,56 +121,15 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     im.add_argument("path", metavar="FILE", type=Path)
 
 
-class Renderer:
-    """Turns events into lines: results on stdout, progress and builder output on stderr."""
-
-    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-        self.args, self.out, self.err = args, out, err
-        self.colour = out.isatty() and not os.environ.get("NO_COLOR")
-        self.json = args.output == "json"
-        self.lock = threading.Lock()
-        self.width = 0
-
-    def paint(self, word: str) -> str:
-        text = f"{word:<8}"
-        return f"\033[{COLOURS[word]}m{text}\033[0m" if self.colour and word in COLOURS else text
-
-    def __call__(self, ev: Event) -> None:
-        with self.lock:
-            self._handle(ev)
-
-    def _handle(self, ev: Event) -> None:
-        quiet = self.args.quiet
-        if ev.kind == "line" and not quiet:
-            print(f"[{ev.artifact}] {ev.message}", file=self.err, flush=True)
-        elif ev.kind in ("build", "retag", "push", "tag") and not quiet:
-            print(f"[{ev.artifact}] {ev.message}", file=self.err, flush=True)
-        elif ev.kind == "warning":
-            print(f"warning: [{ev.artifact}] {ev.message}" if ev.artifact else f"warning: {ev.message}",
-                  file=self.err, flush=True)
-        elif ev.kind == "outcome" and not self.json:
-            r: report.ArtifactResult = ev.data["result"]  # type: ignore[assignment]
-            self.result_line(r)
-
-    def result_line(self, r: report.ArtifactResult) -> None:
-        secs = sum(v for k, v in r.seconds.items() if k != "hash")
-        line = f"{self.paint(r.outcome)} {r.name:<{self.width}}  {r.reference}"
-        if r.outcome == "retagged" and r.source:
-            line += f"  (from {r.source})"
-        if r.outcome == "built":
-            line += f"  ({secs:.1f}s)"
-        if self.args.verbose and r.reason and r.outcome == "built":
-            line += f"  — {r.reason}"
-        print(line, file=self.out, flush=True)
-        if r.error:
-            print(f"         error: {r.error}", file=self.out, flush=True)
-            for tail in r.tail:
-                print(f"         | {tail}", file=self.out)
-
-
-def _project(args: argparse.Namespace) -> config.Project:
+def _project(args: argparse.Namespace, r: Console) -> config.Project:
     path = args.file if args.file else config.find_config(Path.cwd())
-    return config.load(path, default_repo=args.default_repo)
+    project = config.load(path, default_repo=args.default_repo)
+    if args.insecure_registry:
+        project = dataclasses.replace(project, registry=dataclasses.replace(
+            project.registry, insecure=(*project.registry.insecure, *args.insecure_registry)))
+    for w in project.warnings:
+        r(Event("warning", None, w))
+    return project
 
 
 def _wiring(args: argparse.Namespace, project: config.Project) -> tuple[Index, registry.Reliable, str]:
@@ -176,8 +139,8 @@ def _wiring(args: argparse.Namespace, project: config.Project) -> tuple[Index, r
     return index, reg, choice.source
 
 
-def cmd_build(args: argparse.Namespace, r: Renderer) -> int:
-    project = _project(args)
+def cmd_build(args: argparse.Namespace, r: Console) -> int:
+    project = _project(args, r)
     r.width = max(len(a.name) for a in project.artifacts)
     builder = choose_builder(project.builder)
     index, reg, reg_source = _wiring(args, project)
@@ -188,17 +151,15 @@ def cmd_build(args: argparse.Namespace, r: Renderer) -> int:
                         registry_source=reg_source, builder_source=builder.source)
     finally:
         index.close()
-    if args.output == "json":
-        print(report.to_json(rep), file=r.out)
-    else:
-        print(report.summary(rep), file=r.out)
+    r.close()
+    r.line(report.to_json(rep) if args.output == "json" else report.summary(rep))
     if args.file_output:
         args.file_output.write_text(report.skaffold_builds(rep) + "\n", encoding="utf-8")
     return EXIT_FAILED if rep.failed else EXIT_OK
 
 
-def cmd_plan(args: argparse.Namespace, r: Renderer) -> int:
-    project = _project(args)
+def cmd_plan(args: argparse.Namespace, r: Console) -> int:
+    project = _project(args, r)
     index, reg, _ = _wiring(args, project)
     try:
         order = run.closure(project, args.artifacts)
@@ -220,8 +181,8 @@ def cmd_plan(args: argparse.Namespace, r: Renderer) -> int:
     return EXIT_OK
 
 
-def cmd_inputs(args: argparse.Namespace, r: Renderer) -> int:
-    project = _project(args)
+def cmd_inputs(args: argparse.Namespace, r: Console) -> int:
+    project = _project(args, r)
     index, reg, _ = _wiring(args, project)
     try:
         order = run.closure(project, [args.artifact])
@@ -240,6 +201,40 @@ def cmd_inputs(args: argparse.Namespace, r: Renderer) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace, r: Console) -> int:
+    project = _project(args, r)
+    index, reg, _ = _wiring(args, project)
+    try:
+        art = project.artifact(args.artifact)
+        prepared = run.prepare(project, run.closure(project, [art.name]), index, reg, lambda e: None)[-1]
+        decision = run.plan.decide(run.facts([prepared], index, reg, no_cache=False,
+                                             concurrency=project.registry.concurrency)[art.name])
+        last = index.last_inputs(str(art.ref))
+    finally:
+        index.close()
+    current = explain.snapshot(prepared.inputs)
+    changes = explain.diff(last, current) if last else []
+    if args.output == "json":
+        r.line(json.dumps({"artifact": art.name, "hash": prepared.inputs.hash,
+                           "previousHash": last["hash"] if last else None, "action": decision.action.value,
+                           "reason": decision.reason, "changes": [
+                               {"kind": c.kind, "subject": c.subject, "detail": c.detail} for c in changes]},
+                          indent=2))
+        return EXIT_OK
+    verdict = {"cached": "is cached", "retagged": "would be retagged", "build": "would be built"}
+    if last is None:
+        r.line(f"{art.name}: no build of it is recorded in this cache, so there is nothing to compare with")
+    elif not changes:
+        r.line(f"{art.name}: nothing changed since its last recorded build (hash {last['hash']})")
+    else:
+        r.line(f"{art.name}: {len(changes)} change{'s' if len(changes) != 1 else ''} since its last recorded build "
+               f"(hash {last['hash']} -> {prepared.inputs.hash}), most significant first:")
+        for c in changes:
+            r.line(f"  {c}")
+    r.line(f"{art.name} {verdict[decision.action.value]}: {decision.reason}")
+    return EXIT_OK
+
+
 def _age(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -252,7 +247,7 @@ def _entry_json(h: str, e: index_mod.Result) -> str:
                        "builtAt": e.built_at, "buildSeconds": e.build_seconds})
 
 
-def cmd_cache(args: argparse.Namespace, r: Renderer) -> int:
+def cmd_cache(args: argparse.Namespace, r: Console) -> int:
     index = Index.open(args.cache_dir or default_cache_dir())
     for m in index.moved:
         r(Event("warning", None, f"the index could not be read ({m.reason}); moved it to {m.path} and started anew"))
@@ -269,7 +264,7 @@ def _cache_registry(args: argparse.Namespace) -> tuple[registry.Reliable, int]:
     return registry.Reliable(choice.registry, Policy(deadline=settings.timeout)), settings.concurrency
 
 
-def _cache_action(args: argparse.Namespace, r: Renderer, index: Index) -> int:
+def _cache_action(args: argparse.Namespace, r: Console, index: Index) -> int:
     act, out, now = args.cache_command, r.out, time.time()
     if act == "ls":
         for h, e in sorted(index.items(), key=lambda he: he[1].built_at, reverse=True):
@@ -322,8 +317,8 @@ def _cache_action(args: argparse.Namespace, r: Renderer, index: Index) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Renderer], int]] = {
-    "build": cmd_build, "plan": cmd_plan, "hash": cmd_inputs, "deps": cmd_inputs, "cache": cmd_cache,
+COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+    "build": cmd_build, "plan": cmd_plan, "explain": cmd_explain, "hash": cmd_inputs, "deps": cmd_inputs, "cache": cmd_cache,
 }
 
 
@@ -338,13 +333,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"regless {__version__}")
         return EXIT_OK
     signal.signal(signal.SIGTERM, _on_signal)
-    r = Renderer(args, sys.stdout, sys.stderr)
+    r = Console(sys.stdout, sys.stderr, quiet=args.quiet, verbose=args.verbose,
+                json_output=getattr(args, 'output', 'text') == 'json')
     try:
         return COMMANDS[args.command](args, r)
     except ReglessError as exc:
+        r.close()
         print(f"regless: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
+        r.close()
         proc.terminate_all()
         signum = exc.args[0] if exc.args else signal.SIGINT
         print("regless: cancelled; builders stopped", file=sys.stderr)

@@ -14,6 +14,7 @@ from . import refs
 from .errors import ConfigError
 
 CONFIG_NAMES = ("regless.yaml", "regless.yml")
+SKAFFOLD_NAMES = ("skaffold.yaml", "skaffold.yml")
 API_VERSION = "regless/v1"
 
 try:  # libyaml is ~8x faster; both give marks
@@ -80,6 +81,7 @@ class Project:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     builder: BuilderSettings = field(default_factory=BuilderSettings)
     default_repo: str | None = None
+    warnings: tuple[str, ...] = ()  # e.g. skaffold.yaml fields regless does not use
 
     def artifact(self, name: str) -> Artifact:
         for a in self.artifacts:
@@ -93,14 +95,15 @@ class Project:
 
 
 def find_config(start: Path) -> Path:
-    for name in CONFIG_NAMES:
+    """regless.yaml in `start`, else skaffold.yaml (its build section is read)."""
+    for name in CONFIG_NAMES + SKAFFOLD_NAMES:
         candidate = start / name
         if candidate.is_file():
             return candidate
     raise ConfigError(
         "no regless.yaml found",
         path=str(start),
-        hint="run regless in the folder that holds regless.yaml, or pass -f FILE",
+        hint="run regless in the folder that holds regless.yaml (or skaffold.yaml), or pass -f FILE",
     )
 
 
@@ -185,11 +188,20 @@ def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | N
         raise ConfigError("config file not found", path=str(path), hint="check the path given to -f")
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        docs = [d for d in yaml.compose_all(text, Loader=_Loader) if d is not None]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ConfigError(f"not valid YAML: {exc.problem}", path=str(path),
                           line=mark.line + 1 if mark else None) from exc
+    if path.name in SKAFFOLD_NAMES or _is_skaffold(docs):
+        from . import skaffold
+
+        return skaffold.load(path, docs, _Reader(path), default_repo=default_repo,
+                             env=os.environ if env is None else env)
+    if len(docs) > 1:
+        raise ConfigError("regless.yaml holds several YAML documents", path=str(path),
+                          line=docs[1].start_mark.line + 1, hint="keep one document")
+    root = docs[0] if docs else None
     r = _Reader(path)
     if root is None:
         raise ConfigError("the file is empty", path=str(path), hint="see README.md for an example regless.yaml")
@@ -208,6 +220,15 @@ def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | N
     artifacts = _artifacts(r, top["artifacts"], path.parent, repo, os.environ if env is None else env)
     return Project(path=path, root=path.parent, artifacts=artifacts, registry=registry, builder=builder,
                    default_repo=repo)
+
+
+def _is_skaffold(docs: list[yaml.Node]) -> bool:
+    for d in docs:
+        if isinstance(d, yaml.MappingNode):
+            for k, v in d.value:
+                if k.value == "apiVersion" and isinstance(v, yaml.ScalarNode) and v.value.startswith("skaffold/"):
+                    return True
+    return False
 
 
 def _positive_int(r: _Reader, node: yaml.Node, where: str) -> int:

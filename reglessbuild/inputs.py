@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import xxhash
 
@@ -174,7 +174,11 @@ def _hash_file(abspath: str) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def hash_files(entries: list[_Entry], memo: StatMemo | None, *, workers: int = 4) -> tuple[list[InputFile], dict[bytes, bytes], int]:
+Progress = Callable[[int, int], None]  # (files done, bytes read)
+
+
+def hash_files(entries: list[_Entry], memo: StatMemo | None, *, workers: int = 4,
+               progress: Progress | None = None) -> tuple[list[InputFile], dict[bytes, bytes], int]:
     """Hash each entry; returns the files, new memo records, and bytes read."""
     results: dict[str, InputFile] = {}
     todo: list[tuple[_Entry, os.stat_result]] = []
@@ -197,8 +201,10 @@ def hash_files(entries: list[_Entry], memo: StatMemo | None, *, workers: int = 4
     read = 0
     if todo:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for (e, st), (digest, n) in zip(todo, pool.map(lambda t: _hash_file(t[0].abspath), todo)):
+            for done, ((e, st), (digest, n)) in enumerate(zip(todo, pool.map(lambda t: _hash_file(t[0].abspath), todo))):
                 read += n
+                if progress is not None and done % 256 == 255:
+                    progress(len(entries) - len(todo) + done + 1, read)
                 results[e.rel] = InputFile(e.rel, "file", bool(st.st_mode & stat.S_IXUSR), digest)
                 if now_ns - st.st_mtime_ns > RACY_SECONDS * 1e9 and now_ns - st.st_ctime_ns > RACY_SECONDS * 1e9:
                     new_memo[e.abspath.encode()] = _memo_key(st) + b"=" + digest.encode()
@@ -230,7 +236,7 @@ def workspace_hash(settings: Settings, files: Iterable[InputFile]) -> str:
 
 
 def collect(context: Path, dockerfile: Path, analysis: Analysis, rules: IgnoreRules,
-            memo: StatMemo | None) -> tuple[list[InputFile], dict[bytes, bytes], int]:
+            memo: StatMemo | None, progress: Progress | None = None) -> tuple[list[InputFile], dict[bytes, bytes], int]:
     entries = walk(context, rules) if analysis.sources else []
     picked = select(entries, analysis.sources, str(dockerfile))
-    return hash_files(picked, memo)
+    return hash_files(picked, memo, progress=progress)

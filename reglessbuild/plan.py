@@ -53,6 +53,6 @@ def decide(f: Facts) -> Decision:
         return Decision(Action.BUILD, "no image for this hash")
     for text in retag_candidates(f.target, f.entry):
         if f.live.get(text) == f.entry.digest:
-            return Decision(Action.RETAG, f"same inputs as {text}", digest=f.entry.digest,
+            return Decision(Action.RETAG, f"from {text} (same inputs)", digest=f.entry.digest,
                             source=parse(text).bare().with_digest(f.entry.digest))
-    return Decision(Action.BUILD, "the index entry is stale: its image is gone from the registry", stale=True)
+    return Decision(Action.BUILD, "its image is gone from the registry (the index entry is stale)", stale=True)

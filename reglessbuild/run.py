@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import dockerfile, ignore, inputs, plan, proc
+from . import dockerfile, explain, ignore, inputs, plan, proc
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
 from .errors import BuildError, DockerfileError, RegistryError
@@ -94,7 +94,9 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
             t0 = time.perf_counter()
             an = analyses[a.name]
             rules = ignore.load(a.context, a.dockerfile)
-            files, records, _read = inputs.collect(a.context, a.dockerfile, an, rules, memo)
+            files, records, _read = inputs.collect(
+                a.context, a.dockerfile, an, rules, memo,
+                progress=lambda n, b, name=a.name: emit(Event("progress", name, "hashing", {"files": n, "bytes": b})))
             new_memo.update(records)
             settings = inputs.Settings(
                 builder=project.builder.kind, dockerfile=a.dockerfile.read_bytes(), target=a.target,
@@ -231,16 +233,7 @@ class Runner:
         if self.cancelled.is_set():
             return  # a run being cancelled records nothing more
         self.index.put(p.inputs.hash, result)
-        i = p.inputs
-        self.index.put_inputs(str(p.artifact.ref), {
-            "hash": i.hash,
-            "files": {f.path: [f.kind, f.executable, f.digest] for f in i.files},
-            "settings": {"builder": i.settings.builder, "target": i.settings.target, "platform": i.settings.platform,
-                         "buildArgs": dict(i.settings.build_args), "requires": dict(i.settings.requires),
-                         "bases": dict(i.settings.bases), "remote": list(i.settings.remote),
-                         "dockerfile": inputs.workspace_hash(
-                             inputs.Settings("", i.settings.dockerfile, None, None, (), (), (), ()), [])},
-        })
+        self.index.put_inputs(str(p.artifact.ref), explain.snapshot(p.inputs))
 
     def execute(self, prepared: list[Prepared], decisions: dict[str, plan.Decision]) -> list[ArtifactResult]:
         """Carry out the decisions, each artifact once all it requires is done."""

@@ -72,7 +72,7 @@ class Project:
     def run(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             default_repo: bool = True) -> Result:
         argv = [REGLESS, *args]
-        if default_repo and args and args[0] in ("build", "plan", "hash", "deps"):
+        if default_repo and args and args[0] in ("build", "plan", "explain", "hash", "deps"):
             argv += ["--default-repo", self.repo]
         p = subprocess.run(argv, cwd=cwd or self.path, env=env or self.env, capture_output=True, text=True,
                            timeout=600)

@@ -1,0 +1,172 @@
+"""What a person sees: colours and progress on a terminal, plan, explain, help, skaffold.yaml import."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import time
+
+import pytest
+
+import harness
+from conftest import REGLESS
+
+
+def _run_in_pty(argv: list[str], cwd, env) -> tuple[int, str]:
+    """Run with stdout and stderr on a pseudo-terminal, as a person at a terminal would."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif p.poll() is not None:
+            break
+    p.wait()
+    os.close(master)
+    return p.returncode, out.decode("utf-8", "replace")
+
+
+def test_terminal_gets_colours_and_progress_and_pipes_get_neither(demo):
+    demo.env.pop("NO_COLOR", None)
+    rc, screen = _run_in_pty([REGLESS, "build", "--default-repo", demo.repo], demo.path, demo.env)
+    assert rc == 0, screen
+    assert "\033[32mbuilt" in screen  # built in green
+    assert re.search(r"\r\033\[Kbuilding [a-z]+ \d+s", screen), "no progress line while building"
+    rc, screen = _run_in_pty([REGLESS, "build", "--default-repo", demo.repo], demo.path, demo.env)
+    assert rc == 0 and screen.count("\033[34mcached") == 3  # cached in blue
+    assert "building" not in screen  # no line that did not happen
+    rc, screen = _run_in_pty([REGLESS, "build", "--default-repo", demo.repo],
+                             demo.path, {**demo.env, "NO_COLOR": "1"})
+    assert rc == 0 and "\033[34m" not in screen and "cached" in screen
+    rc, screen = _run_in_pty([REGLESS, "build", "-q", "--default-repo", demo.repo], demo.path, demo.env)
+    assert "\r" not in screen.replace("\r\n", "\n")  # -q: no progress display
+    piped = demo.run("build")
+    assert "\033[" not in piped.stdout + piped.stderr
+
+
+def test_summary_shows_phase_times_and_saving(demo):
+    demo.build()
+    res = demo.run("build", "-q")
+    summary = res.stdout.splitlines()[-1]
+    assert re.match(r"3 artifacts: 3 cached — hash \d+\.\d\ds, check \d+\.\d\ds; build time saved ≈ \d+\.\ds$",
+                    summary), summary
+
+
+def test_explain_lists_changes_most_significant_first(demo):
+    demo.build()
+    same = demo.run("explain", "tools")
+    assert same.returncode == 0
+    assert "nothing changed since its last recorded build" in same.stdout and "tools is cached: found" in same.stdout
+    (demo.path / "tools" / "greet.sh").write_text("#!/bin/sh\necho changed\n")
+    df = demo.path / "tools" / "Dockerfile"
+    df.write_text(df.read_text().replace("COPY greet.sh /usr/local/bin/greet",
+                                         "COPY greet.sh /usr/local/bin/greet\nCOPY extra.txt /"))
+    (demo.path / "tools" / "extra.txt").write_text("new\n")
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("      BASE: ${REGLESS_BASE_IMAGE}",
+                                           "      BASE: ${REGLESS_BASE_IMAGE}\n      MODE: fast"))
+    res = demo.run("explain", "tools")
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("tools: 4 changes since its last recorded build")
+    assert [ln.strip() for ln in lines[1:5]] == [
+        "Dockerfile changed", "build arg MODE changed (added: fast)", "file added: extra.txt",
+        "file content changed: greet.sh"]
+    assert lines[5] == "tools would be built: no image for this hash"
+    js = json.loads(demo.run("explain", "tools", "--output", "json").stdout)
+    assert js["action"] == "build" and [c["kind"] for c in js["changes"]] == ["setting", "setting", "added", "content"]
+
+
+def test_explain_exec_bit_and_deleted_image(demo):
+    arts = {a["name"]: a for a in demo.build().json()["artifacts"]}
+    (demo.path / "tools" / "greet.sh").chmod(0o644)
+    assert "executable bit changed: greet.sh (no longer executable)" in demo.run("explain", "tools").stdout
+    (demo.path / "tools" / "greet.sh").chmod(0o755)
+    web = arts["web"]
+    subprocess.run(["skopeo", "delete", "--tls-verify=false", f"docker://{web['image']}@{web['digest']}"],
+                   check=True, capture_output=True)
+    res = demo.run("explain", "web")
+    assert "nothing changed since its last recorded build" in res.stdout
+    assert "web would be built: its image is gone from the registry" in res.stdout  # why it still rebuilds
+
+
+def test_plan_reasons(demo):
+    demo.build()
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("image: web ", "image: website "))
+    res = demo.run("plan")
+    line = next(ln for ln in res.stdout.splitlines() if "website" in ln)
+    assert line.startswith("retagged") and f"from {demo.repo}/web:" in line
+    assert demo.builds_started() == 3
+    assert demo.run("plan").stdout.count("found") == 2  # plan recorded nothing: still a retag, not a hit
+
+
+@pytest.mark.parametrize("command", ["build", "plan", "explain", "hash", "deps", "version", "cache",
+                                     "cache ls", "cache prune", "cache verify", "cache add", "cache import"])
+def test_every_help_has_an_example(command):
+    p = subprocess.run([REGLESS, *command.split(), "--help"], capture_output=True, text=True)
+    assert p.returncode == 0 and "example" in p.stdout.lower(), p.stdout
+
+
+def test_top_level_help_names_every_command():
+    p = subprocess.run([REGLESS, "--help"], capture_output=True, text=True)
+    for c in ("build", "plan", "explain", "hash", "deps", "cache", "version", "exit codes"):
+        assert c in p.stdout
+
+
+# ---------------------------------------------------------------- skaffold.yaml
+
+def test_skaffold_microservices_needs_no_warning(make_project):
+    proj = make_project("skaffold")
+    res = proj.run("plan", "--output", "json", "--insecure-registry", "127.0.0.1",
+                   cwd=proj.path / "microservices")  # skaffold.yaml is found without -f
+    assert res.returncode == 0, res.stderr
+    assert [a["name"] for a in res.json()["artifacts"]] == ["leeroy-web", "leeroy-app"]
+    assert "warning" not in res.stderr  # deploy and portForward are not build fields
+
+
+def test_skaffold_unsupported_fields_in_one_warning(make_project):
+    proj = make_project("skaffold")
+    res = proj.run("plan", "-f", str(proj.path / "kaniko" / "skaffold.yaml"), "--insecure-registry", "127.0.0.1")
+    assert res.returncode == 0, res.stderr
+    warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1
+    for field in ("kaniko.buildContext (line 9)", "kaniko.cache (line 11)", "jib artifacts are not built",
+                  "build.cluster (line 14)"):
+        assert field in warnings[0]
+
+
+def test_skaffold_requires_builds_end_to_end(make_project):
+    proj = make_project("skaffold")
+    proj.env["USER_NAME"] = "ann"
+    f = str(proj.path / "requires" / "skaffold.yaml")
+    res = proj.run("build", "-f", f, "--output", "json")
+    assert res.returncode == 0, res.stderr
+    assert res.outcomes() == {"base": "built", "leeroy-app": "built"}
+    assert "build.tagPolicy (line 9)" in res.stderr and "docker.cacheFrom (line 26)" in res.stderr
+    arts = {a["name"]: a for a in res.json()["artifacts"]}
+    app_build = next(c for c in harness.calls(proj.builds_log) if "/leeroy-app:" in c and " build " in c)
+    assert "GREETING=hello ann" in app_build and "FLAG=on" in app_build and "--target release" in app_build
+    assert f"BASE={arts['base']['reference']}" in app_build and "Dockerfile.prod" in app_build
+    again = proj.run("build", "-f", f, "--output", "json")
+    assert again.outcomes() == {"base": "cached", "leeroy-app": "cached"}
+
+
+def test_skaffold_errors_point_at_its_lines(make_project, tmp_path):
+    bad = tmp_path / "skaffold.yaml"
+    bad.write_text("apiVersion: skaffold/v4beta5\nkind: Config\nbuild:\n  artifacts:\n    - image: x\n"
+                   "      context: missing\n")
+    res = make_project("skaffold").run("plan", "-f", str(bad))
+    assert res.returncode == 2 and "skaffold.yaml:6:" in res.stderr and "does not exist" in res.stderr
