@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import Any, Callable, Sequence
 
 from . import __version__, cache, config, explain, proc, registry, report, run
 from . import index as index_mod
@@ -181,14 +181,25 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
     return EXIT_OK
 
 
-def cmd_inputs(args: argparse.Namespace, r: Console) -> int:
+def _one_artifact(args: argparse.Namespace, r: Console, *, explaining: bool = False
+                  ) -> tuple[run.Prepared, run.plan.Decision | None, dict[str, Any] | None]:
+    """Hash one artifact (and what it requires); when explaining, also its decision and last recorded inputs."""
     project = _project(args, r)
     index, reg, _ = _wiring(args, project)
     try:
-        order = run.closure(project, [args.artifact])
-        prepared = run.prepare(project, order, index, reg, lambda e: None)[-1]
+        art = project.artifact(args.artifact)
+        prepared = run.prepare(project, run.closure(project, [art.name]), index, reg, lambda e: None)[-1]
+        if not explaining:
+            return prepared, None, None
+        decision = run.plan.decide(run.facts([prepared], index, reg, no_cache=False,
+                                             concurrency=project.registry.concurrency)[art.name])
+        return prepared, decision, index.last_inputs(str(art.ref))
     finally:
         index.close()
+
+
+def cmd_inputs(args: argparse.Namespace, r: Console) -> int:
+    prepared, _, _ = _one_artifact(args, r)
     if args.command == "hash":
         print(prepared.inputs.hash, file=r.out)
         return EXIT_OK
@@ -202,16 +213,9 @@ def cmd_inputs(args: argparse.Namespace, r: Console) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, r: Console) -> int:
-    project = _project(args, r)
-    index, reg, _ = _wiring(args, project)
-    try:
-        art = project.artifact(args.artifact)
-        prepared = run.prepare(project, run.closure(project, [art.name]), index, reg, lambda e: None)[-1]
-        decision = run.plan.decide(run.facts([prepared], index, reg, no_cache=False,
-                                             concurrency=project.registry.concurrency)[art.name])
-        last = index.last_inputs(str(art.ref))
-    finally:
-        index.close()
+    prepared, decision, last = _one_artifact(args, r, explaining=True)
+    assert decision is not None
+    art = prepared.artifact
     current = explain.snapshot(prepared.inputs)
     changes = explain.diff(last, current) if last else []
     if args.output == "json":
