@@ -1,9 +1,9 @@
 # Sourced by bin/demo, bin/test and bin/bench: installs what regless needs, idempotently.
-#   Debian packages: buildah skopeo docker-registry busybox-static (apt-get, as root or through sudo)
+#   Debian packages: buildah skopeo docker-registry busybox-static openssl (apt-get, as root or through sudo)
 #   .venv with regless and its test extras
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(buildah skopeo docker-registry busybox-static)
+PACKAGES=(buildah skopeo docker-registry busybox-static openssl)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

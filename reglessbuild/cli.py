@@ -133,7 +133,8 @@ def _project(args: argparse.Namespace, r: Console) -> config.Project:
 
 
 def _wiring(args: argparse.Namespace, project: config.Project) -> tuple[Index, registry.Reliable, str]:
-    choice = registry.choose(project.registry.tool, insecure=project.registry.insecure)
+    choice = registry.choose(project.registry.tool, insecure=project.registry.insecure,
+                             ca_file=project.registry.ca_file, attempt_timeout=min(30.0, project.registry.timeout))
     reg = registry.Reliable(choice.registry, Policy(deadline=project.registry.timeout))
     index = Index.open(args.cache_dir or default_cache_dir())
     return index, reg, choice.source
@@ -142,7 +143,7 @@ def _wiring(args: argparse.Namespace, project: config.Project) -> tuple[Index, r
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
     project = _project(args, r)
     r.width = max(len(a.name) for a in project.artifacts)
-    builder = choose_builder(project.builder)
+    builder = choose_builder(project.builder, push_deadline=project.registry.timeout)
     index, reg, reg_source = _wiring(args, project)
     for m in index.moved:
         r(Event("warning", None, f"the index could not be read ({m.reason}); moved it to {m.path} and started anew"))
@@ -264,7 +265,8 @@ def cmd_cache(args: argparse.Namespace, r: Console) -> int:
 def _cache_registry(args: argparse.Namespace) -> tuple[registry.Reliable, int]:
     found = args.file or next((Path.cwd() / n for n in config.CONFIG_NAMES if (Path.cwd() / n).is_file()), None)
     settings = config.load(found, default_repo=args.default_repo).registry if found else config.RegistrySettings()
-    choice = registry.choose(settings.tool, insecure=(*settings.insecure, *args.insecure_registry))
+    choice = registry.choose(settings.tool, insecure=(*settings.insecure, *args.insecure_registry),
+                             ca_file=settings.ca_file, attempt_timeout=min(30.0, settings.timeout))
     return registry.Reliable(choice.registry, Policy(deadline=settings.timeout)), settings.concurrency
 
 

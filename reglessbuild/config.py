@@ -49,6 +49,7 @@ class RegistrySettings:
     insecure: tuple[str, ...] = ()
     concurrency: int = 16
     timeout: float = 60.0  # total seconds of retrying one registry operation
+    ca_file: Path | None = None  # PEM CA bundle trusted for TLS registries, besides the system's
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class BuildahSettings:
     storage_driver: str = "vfs"
     isolation: str = "chroot"
     layers: bool = True
+    retry: int | None = None  # buildah's own --retry for pulls and pushes (its default: 3)
+    retry_delay: str | None = None  # buildah's --retry-delay, e.g. "500ms" (its default: 2s)
 
 
 @dataclass(frozen=True)
@@ -236,9 +239,17 @@ def _positive_int(r: _Reader, node: yaml.Node, where: str) -> int:
 
 
 def _registry(r: _Reader, node: yaml.Node) -> RegistrySettings:
-    m = r.mapping(node, "registry", {"tool": False, "insecure": False, "concurrency": False, "timeout": False})
+    m = r.mapping(node, "registry", {"tool": False, "insecure": False, "concurrency": False, "timeout": False,
+                                     "caFile": False})
     d = RegistrySettings()
+    ca_file = None
+    if "caFile" in m:
+        ca_file = (r.path.parent / r.string(m["caFile"], "registry.caFile")).resolve()
+        if not ca_file.is_file():
+            raise r.fail(m["caFile"], f"registry.caFile {ca_file} does not exist",
+                         hint="a PEM file of the CA that signed the registry's certificate, relative to this file")
     return RegistrySettings(
+        ca_file=ca_file,
         tool=r.scalar(m["tool"], "registry.tool", str, lambda v: v in ("auto", "crane", "skopeo"),
                       "one of auto, crane, skopeo") if "tool" in m else d.tool,
         insecure=tuple(r.strings(m["insecure"], "registry.insecure")) if "insecure" in m else d.insecure,
@@ -253,7 +264,8 @@ def _builder(r: _Reader, node: yaml.Node) -> BuilderSettings:
     d = BuilderSettings()
     buildah = d.buildah
     if "buildah" in m:
-        b = r.mapping(m["buildah"], "builder.buildah", {"storageDriver": False, "isolation": False, "layers": False})
+        b = r.mapping(m["buildah"], "builder.buildah", {"storageDriver": False, "isolation": False, "layers": False,
+                                                        "retry": False, "retryDelay": False})
         buildah = BuildahSettings(
             storage_driver=r.string(b["storageDriver"], "builder.buildah.storageDriver")
             if "storageDriver" in b else buildah.storage_driver,
@@ -262,6 +274,11 @@ def _builder(r: _Reader, node: yaml.Node) -> BuilderSettings:
             if "isolation" in b else buildah.isolation,
             layers=r.scalar(b["layers"], "builder.buildah.layers", bool, expect="true or false")
             if "layers" in b else buildah.layers,
+            retry=r.scalar(b["retry"], "builder.buildah.retry", int, lambda v: v >= 0, "0 or more")
+            if "retry" in b else None,
+            retry_delay=r.scalar(b["retryDelay"], "builder.buildah.retryDelay", str,
+                                 lambda v: re.fullmatch(r"\d+(\.\d+)?(ms|s|m)", v) is not None,
+                                 "a duration such as 500ms or 2s") if "retryDelay" in b else None,
         )
     kaniko = d.kaniko
     if "kaniko" in m:

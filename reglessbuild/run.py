@@ -19,7 +19,7 @@ from .errors import BuildError, DockerfileError, RegistryError
 from .events import Event, Sink
 from .index import Index, Result
 from .refs import ImageRef, RefError, parse, registry_matches
-from .registry import Reliable
+from .registry import Reliable, tls
 from .report import ArtifactResult, Report
 
 
@@ -197,7 +197,8 @@ class Runner:
             self._insecure(parse(done[r.image].image)) for r in a.requires)
         req = BuildRequest(context=a.context, dockerfile=a.dockerfile, destination=p.target, target=a.target,
                            platform=a.platform, build_args=tuple(args), insecure_pull=bases_insecure,
-                           insecure_push=self._insecure(p.target))
+                           insecure_push=self._insecure(p.target),
+                           cert_dir=tls.cert_dir(self.project.registry.ca_file) if self.project.registry.ca_file else None)
         with self.build_slots:
             if self.cancelled.is_set():
                 raise BuildError("cancelled before it started")

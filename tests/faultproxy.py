@@ -66,7 +66,9 @@ class FaultProxy:
 
     def stop(self) -> None:
         if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._closing.set)  # ends stalls at once
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -84,6 +86,7 @@ class FaultProxy:
         self._loop.run_forever()
 
     async def _serve(self) -> None:
+        self._closing = asyncio.Event()
         self._session = ClientSession(connector=TCPConnector(limit=0), auto_decompress=False,
                                       timeout=ClientTimeout(total=300))
         app = web.Application(client_max_size=1 << 31)
@@ -117,12 +120,20 @@ class FaultProxy:
             request.transport.abort()
             return web.Response(status=500)
         if fault == "stall":
-            await asyncio.sleep(self.stall_seconds)
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.stall_seconds)
+            except asyncio.TimeoutError:
+                pass
         elif fault:
             await request.read()
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-            code = {"429": "TOOMANYREQUESTS", "401": "UNAUTHORIZED", "403": "DENIED"}.get(fault, "UNAVAILABLE")
-            return web.json_response({"errors": [{"code": code, "message": f"injected {fault}"}]},
+            code, message = {"429": ("TOOMANYREQUESTS", "too many requests"),
+                             "401": ("UNAUTHORIZED", "authentication required"),
+                             "403": ("DENIED", "requested access to the resource is denied")}.get(
+                fault, ("UNAVAILABLE", "service unavailable"))
+            if fault == "401":
+                headers["WWW-Authenticate"] = 'Basic realm="regless-test"'
+            return web.json_response({"errors": [{"code": code, "message": message}]},
                                      status=int(fault), headers=headers)
         body = await request.read()
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP)

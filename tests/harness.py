@@ -36,10 +36,20 @@ class LocalRegistry:
     root: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    tls: tuple[Path, Path] | None = None  # (certificate, key): serve https
+    htpasswd: Path | None = None  # basic auth (bcrypt entries)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def _config(self) -> str:
+        tls = f", tls: {{certificate: '{self.tls[0]}', key: '{self.tls[1]}'}}" if self.tls else ""
+        auth = f"auth: {{htpasswd: {{realm: regless-test, path: '{self.htpasswd}'}}}}\n" if self.htpasswd else ""
+        return ("version: 0.1\n"
+                "log: {level: error, accesslog: {disabled: true}}\n"
+                f"storage: {{filesystem: {{rootdirectory: {self.root / 'data'}}}, delete: {{enabled: true}}}}\n"
+                f"http: {{addr: '{self.address}', relativeurls: true{tls}}}\n" + auth)
 
     def start(self, timeout: float = 15.0) -> "LocalRegistry":
         exe = shutil.which("docker-registry")
@@ -48,18 +58,17 @@ class LocalRegistry:
         for _ in range(5):
             self.port = free_port()
             cfg = self.root / "config.yml"
-            cfg.write_text(
-                "version: 0.1\n"
-                "log: {level: error, accesslog: {disabled: true}}\n"
-                f"storage: {{filesystem: {{rootdirectory: {self.root / 'data'}}}, delete: {{enabled: true}}}}\n"
-                f"http: {{addr: '{self.address}', relativeurls: true}}\n"
-            )
+            cfg.write_text(self._config())
             log = open(self.root / "registry.log", "ab")
             self.process = subprocess.Popen([exe, "serve", str(cfg)], stdout=log, stderr=log,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.process.poll() is None:
                 try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        pass
+                    if self.tls:
+                        return self
                     with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1) as resp:
                         if resp.status == 200:
                             return self
@@ -141,3 +150,15 @@ def events(log: Path) -> list[tuple[str, str, str]]:
             pid, argv = ln.split(" ", 1)
             out.append(("start", pid, argv))
     return out
+
+
+def make_tls_auth(folder: Path, user: str, password: str) -> tuple[Path, Path, Path]:
+    """A self-signed CA/server certificate for 127.0.0.1 (openssl) and an htpasswd file (bcrypt)."""
+    import bcrypt
+
+    cert, key, htpasswd = folder / "tls.crt", folder / "tls.key", folder / "htpasswd"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=regless-test-ca", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    htpasswd.write_text(f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
+    return cert, key, htpasswd

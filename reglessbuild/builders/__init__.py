@@ -21,7 +21,7 @@ class Choice:
     source: str
 
 
-def choose(settings: BuilderSettings) -> Choice:
+def choose(settings: BuilderSettings, *, push_deadline: float = 60.0) -> Choice:
     if settings.kind == "kaniko":
         exe = settings.kaniko.executor
         if not (shutil.which(exe) or os.access(exe, os.X_OK)):
@@ -31,4 +31,4 @@ def choose(settings: BuilderSettings) -> Choice:
         return Choice(Kaniko(settings.kaniko), "config")
     if not shutil.which("buildah"):
         raise ToolMissing("buildah not found on PATH", hint=INSTALL_HINT)
-    return Choice(Buildah(settings.buildah), "config" if settings.kind else "default")
+    return Choice(Buildah(settings.buildah, push_deadline=push_deadline), "config" if settings.kind else "default")

@@ -6,6 +6,7 @@ A push that fails on a transient registry fault is pushed again, never rebuilt.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from typing import Callable
 
@@ -24,9 +25,14 @@ def _global(settings: BuildahSettings) -> list[str]:
     return ["buildah", "--storage-driver", settings.storage_driver]
 
 
+def _retry(settings: BuildahSettings) -> list[str]:
+    return ([f"--retry={settings.retry}"] if settings.retry is not None else []) + (
+        [f"--retry-delay={settings.retry_delay}"] if settings.retry_delay else [])
+
+
 def build_argv(req: BuildRequest, settings: BuildahSettings) -> list[str]:
     argv = [*_global(settings), "build", "--isolation", settings.isolation, f"--layers={str(settings.layers).lower()}",
-            "-f", str(req.dockerfile)]
+            *_retry(settings), "-f", str(req.dockerfile)]
     if req.target:
         argv += ["--target", req.target]
     if req.platform:
@@ -35,49 +41,70 @@ def build_argv(req: BuildRequest, settings: BuildahSettings) -> list[str]:
         argv += ["--build-arg", f"{k}={v}"]
     if req.insecure_pull:
         argv.append("--tls-verify=false")
+    elif req.cert_dir:
+        argv += ["--cert-dir", req.cert_dir]
     argv += ["-t", str(req.destination), str(req.context)]
     return argv
 
 
 def push_argv(req: BuildRequest, settings: BuildahSettings, digestfile: str) -> list[str]:
-    return [*_global(settings), "push", "--digestfile", digestfile,
-            *(["--tls-verify=false"] if req.insecure_push else []),
+    return [*_global(settings), "push", *_retry(settings), "--digestfile", digestfile,
+            *(["--tls-verify=false"] if req.insecure_push else ["--cert-dir", req.cert_dir] if req.cert_dir else []),
             str(req.destination), f"docker://{req.destination}"]
 
 
-class _PushFault(Exception):
-    pass
+class _Transient(Exception):
+    """A buildah call that failed on a transient registry fault; args[0] is its Completed."""
+
+
+# a build that failed while pulling its base is worth another try; one whose own steps failed is not
+_PULL_FAILURE = re.compile(r"creating build container|Error fetching blob|pulling image|initializing source|"
+                           r"reading manifest|trying to pull|copying system image", re.I)
+
+
+def _pull_failed(done: proc.Completed) -> bool:
+    return classify(done.stderr_text) is Fault.TRANSIENT and bool(_PULL_FAILURE.search(done.stderr_text))
+
+
+def _push_failed(done: proc.Completed) -> bool:
+    return classify(done.stderr_text) is Fault.TRANSIENT
 
 
 class Buildah:
     name = "buildah"
 
-    def __init__(self, settings: BuildahSettings, *, push_attempts: int = 4, push_wait: float = 1.0) -> None:
+    def __init__(self, settings: BuildahSettings, *, push_deadline: float = 60.0, push_wait: float = 0.5) -> None:
         self.settings = settings
-        self.push_attempts = push_attempts
+        self.push_deadline = push_deadline  # seconds of pushing again after transient faults
         self.push_wait = push_wait
 
+    def _again(self, argv: list[str], on_line: Callable[[str], None], transient: Callable[[proc.Completed], bool]
+               ) -> proc.Completed:
+        """Run `argv`, again while it fails on a transient registry fault, within the push deadline."""
+
+        def once() -> proc.Completed:
+            done = proc.stream(argv, on_line, install_hint=INSTALL_HINT)
+            if not done.ok and transient(done):
+                raise _Transient(done)
+            return done
+
+        try:
+            return tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(_Transient),
+                wait=tenacity.wait_exponential_jitter(multiplier=self.push_wait, max=4 * self.push_wait),
+                stop=tenacity.stop_before_delay(self.push_deadline), reraise=True,
+            )(once)
+        except _Transient as exc:
+            return exc.args[0]  # type: ignore[no-any-return]
+
     def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
-        done = proc.stream(build_argv(request, self.settings), on_line, install_hint=INSTALL_HINT)
+        done = self._again(build_argv(request, self.settings), on_line, _pull_failed)
         if not done.ok:
             raise BuildError(f"buildah build exited {done.returncode}", tail=done.tail)
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
-
-            def push() -> proc.Completed:
-                pushed = proc.stream(push_argv(request, self.settings, digestfile), on_line, install_hint=INSTALL_HINT)
-                if not pushed.ok and classify(pushed.stderr_text) is Fault.TRANSIENT:
-                    raise _PushFault(pushed)
-                return pushed
-
-            try:
-                pushed = tenacity.Retrying(
-                    retry=tenacity.retry_if_exception_type(_PushFault),
-                    wait=tenacity.wait_exponential_jitter(initial=self.push_wait, max=10 * self.push_wait),
-                    stop=tenacity.stop_after_attempt(self.push_attempts), reraise=True,
-                )(push)
-            except _PushFault as exc:
-                pushed = exc.args[0]
+            # pushed again, never rebuilt: buildah's own --retry gives up on some faults (a 503 on a blob check)
+            pushed = self._again(push_argv(request, self.settings, digestfile), on_line, _push_failed)
             if not pushed.ok:
                 raise BuildError(f"buildah push of {request.destination} exited {pushed.returncode}",
                                  tail=pushed.tail)

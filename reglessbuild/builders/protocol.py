@@ -19,6 +19,7 @@ class BuildRequest:
     build_args: tuple[tuple[str, str], ...] = ()
     insecure_pull: bool = False  # a base image lives on a plain-http / unverified registry
     insecure_push: bool = False
+    cert_dir: str | None = None  # extra CA for TLS registries (registry.caFile)
 
 
 class Builder(Protocol):

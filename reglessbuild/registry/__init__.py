@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import RegistryError, ToolMissing
 from ..refs import ImageRef
@@ -21,20 +22,22 @@ class Choice:
     source: str  # why this tool: "config", "PATH"
 
 
-def choose(tool: str, *, insecure: tuple[str, ...] = ()) -> Choice:
+def choose(tool: str, *, insecure: tuple[str, ...] = (), ca_file: Path | None = None,
+           attempt_timeout: float = 30.0) -> Choice:
     """crane or skopeo: `tool` from the config, or `auto` = crane when on PATH, else skopeo."""
+    opts = dict(insecure=insecure, ca_file=ca_file, attempt_timeout=attempt_timeout)
     if tool == "crane" or (tool == "auto" and shutil.which("crane")):
         if not shutil.which("crane"):
             raise ToolMissing("registry.tool is crane, but crane is not on PATH",
                               hint="install crane, or set registry.tool: skopeo")
-        return Choice(Crane(insecure=insecure), "config" if tool == "crane" else "PATH (crane found)")
+        return Choice(Crane(**opts), "config" if tool == "crane" else "PATH (crane found)")  # type: ignore[arg-type]
     if not shutil.which("skopeo"):
         raise ToolMissing(
             "neither crane nor skopeo is on PATH" if tool == "auto" else "registry.tool is skopeo, but it is not on PATH",
             hint="install skopeo (apt-get install skopeo) or crane (go install "
                  "github.com/google/go-containerregistry/cmd/crane@latest)",
         )
-    return Choice(Skopeo(insecure=insecure), "config" if tool == "skopeo" else "PATH (no crane, skopeo found)")
+    return Choice(Skopeo(**opts), "config" if tool == "skopeo" else "PATH (no crane, skopeo found)")  # type: ignore[arg-type]
 
 
 class Reliable:

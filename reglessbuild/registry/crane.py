@@ -6,11 +6,13 @@ MANIFEST_UNKNOWN / NAME_UNKNOWN on stderr for "not found" (shared/reference/cran
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from .. import proc
 from ..errors import RegistryError
 from ..refs import ImageRef, registry_matches
+from . import tls
 from .errors import raise_for
 
 INSTALL_HINT = "install crane (go install github.com/google/go-containerregistry/cmd/crane@latest), or skopeo"
@@ -27,16 +29,19 @@ def copy_argv(src: ImageRef, dst: ImageRef, insecure: bool) -> list[str]:
 class Crane:
     name = "crane"
 
-    def __init__(self, *, insecure: Sequence[str] = (), executable: str = "crane") -> None:
+    def __init__(self, *, insecure: Sequence[str] = (), executable: str = "crane", ca_file: Path | None = None,
+                 attempt_timeout: float = 30.0) -> None:
         self.insecure = tuple(insecure)
         self.executable = executable
+        self.env = tls.go_env(ca_file)
+        self.timeout = attempt_timeout
 
     def _argv(self, argv: list[str]) -> list[str]:
         return [self.executable, *argv[1:]]
 
     def digest(self, ref: ImageRef) -> str | None:
         done = proc.run(self._argv(digest_argv(ref, registry_matches(ref.registry, self.insecure))),
-                        install_hint=INSTALL_HINT)
+                        install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
         if done.ok:
             out = done.stdout.decode().strip()
             if not out.startswith("sha256:"):
@@ -47,7 +52,8 @@ class Crane:
 
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
         insecure = registry_matches(src.registry, self.insecure) or registry_matches(dst.registry, self.insecure)
-        done = proc.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT)
+        done = proc.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT, env=self.env,
+                        timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}")
             raise RegistryError(f"copy {src} to {dst}: source not found")

@@ -23,8 +23,8 @@ class Fault(Enum):
 
 
 # registry error codes are upper case (crane prints them as they come); phrases as skopeo prints them
-_AUTH = re.compile(r"\bUNAUTHORIZED\b|\bDENIED\b|(?i:unauthorized: authentication required|authentication required|"
-                   r"denied: requested access|401 Unauthorized|403 Forbidden|status: 40[13]\b|status code 40[13]\b)")
+_AUTH = re.compile(r"(?i:\bunauthorized\b|(?<!permission )\bdenied\b|authentication required|401 Unauthorized|"
+                   r"403 Forbidden|status: 40[13]\b|status code 40[13]\b)")
 _NOT_FOUND = re.compile(r"manifest unknown|MANIFEST_UNKNOWN|name unknown|NAME_UNKNOWN|"
                         r"repository name not known", re.I)
 _TLS = re.compile(r"x509:|server gave HTTP response to HTTPS client|first record does not look like a TLS handshake",

@@ -17,13 +17,13 @@ T = TypeVar("T")
 class Policy:
     deadline: float = 60.0  # seconds for all attempts of one operation
     initial: float = 0.5
-    maximum: float = 8.0
+    maximum: float = 4.0
 
 
 def call(policy: Policy, fn: Callable[[], T]) -> T:
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
-        wait=tenacity.wait_exponential_jitter(initial=policy.initial, max=policy.maximum, jitter=policy.initial),
+        wait=tenacity.wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum, jitter=policy.initial),
         stop=tenacity.stop_before_delay(policy.deadline),
         reraise=True,
     )

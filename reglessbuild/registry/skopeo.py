@@ -3,37 +3,49 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Sequence
 
 from .. import proc
+from ..errors import RegistryError
+from . import tls
 from ..refs import ImageRef, registry_matches
 from .errors import raise_for
 
 INSTALL_HINT = "install skopeo (Debian/Ubuntu: apt-get install skopeo), or crane from go-containerregistry"
 
 
-def digest_argv(ref: ImageRef, insecure: bool) -> list[str]:
-    return ["skopeo", "inspect", "--raw", *(["--tls-verify=false"] if insecure else []), f"docker://{ref}"]
+def _tls(prefix: str, insecure: bool, cert_dir: str | None) -> list[str]:
+    if insecure:
+        return [f"--{prefix}tls-verify=false"]
+    return [f"--{prefix}cert-dir", cert_dir] if cert_dir else []
 
 
-def copy_argv(src: ImageRef, dst: ImageRef, src_insecure: bool, dst_insecure: bool) -> list[str]:
-    return ["skopeo", "copy", "--quiet", "--all", "--preserve-digests",
-            *(["--src-tls-verify=false"] if src_insecure else []),
-            *(["--dest-tls-verify=false"] if dst_insecure else []),
-            f"docker://{src}", f"docker://{dst}"]
+def digest_argv(ref: ImageRef, insecure: bool, cert_dir: str | None = None) -> list[str]:
+    return ["skopeo", "inspect", "--raw", *_tls("", insecure, cert_dir), f"docker://{ref}"]
+
+
+def copy_argv(src: ImageRef, dst: ImageRef, src_insecure: bool, dst_insecure: bool,
+              cert_dir: str | None = None) -> list[str]:
+    return ["skopeo", "copy", "--quiet", "--all", "--preserve-digests", *_tls("src-", src_insecure, cert_dir),
+            *_tls("dest-", dst_insecure, cert_dir), f"docker://{src}", f"docker://{dst}"]
 
 
 class Skopeo:
     name = "skopeo"
 
-    def __init__(self, *, insecure: Sequence[str] = ()) -> None:
+    def __init__(self, *, insecure: Sequence[str] = (), ca_file: Path | None = None,
+                 attempt_timeout: float = 30.0) -> None:
         self.insecure = tuple(insecure)
+        self.cert_dir = tls.cert_dir(ca_file) if ca_file else None
+        self.timeout = attempt_timeout
 
     def _insecure(self, ref: ImageRef) -> bool:
         return registry_matches(ref.registry, self.insecure)
 
     def digest(self, ref: ImageRef) -> str | None:
-        done = proc.run(digest_argv(ref, self._insecure(ref)), install_hint=INSTALL_HINT)
+        done = proc.run(digest_argv(ref, self._insecure(ref), self.cert_dir), install_hint=INSTALL_HINT,
+                        timeout=self.timeout)
         if done.ok:
             # the digest is the sha256 of the manifest bytes exactly as the registry serves them
             return "sha256:" + hashlib.sha256(done.stdout).hexdigest()
@@ -41,9 +53,8 @@ class Skopeo:
         return None
 
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
-        done = proc.run(copy_argv(src, dst, self._insecure(src), self._insecure(dst)), install_hint=INSTALL_HINT)
+        done = proc.run(copy_argv(src, dst, self._insecure(src), self._insecure(dst), self.cert_dir),
+                        install_hint=INSTALL_HINT, timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}")
-            from ..errors import RegistryError
-
             raise RegistryError(f"copy {src} to {dst}: source not found")

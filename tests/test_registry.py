@@ -1,0 +1,291 @@
+"""The registry layer against a real registry: one conformance suite for every adapter whose tool is
+present (skopeo here; crane wherever it is installed; crane's command-line contract through a double),
+argv contracts, retries against injected faults, and auth and TLS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import harness
+from conftest import ROOT
+from faultproxy import FaultProxy, Rule
+from reglessbuild.errors import RegistryAuthError, RegistryError, RegistryUnreachable
+from reglessbuild.refs import parse
+from reglessbuild.registry import Crane, Reliable, Skopeo, retry
+from reglessbuild.registry.crane import copy_argv as crane_copy_argv, digest_argv as crane_digest_argv
+from reglessbuild.registry.errors import TransientRegistryError
+from reglessbuild.registry.skopeo import copy_argv, digest_argv
+
+CRANE_DOUBLE = ROOT / "tests" / "doubles" / "bin" / "crane"
+FAST = retry.Policy(deadline=3.0, initial=0.05, maximum=0.2)
+
+
+def skopeo_digest(ref: str) -> str:
+    out = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                         check=True, capture_output=True).stdout
+    return "sha256:" + hashlib.sha256(out).hexdigest()
+
+
+def make_adapter(kind: str, insecure=("127.0.0.1",), **kw):
+    if kind == "skopeo":
+        return Skopeo(insecure=insecure, **kw)
+    if kind == "crane":
+        if not shutil.which("crane"):
+            pytest.skip("crane not on PATH")
+        return Crane(insecure=insecure, **kw)
+    return Crane(insecure=insecure, executable=str(CRANE_DOUBLE), **kw)
+
+
+@pytest.fixture(params=["skopeo", "crane", "crane-double"])
+def adapter(request):
+    return make_adapter(request.param)
+
+
+# ---------------------------------------------------------------- conformance
+
+def test_digest_of_an_image(adapter, base_image):
+    ref = parse(base_image)
+    assert adapter.digest(ref.bare().with_tag(ref.tag)) == ref.digest == skopeo_digest(base_image.split("@")[0])
+    assert adapter.digest(ref.bare().with_digest(ref.digest)) == ref.digest
+
+
+def test_digest_of_missing_tag_and_repo_is_none(adapter, registry):
+    assert adapter.digest(parse(f"{registry.address}/base/busybox:nope")) is None
+    assert adapter.digest(parse(f"{registry.address}/no/such/repo:x")) is None
+
+
+@pytest.mark.parametrize("dst_repo", ["base/busybox", "copies/elsewhere"])
+def test_copy_keeps_the_digest(adapter, base_image, registry, dst_repo):
+    src = parse(base_image)
+    dst = parse(f"{registry.address}/{dst_repo}:copy-{adapter.name}-{abs(hash(dst_repo)) % 1000}")
+    got = Reliable(adapter, FAST).copy(src.bare().with_digest(src.digest), dst)
+    assert got == src.digest == adapter.digest(dst) == skopeo_digest(str(dst))
+
+
+def test_unreachable_registry_is_transient_then_unreachable(adapter):
+    dead = parse(f"127.0.0.1:{harness.free_port()}/x/y:z")
+    with pytest.raises(TransientRegistryError):
+        adapter.digest(dead)
+    with pytest.raises(RegistryUnreachable) as exc:
+        Reliable(adapter, FAST).digest(dead)
+    assert f"registry {dead.registry} did not answer" in str(exc.value)
+
+
+def test_argv_contracts():
+    ref = parse("r.example:5000/a/b:" + "c" * 32)
+    assert digest_argv(ref, True) == ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"]
+    assert digest_argv(ref, False, "/certs") == ["skopeo", "inspect", "--raw", "--cert-dir", "/certs", f"docker://{ref}"]
+    assert copy_argv(ref, ref.with_tag("t"), False, True, "/c") == [
+        "skopeo", "copy", "--quiet", "--all", "--preserve-digests", "--src-cert-dir", "/c", "--dest-tls-verify=false",
+        f"docker://{ref}", f"docker://{ref.with_tag('t')}"]
+    assert crane_digest_argv(ref, True) == ["crane", "digest", "--insecure", str(ref)]
+    assert crane_copy_argv(ref, ref.with_tag("t"), False) == ["crane", "copy", str(ref), str(ref.with_tag("t"))]
+
+
+def test_crane_double_speaks_cranes_contract(registry, base_image):
+    ok = subprocess.run([str(CRANE_DOUBLE), "digest", base_image.split("@")[0]], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout == base_image.split("@")[1] + "\n"
+    missing = subprocess.run([str(CRANE_DOUBLE), "digest", f"{registry.address}/base/busybox:nope"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "Error: GET http://" in missing.stderr and "MANIFEST_UNKNOWN: manifest unknown" in missing.stderr
+    bad = subprocess.run([str(CRANE_DOUBLE), "digest", "--bogus", "x"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "unknown flag" in bad.stderr
+
+
+# ---------------------------------------------------------------- faults
+
+@pytest.fixture
+def proxy(registry):
+    with FaultProxy(registry.address) as p:
+        yield p
+
+
+def _through(proxy: FaultProxy, base_image: str):
+    return parse(base_image.split("@")[0].replace(proxy.upstream, proxy.address))
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "503", "reset", "429"])
+def test_transient_faults_are_retried(adapter, proxy, base_image, fault):
+    proxy.rules.append(Rule(r"/manifests/", fault, times=2, retry_after=0.1 if fault == "429" else None))
+    ref = _through(proxy, base_image)
+    assert Reliable(adapter, FAST).digest(ref) == parse(base_image).digest
+    assert [x[2] for x in proxy.injected()] == [fault, fault]
+
+
+def test_a_stalled_request_times_out_and_is_retried(proxy, base_image):
+    proxy.stall_seconds = 20
+    proxy.rules.append(Rule(r"/manifests/", "stall", times=1))
+    adapter = make_adapter("skopeo", attempt_timeout=1.0)
+    assert Reliable(adapter, retry.Policy(deadline=10, initial=0.05)).digest(_through(proxy, base_image)) == \
+        parse(base_image).digest
+
+
+def test_registry_that_stays_down_fails_in_bounded_time(adapter, proxy, base_image):
+    proxy.down = True
+    with pytest.raises(RegistryUnreachable) as exc:
+        Reliable(adapter, retry.Policy(deadline=1.5, initial=0.05, maximum=0.2)).digest(_through(proxy, base_image))
+    assert f"registry {proxy.address} did not answer" in str(exc.value)
+    assert len(proxy.log) >= 2  # it was retried, and it stopped
+
+
+@pytest.mark.parametrize("code", ["401", "403"])
+def test_auth_refusal_is_not_retried(adapter, proxy, base_image, code):
+    proxy.rules.append(Rule(r"/manifests/", code, times=100))
+    with pytest.raises(RegistryAuthError) as exc:
+        Reliable(adapter, FAST).digest(_through(proxy, base_image))
+    assert len([x for x in proxy.log if "/manifests/" in x[1]]) == 1
+    assert "config.json" in str(exc.value) and "REGISTRY_AUTH_FILE" in str(exc.value)
+
+
+def _build_through(demo, proxy, *extra: str):
+    return demo.run("build", "--output", "json", "--default-repo", f"{proxy.address}/{_prefix(demo)}", *extra,
+                    default_repo=False)
+
+
+def _prefix(demo) -> str:
+    return demo.repo.rsplit("/", 1)[1]  # the test's own repository prefix, also behind the proxy
+
+
+def test_restart_completes_with_30_percent_of_requests_failing(demo, proxy, tmp_path):
+    first = _build_through(demo, proxy)
+    assert first.returncode == 0, first.stderr[-2000:]
+    proxy.rate = 0.3
+    proxy.random_faults = ("500", "502", "503", "reset", "429")
+    demo.env["REGLESS_CACHE_DIR"] = str(tmp_path / "fresh")  # a fresh runner: every answer from the registry
+    for _ in range(2):
+        again = _build_through(demo, proxy)
+        assert again.returncode == 0, again.stdout[-3000:]
+        assert again.outcomes() == {"web": "cached", "tools": "cached", "app": "cached"}
+        assert {a["digest"] for a in again.json()["artifacts"]} == {a["digest"] for a in first.json()["artifacts"]}
+    assert len(proxy.injected()) >= 3 and demo.builds_started() == 3
+
+
+def test_builds_pushes_and_retags_complete_with_10_percent_of_requests_failing(demo, proxy):
+    # a push or a copy is a dozen requests, each of which may fail: buildah retries quickly inside
+    # (--retry/--retry-delay from the config), and regless runs the whole push, pull or copy again
+    # while the fault is transient, never rebuilding an image that was built
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("layers: true}", "layers: true, retry: 10, retryDelay: 100ms}"))
+    proxy.rate = 0.1
+    proxy.random_faults = ("500", "502", "503", "reset")
+    first = _build_through(demo, proxy)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert first.outcomes() == {"web": "built", "tools": "built", "app": "built"}
+    for a in first.json()["artifacts"]:  # what was reported is what the registry serves
+        assert skopeo_digest(a["reference"].split("@")[0].replace(proxy.address, proxy.upstream)) == a["digest"]
+    cfg.write_text(cfg.read_text().replace("image: web ", "image: website "))
+    second = _build_through(demo, proxy)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert second.outcomes() == {"website": "retagged", "tools": "cached", "app": "cached"}
+    site = next(a for a in second.json()["artifacts"] if a["name"] == "website")
+    web = next(a for a in first.json()["artifacts"] if a["name"] == "web")
+    assert site["digest"] == web["digest"] == skopeo_digest(f"{proxy.upstream}/{_prefix(demo)}/website:latest")
+    assert proxy.injected() and demo.builds_started() == 3
+
+
+def test_build_against_a_registry_that_stays_down_exits_3(demo, proxy):
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("insecure: [127.0.0.1]", "insecure: [127.0.0.1]\n  timeout: 2"))
+    proxy.down = True
+    res = _build_through(demo, proxy)
+    assert res.returncode == 3 and f"registry {proxy.address} did not answer" in res.stderr
+
+
+def test_build_refused_401_exits_3_saying_where_credentials_come_from(demo, proxy):
+    proxy.rules.append(Rule(r"/manifests/", "401", times=1000))
+    res = _build_through(demo, proxy)
+    assert res.returncode == 3 and f"registry {proxy.address} refused access" in res.stderr
+    assert "DOCKER_CONFIG" in res.stderr and "REGISTRY_AUTH_FILE" in res.stderr
+
+
+# ---------------------------------------------------------------- auth and TLS
+
+USER, PASSWORD = "regless-user", "pw-7f3c9e-never-printed"
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("secure")
+    cert, key, htpasswd = harness.make_tls_auth(folder, USER, PASSWORD)
+    with harness.LocalRegistry(folder, tls=(cert, key), htpasswd=htpasswd) as reg:
+        yield reg, cert
+
+
+def _secure_project(demo, secure, *, ca: bool = True, insecure: str | None = None):
+    reg, cert = secure
+    cfg = demo.path / "regless.yaml"
+    text = cfg.read_text().replace("insecure: [127.0.0.1]", f"insecure: [{insecure or demo.registry}]")
+    if ca:
+        text = text.replace("registry:\n", f"registry:\n  caFile: {cert}\n")
+    cfg.write_text(text)
+    return reg
+
+
+def _docker_config(folder: Path, registry: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (folder / "config.json").write_text(json.dumps({"auths": {registry: {"auth": token}}}))
+    return folder
+
+
+def _no_secret_anywhere(demo, *outputs: str) -> None:
+    for text in outputs:
+        assert PASSWORD not in text
+    for f in demo.cache_dir.rglob("*"):
+        if f.is_file():
+            assert PASSWORD.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize("how", ["DOCKER_CONFIG", "REGISTRY_AUTH_FILE"])
+def test_build_on_a_tls_registry_with_basic_auth(demo, secure, tmp_path, how):
+    reg = _secure_project(demo, secure)
+    conf = _docker_config(tmp_path / "docker", reg.address)
+    demo.env[how] = str(conf) if how == "DOCKER_CONFIG" else str(conf / "config.json")
+    res = demo.run("build", "--output", "json", "-v", "--default-repo", f"{reg.address}/{_prefix(demo)}", default_repo=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.outcomes() == {"web": "built", "tools": "built", "app": "built"}
+    again = demo.run("build", "--output", "json", "--default-repo", f"{reg.address}/{_prefix(demo)}", default_repo=False)
+    assert again.outcomes() == {"web": "cached", "tools": "cached", "app": "cached"}
+    _no_secret_anywhere(demo, res.stdout, res.stderr, again.stdout, again.stderr)
+
+
+@pytest.mark.parametrize("kind", ["skopeo", "crane-double"])
+def test_adapters_read_credentials_and_the_ca(secure, base_image, tmp_path, monkeypatch, kind):
+    reg, cert = secure
+    conf = _docker_config(tmp_path / "docker", reg.address)
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(conf / "config.json"))  # crane gets it as DOCKER_CONFIG
+    adapter = make_adapter(kind, insecure=(base_image.split("/")[0],), ca_file=cert)
+    dst = parse(f"{reg.address}/copied/busybox:1")
+    src = parse(base_image)
+    assert Reliable(adapter, FAST).copy(src.bare().with_digest(src.digest), dst) == src.digest
+
+
+def test_without_credentials_the_refusal_names_the_registry(demo, secure):
+    reg = _secure_project(demo, secure)
+    res = demo.run("build", "--default-repo", f"{reg.address}/{_prefix(demo)}", default_repo=False)
+    assert res.returncode == 3 and f"registry {reg.address} refused access" in res.stderr
+    assert "config.json" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_without_the_ca_tls_fails_clearly(demo, secure, tmp_path):
+    reg = _secure_project(demo, secure, ca=False)
+    demo.env["DOCKER_CONFIG"] = str(_docker_config(tmp_path / "docker", reg.address))
+    res = demo.run("build", "--default-repo", f"{reg.address}/{_prefix(demo)}", default_repo=False)
+    assert res.returncode == 3 and f"TLS to registry {reg.address} failed" in res.stderr
+    assert "x509" in res.stderr
+
+
+def test_insecure_applies_only_to_the_registries_it_names(demo):
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("insecure: [127.0.0.1]", "insecure: [127.0.0.1:1]"))
+    res = demo.run("build")
+    assert res.returncode == 3 and "server gave HTTP response to HTTPS client" in res.stderr
+    assert f"registry.insecure: [{demo.registry}]" in res.stderr
