@@ -10,6 +10,7 @@ name and the registry.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import stat
@@ -132,6 +133,7 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str) ->
     """The files and symlinks that the sources reach (directories recursively)."""
     chosen: dict[str, _Entry] = {}
     index = {e.rel: e for e in entries}
+    keys = [e.rel for e in entries]
     for src in sources:
         if src.pattern == ".":
             roots = [e.rel for e in entries]
@@ -150,10 +152,13 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str) ->
                 hint="check the path, and that .dockerignore does not exclude it",
             )
         for root in roots:
+            # entries are sorted by path: what lies below `root` is one run starting at it
+            i = bisect.bisect_left(keys, root)
             prefix = root + "/"
-            for e in entries:
-                if (e.rel == root or e.rel.startswith(prefix)) and e.kind != "dir":
-                    chosen[e.rel] = e
+            while i < len(entries) and (keys[i] == root or keys[i].startswith(prefix)):
+                if entries[i].kind != "dir":
+                    chosen[keys[i]] = entries[i]
+                i += 1
     return [chosen[k] for k in sorted(chosen)]
 
 
@@ -236,7 +241,18 @@ def workspace_hash(settings: Settings, files: Iterable[InputFile]) -> str:
 
 
 def collect(context: Path, dockerfile: Path, analysis: Analysis, rules: IgnoreRules,
-            memo: StatMemo | None, progress: Progress | None = None) -> tuple[list[InputFile], dict[bytes, bytes], int]:
-    entries = walk(context, rules) if analysis.sources else []
+            memo: StatMemo | None, progress: Progress | None = None,
+            walked: dict[tuple[Path, tuple[str, ...]], list[_Entry]] | None = None
+            ) -> tuple[list[InputFile], dict[bytes, bytes], int]:
+    """The input files of one artifact, hashed. `walked` shares context listings between the artifacts of a run."""
+    if not analysis.sources:
+        entries: list[_Entry] = []
+    elif walked is None:
+        entries = walk(context, rules)
+    else:
+        key = (context, rules.patterns)
+        if key not in walked:
+            walked[key] = walk(context, rules)
+        entries = walked[key]
     picked = select(entries, analysis.sources, str(dockerfile))
     return hash_files(picked, memo, progress=progress)

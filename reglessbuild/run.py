@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 from . import dockerfile, explain, ignore, inputs, plan, proc
@@ -89,6 +90,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
     memo = index.memo()
     prepared: dict[str, Prepared] = {}
     new_memo: dict[bytes, bytes] = {}
+    walked: dict[tuple[Path, tuple[str, ...]], list[inputs._Entry]] = {}  # one listing per shared context
     try:
         for a in order:
             t0 = time.perf_counter()
@@ -96,7 +98,8 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
             rules = ignore.load(a.context, a.dockerfile)
             files, records, _read = inputs.collect(
                 a.context, a.dockerfile, an, rules, memo,
-                progress=lambda n, b, name=a.name: emit(Event("progress", name, "hashing", {"files": n, "bytes": b})))
+                progress=lambda n, b, name=a.name: emit(Event("progress", name, "hashing", {"files": n, "bytes": b})),
+                walked=walked)
             new_memo.update(records)
             settings = inputs.Settings(
                 builder=project.builder.kind, dockerfile=a.dockerfile.read_bytes(), target=a.target,

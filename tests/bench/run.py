@@ -1,0 +1,190 @@
+"""bin/bench: regless against a real local registry, with two baselines measured in the same run.
+
+Scenarios (each a `regless build` of a generated project):
+  cold       empty registry and index: every artifact built
+  restart    nothing changed, warm index (the "faster restart")
+  fresh      empty index, every image already in the registry (a new CI runner)
+  one-file   one input file of one artifact changed
+  rename     every image name changed (--default-repo): retags, no builds
+  slow       restart through a proxy that adds 100 ms to every registry request
+Baselines: peer = `buildah build --layers` + `buildah push` for every artifact (what a user
+without regless runs); floor = stat every input file + one concurrent manifest HEAD per artifact.
+Also: 64 registry checks through the 100 ms proxy, at concurrency 1 and 16 and 64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import harness  # noqa: E402
+from bench.generate import Shape, generate  # noqa: E402
+from faultproxy import FaultProxy  # noqa: E402
+
+REGLESS = str(Path(sys.executable).with_name("regless"))
+STORAGE = ["--storage-driver", "vfs"]
+
+
+def storage_env(folder: Path) -> dict[str, str]:
+    """Environment giving buildah its own image storage under `folder`, so runs never share a layer cache."""
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{folder / "graph"}"\nrunroot = "{folder / "run"}"\n')
+    return {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}
+
+
+REGLESS_ENV: dict[str, str] = {}
+
+
+def regless(project: Path, repo: str, cache: Path, base: str, *extra: str) -> dict:
+    env = {**REGLESS_ENV, "REGLESS_CACHE_DIR": str(cache), "REGLESS_BASE_IMAGE": base, "NO_COLOR": "1"}
+    t0 = time.perf_counter()
+    p = subprocess.run([REGLESS, "build", "-q", "--output", "json", "--default-repo", repo, *extra], cwd=project,
+                       env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"bench: regless build failed:\n{p.stderr[-3000:]}")
+    out = json.loads(p.stdout)
+    outcomes: dict[str, int] = {}
+    for a in out["artifacts"]:
+        outcomes[a["outcome"]] = outcomes.get(a["outcome"], 0) + 1
+    return {"wall": wall, "builds": out["buildsStarted"], "registryCalls": out["registryCalls"],
+            "outcomes": outcomes, "phases": out["phases"]}
+
+
+def peer(project: Path, shape: Shape, repo: str, base: str, env: dict[str, str]) -> dict:
+    """What a user without regless runs: build with buildah's layer cache, then push, for every artifact."""
+    t0 = time.perf_counter()
+    for a in range(shape.artifacts):
+        name, ref = f"a{a:03d}", f"{repo}/a{a:03d}:peer"
+        argv = ["buildah", *STORAGE, "build", "--isolation", "chroot", "--layers", "-q", "-f", f"{name}/Dockerfile",
+                "--tls-verify=false", "--build-arg", f"BASE={base}", "-t", ref, "."]
+        subprocess.run(argv, cwd=project, check=True, stdout=subprocess.DEVNULL, env=env)
+        subprocess.run(["buildah", *STORAGE, "push", "-q", "--tls-verify=false", ref, f"docker://{ref}"], check=True,
+                       env=env)
+    return {"wall": time.perf_counter() - t0, "builds": shape.artifacts, "registryCalls": None}
+
+
+def floor(project: Path, shape: Shape, registry: str, repo_path: str) -> dict:
+    """The least work: stat every input file, and one HEAD per artifact, all at once."""
+    t0 = time.perf_counter()
+    n = 0
+    for dirpath, _dirs, files in os.walk(project):
+        for f in files:
+            os.lstat(os.path.join(dirpath, f))
+            n += 1
+
+    def head(a: int) -> int:
+        req = urllib.request.Request(f"http://{registry}/v2/{repo_path}/a{a:03d}/manifests/peer", method="HEAD",
+                                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(head, range(shape.artifacts)))
+    return {"wall": time.perf_counter() - t0, "builds": 0, "registryCalls": shape.artifacts, "files": n}
+
+
+def registry_checks(registry: str, base: str, n: int = 64) -> dict:
+    """n digest checks through a proxy adding 100 ms per request, at several concurrencies."""
+    from reglessbuild.refs import parse
+    from reglessbuild.registry import Reliable, Skopeo, retry
+
+    out = {}
+    with FaultProxy(registry, delay=0.1) as proxy:
+        refs = [parse(f"{proxy.address}/bench/checks{i}:{'0' * 32}") for i in range(n)]
+        reg = Reliable(Skopeo(insecure=("127.0.0.1",)), retry.Policy())
+        for conc in (1, 16, 64):
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(conc) as pool:
+                list(pool.map(reg.digest, refs))
+            out[f"concurrency {conc}"] = time.perf_counter() - t0
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes: under 2 minutes")
+    ap.add_argument("--artifacts", type=int)
+    ap.add_argument("--files", type=int, help="input files per artifact")
+    ap.add_argument("--size", type=int, help="bytes per file")
+    ap.add_argument("--shared", type=float, help="share of files common to several artifacts")
+    ap.add_argument("--run-steps", action="store_true", help="FROM a busybox base with a RUN step")
+    ap.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    args = ap.parse_args()
+    shape = Shape(artifacts=10, files=200) if args.quick else Shape()
+    shape = Shape(artifacts=args.artifacts or shape.artifacts, files=args.files or shape.files,
+                  size=args.size or shape.size, shared=shape.shared if args.shared is None else args.shared,
+                  run_steps=args.run_steps)
+    results: dict = {"shape": shape.__dict__ | {"totalFiles": shape.total_files}, "scenarios": {}}
+    with tempfile.TemporaryDirectory(prefix="regless-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        (tmp / "registry").mkdir()
+        with harness.LocalRegistry(tmp / "registry") as reg:
+            base = harness.make_base_image(reg.address)
+            project = tmp / "project"
+            t0 = time.perf_counter()
+            generate(project, shape)
+            print(f"generated {shape.artifacts} artifacts, {shape.total_files} input files "
+                  f"({time.perf_counter() - t0:.1f}s)", flush=True)
+            repo, cache = f"{reg.address}/bench", tmp / "cache"
+            REGLESS_ENV.update(storage_env(tmp / "storage-regless"))
+            sc = results["scenarios"]
+            sc["cold"] = regless(project, repo, cache, base)
+            print("cold done", flush=True)
+            sc["restart"] = regless(project, repo, cache, base)
+            sc["fresh"] = regless(project, repo, tmp / "cache-fresh", base)
+            victim = next((project / "a000" / "src").rglob("*.dat"))
+            victim.write_bytes(victim.read_bytes() + b"changed")
+            sc["one-file"] = regless(project, repo, cache, base)
+            sc["rename"] = regless(project, f"{reg.address}/renamed", cache, base)
+            with FaultProxy(reg.address, delay=0.1) as proxy:
+                sc["slow"] = regless(project, f"{proxy.address}/bench", cache, base)
+            print("regless scenarios done; running the peer loop twice (cold, then restart)", flush=True)
+            victim.write_bytes(victim.read_bytes()[:-7])  # the project as it was for cold and restart
+            peer_env = storage_env(tmp / "storage-peer")
+            results["peerCold"] = peer(project, shape, f"{reg.address}/peer", base, peer_env)
+            results["peer"] = peer(project, shape, f"{reg.address}/peer", base, peer_env)
+            results["floor"] = floor(project, shape, reg.address, "peer")
+            results["registryChecks64"] = registry_checks(reg.address, base)
+    peer_wall, floor_wall = results["peer"]["wall"], results["floor"]["wall"]
+    rows = [("scenario", "wall s", "builds", "registry calls", "× peer", "× floor")]
+    for name, r in results["scenarios"].items():
+        # cold compares with the peer's cold loop (empty layer cache); the rest with its restart loop
+        base_wall = results["peerCold"]["wall"] if name == "cold" else peer_wall
+        r["xPeer"], r["xFloor"] = r["wall"] / base_wall, r["wall"] / floor_wall
+        rows.append((name, f"{r['wall']:.2f}", str(r["builds"]), str(r["registryCalls"]),
+                     f"{r['xPeer']:.3f}", f"{r['xFloor']:.1f}"))
+    rows.append(("peer cold (buildah loop)", f"{results['peerCold']['wall']:.2f}", str(shape.artifacts), "-",
+                 "1 (cold)", "-"))
+    rows.append(("peer restart (buildah loop)", f"{peer_wall:.2f}", str(results["peer"]["builds"]), "-", "1", "-"))
+    rows.append(("floor (stat + HEAD)", f"{floor_wall:.3f}", "0", str(results["floor"]["registryCalls"]), "-", "1"))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    print(f"\n{shape.artifacts} artifacts x {shape.files} files x {shape.size} B "
+          f"({shape.total_files} input files, shared {shape.shared:.0%}, RUN steps {shape.run_steps})")
+    for r in rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    rc = results["registryChecks64"]
+    print("\n64 registry checks, 100 ms added per request: " +
+          ", ".join(f"{k}: {v:.2f}s" for k, v in rc.items()) +
+          f" (concurrency 16 is {rc['concurrency 1'] / rc['concurrency 16']:.1f}x faster than 1)")
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
