@@ -28,6 +28,7 @@ class Source:
     pattern: str
     line: int
     instruction: str  # COPY, ADD or RUN
+    excludes: tuple[str, ...] = ()  # COPY/ADD --exclude patterns, relative to what the source names
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def _copy(ins, name: str, st: _Stage, by_name: dict[str, int], lx: ShellLex, whe
         else:
             st.bases.append(BaseImage(frm_val, line))
         return
+    excludes = tuple(lx.process_word(f.split("=", 1)[1]) for f in ins.flags if f.startswith("--exclude="))
     heredocs = {h.name for h in ins.heredocs}
     for raw in srcs:
         if raw.startswith("<<") and raw.lstrip("<-").strip("'\"") in heredocs:
@@ -212,7 +214,7 @@ def _copy(ins, name: str, st: _Stage, by_name: dict[str, int], lx: ShellLex, whe
         if name == "ADD" and _URL_RE.match(src):
             st.remote.append(src)
             continue
-        st.sources.append(Source(_clean(src, where, line), line, name))
+        st.sources.append(Source(_clean(src, where, line), line, name, excludes))
 
 
 def _run_mounts(ins, st: _Stage, by_name: dict[str, int], lx: ShellLex, where: str) -> None:  # type: ignore[no-untyped-def]

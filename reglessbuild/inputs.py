@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 import xxhash
+from e2b_dockerfile_utils import PatternMatcher
 
 from .dockerfile import Analysis, Source
 from .errors import DockerfileError
@@ -129,36 +130,70 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
-def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str) -> list[_Entry]:
-    """The files and symlinks that the sources reach (directories recursively)."""
+def _below(keys: list[str], entries: list[_Entry], root: str) -> Iterable[_Entry]:
+    """Entries strictly below `root`: paths that share a prefix are one run of the sorted keys."""
+    prefix = root + "/"
+    i = bisect.bisect_left(keys, prefix)
+    while i < len(keys) and keys[i].startswith(prefix):
+        yield entries[i]
+        i += 1
+
+
+def _follow(context: Path, entry: _Entry, src: Source, dockerfile: str) -> str:
+    """A source that is itself a symlink is followed, as Docker does; it must stay inside the context."""
+    real = os.path.realpath(entry.abspath)
+    base = os.path.realpath(context)
+    if real != base and not real.startswith(base + os.sep):
+        raise DockerfileError(f"{src.instruction} source {src.pattern!r} is a symlink to {os.readlink(entry.abspath)!r}, "
+                              "outside the build context", path=dockerfile, line=src.line,
+                              hint="a build can only read files inside its context")
+    return os.path.relpath(real, base).replace(os.sep, "/")
+
+
+def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, context: Path | None = None
+           ) -> list[_Entry]:
+    """The files and symlinks that the sources reach (directories recursively, --exclude applied)."""
     chosen: dict[str, _Entry] = {}
     index = {e.rel: e for e in entries}
     keys = [e.rel for e in entries]
     for src in sources:
         if src.pattern == ".":
-            roots = [e.rel for e in entries]
-        elif _GLOB_CHARS.search(src.pattern):
+            # the whole context: every entry, including those below a folder that .dockerignore
+            # excludes while an exception re-includes something inside it
+            excluded_all = PatternMatcher(list(src.excludes)) if src.excludes else None
+            for e in entries:
+                if e.kind != "dir" and not (excluded_all is not None and excluded_all.matches(e.rel)):
+                    chosen[e.rel] = e
+            continue
+        if _GLOB_CHARS.search(src.pattern):
             try:
                 rx = _glob_regex(src.pattern)
             except ValueError as exc:
                 raise DockerfileError(str(exc), path=dockerfile, line=src.line) from exc
             roots = [e.rel for e in entries if rx.match(e.rel)]
-        else:
-            roots = [src.pattern] if src.pattern in index else []
+        else:  # a folder that .dockerignore excludes may still hold re-included entries
+            roots = [src.pattern] if src.pattern in index or next(_below(keys, entries, src.pattern), None) else []
         if not roots:
             raise DockerfileError(
                 f"{src.instruction} source {src.pattern!r} is not in the build context",
                 path=dockerfile, line=src.line,
                 hint="check the path, and that .dockerignore does not exclude it",
             )
+        excluded = PatternMatcher(list(src.excludes)) if src.excludes else None
         for root in roots:
-            # entries are sorted by path: what lies below `root` is one run starting at it
-            i = bisect.bisect_left(keys, root)
-            prefix = root + "/"
-            while i < len(entries) and (keys[i] == root or keys[i].startswith(prefix)):
-                if entries[i].kind != "dir":
-                    chosen[keys[i]] = entries[i]
-                i += 1
+            top = index.get(root, _Entry(root, "", "dir"))
+            reached = [top, *_below(keys, entries, root)]
+            if top.kind == "symlink" and context is not None:
+                target = _follow(context, top, src, dockerfile)
+                if target in index:
+                    reached += [index[target], *_below(keys, entries, target)]
+            base = root.rsplit("/", 1)[0] + "/" if "/" in root and top.kind != "dir" else root + "/"
+            for e in reached:
+                if e.kind == "dir":
+                    continue
+                if excluded is not None and excluded.matches(e.rel[len(base):] if e.rel.startswith(base) else e.rel):
+                    continue
+                chosen[e.rel] = e
     return [chosen[k] for k in sorted(chosen)]
 
 
@@ -254,5 +289,5 @@ def collect(context: Path, dockerfile: Path, analysis: Analysis, rules: IgnoreRu
         if key not in walked:
             walked[key] = walk(context, rules)
         entries = walked[key]
-    picked = select(entries, analysis.sources, str(dockerfile))
+    picked = select(entries, analysis.sources, str(dockerfile), context)
     return hash_files(picked, memo, progress=progress)

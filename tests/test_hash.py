@@ -1,0 +1,358 @@
+"""An exact workspace hash: what the Dockerfile reads, determinism (hypothesis), the stat memo,
+base images, and the real builder's view of the context."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reglessbuild import dockerfile, ignore, inputs
+from reglessbuild.errors import DockerfileError
+
+
+def analyze(tmp_path: Path, text: str, args: dict[str, str] | None = None, target: str | None = None):
+    df = tmp_path / "Dockerfile"
+    df.write_text(text)
+    return dockerfile.analyze(df, build_args=args or {}, target=target)
+
+
+def files_of(ctx: Path, df_text: str, args=None) -> list[str]:
+    an = analyze(ctx, df_text, args)
+    files, _, _ = inputs.collect(ctx, ctx / "Dockerfile", an, ignore.load(ctx, ctx / "Dockerfile"), None)
+    return [f.path for f in files]
+
+
+def tree(root: Path, paths: list[str]) -> Path:
+    for p in paths:
+        f = root / p
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(p)
+    return root
+
+
+# ---------------------------------------------------------------- Dockerfile reading
+
+def test_shell_and_json_forms_several_sources_globs_and_dirs(tmp_path):
+    tree(tmp_path, ["a.txt", "b.txt", "c.md", "d/e.txt", "d/f/g.txt", "x1", "x2", "x10", "[lit]"])
+    got = files_of(tmp_path, 'FROM scratch\nCOPY a.txt /j/\nCOPY ["c.md", "/"]\nCOPY d /d\nADD x? /x/\n')
+    assert got == ["a.txt", "c.md", "d/e.txt", "d/f/g.txt", "x1", "x2"]
+    assert files_of(tmp_path, 'FROM scratch\nCOPY ["a.txt", "b.txt", "/j/"]\nCOPY x[0-9] /x/\n') == \
+        ["a.txt", "b.txt", "x1", "x2"]
+    assert files_of(tmp_path, "FROM scratch\nCOPY *.txt /t/\n") == ["a.txt", "b.txt"]
+
+
+def test_from_stage_image_and_urls_read_no_context(tmp_path):
+    an = analyze(tmp_path, "FROM scratch AS b\nCOPY x /x\nFROM scratch\nCOPY --from=b /x /x\n"
+                           "COPY --from=other.example/img:1 /y /y\nADD https://example.com/a.tgz /\n"
+                           "ADD git@github.com:moby/moby.git /src\n")
+    assert [s.pattern for s in an.sources] == ["x"]
+    assert [b.text for b in an.bases] == ["other.example/img:1"]
+    assert an.remote == ("https://example.com/a.tgz", "git@github.com:moby/moby.git")
+
+
+def test_flags_heredocs_continuations_comments_and_directives(tmp_path):
+    text = ("# syntax=docker/dockerfile:1.7\n# escape=`\nFROM scratch\n"
+            "COPY --chown=1:1 --chmod=644 --link --parents `\n"
+            "  # a comment inside the continuation\n"
+            "  a.txt `\n  /dst/\n"
+            "COPY <<EOF /etc/motd\nhello $HOME\nEOF\n"
+            "RUN <<EOF\necho COPY nothing.txt /\nEOF\n")
+    an = analyze(tmp_path, text)
+    assert [(s.pattern, s.line) for s in an.sources] == [("a.txt", 4)]
+
+
+def test_run_mount_bind_reads_the_context(tmp_path):
+    an = analyze(tmp_path, "FROM scratch AS s\nFROM scratch\nRUN --mount=type=bind,source=req.txt,target=/r true\n"
+                           "RUN --mount=type=bind,target=/all true\nRUN --mount=type=cache,target=/c true\n"
+                           "RUN --mount=type=bind,from=s,source=/x,target=/y true\n")
+    assert [s.pattern for s in an.sources] == ["req.txt", "."]
+
+
+@pytest.mark.parametrize("line,args,want", [
+    ("COPY $D/a /", {}, "dflt/a"),
+    ("COPY ${D}/a /", {"D": "given"}, "given/a"),
+    ("COPY ${U:-fallback}/a /", {}, "fallback/a"),
+    ("COPY ${D:+alt}/a /", {}, "alt/a"),
+    ("COPY ${E}/a /", {}, "from-env/a"),
+    ("COPY ${G}/a /", {}, "global/a"),
+])
+def test_arg_and_env_expansion(tmp_path, line, args, want):
+    text = f"ARG G=global\nFROM scratch\nARG G\nARG D=dflt\nENV E=from-env\n{line}\n"
+    assert [s.pattern for s in analyze(tmp_path, text, args).sources] == [want]
+
+
+def test_global_arg_only_in_from_unless_redeclared(tmp_path):
+    an = analyze(tmp_path, "ARG V=v1\nFROM reg.example/base:${V}\nCOPY ${V:-none}/x /\n")
+    assert [b.text for b in an.bases] == ["reg.example/base:v1"] and [s.pattern for s in an.sources] == ["none/x"]
+
+
+def test_env_inherited_by_a_child_stage(tmp_path):
+    an = analyze(tmp_path, "FROM scratch AS base\nENV DIR=lib\nFROM base\nCOPY $DIR/x /\n")
+    assert [s.pattern for s in an.sources] == ["lib/x"]
+
+
+def test_only_stages_the_target_needs(tmp_path):
+    text = ("FROM scratch AS deps\nCOPY deps.txt /\nFROM scratch AS unused\nCOPY unused.txt /\n"
+            "FROM scratch AS final\nCOPY --from=deps /deps.txt /\nCOPY final.txt /\n")
+    assert [s.pattern for s in analyze(tmp_path, text).sources] == ["deps.txt", "final.txt"]
+    assert [s.pattern for s in analyze(tmp_path, text, target="deps").sources] == ["deps.txt"]
+
+
+def test_exclude_flag(tmp_path):
+    tree(tmp_path, ["src/a.py", "src/a.md", "src/sub/b.md", "src/sub/b.py"])
+    assert files_of(tmp_path, "FROM scratch\nCOPY --exclude=*.md --exclude=sub/*.md src/ /s/\n") == \
+        ["src/a.py", "src/sub/b.py"]
+
+
+@pytest.mark.parametrize("source", ["../x", "a/../../x", "./../x"])
+def test_sources_outside_the_context(tmp_path, source):
+    with pytest.raises(DockerfileError) as exc:
+        analyze(tmp_path, f"FROM scratch\nCOPY {source} /\n")
+    assert ":2:" in str(exc.value) and "outside the build context" in str(exc.value)
+
+
+def test_symlink_source_escaping_the_context(tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (tmp_path / "secret").write_text("s")
+    (ctx / "link").symlink_to("../secret")
+    with pytest.raises(DockerfileError) as exc:
+        files_of(ctx, "FROM scratch\n\nCOPY link /x\n")
+    assert ":3:" in str(exc.value) and "outside the build context" in str(exc.value)
+
+
+def test_symlink_source_inside_the_context_is_followed(tmp_path):
+    tree(tmp_path, ["real/a.txt"])
+    (tmp_path / "alias").symlink_to("real")
+    assert files_of(tmp_path, "FROM scratch\nCOPY alias /x\n") == ["alias", "real/a.txt"]
+
+
+# ---------------------------------------------------------------- determinism (property tests)
+
+names = st.text(alphabet="abcxyz019_-.", min_size=1, max_size=6).filter(lambda n: n not in (".", ".."))
+trees = st.dictionaries(st.lists(names, min_size=1, max_size=3).map("/".join), st.tuples(st.binary(max_size=64),
+                        st.booleans()), min_size=1, max_size=8).filter(
+    lambda d: not any(a != b and b.startswith(a + "/") for a in d for b in d))
+
+
+def write_tree(root: Path, spec: dict[str, tuple[bytes, bool]], order: int, umask: int, mtime: float) -> None:
+    old = os.umask(umask)
+    try:
+        items = list(spec.items())
+        random.Random(order).shuffle(items)  # another creation (and so listing) order
+        for rel, (data, exe) in items:
+            f = root / "src" / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(data)
+            f.chmod((0o755 if exe else 0o644) & ~umask | (0o100 if exe else 0))
+            os.utime(f, (mtime, mtime))
+        (root / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
+    finally:
+        os.umask(old)
+
+
+def whole_hash(root: Path, **settings_kw) -> str:
+    df = root / "Dockerfile"
+    an = dockerfile.analyze(df, build_args={}, target=None)
+    files, _, _ = inputs.collect(root, df, an, ignore.load(root, df), None)
+    s = inputs.Settings(**{"builder": "buildah", "dockerfile": df.read_bytes(), "target": None, "platform": None,
+                           "build_args": (), "requires": (), "bases": (), "remote": (), **settings_kw})
+    return inputs.workspace_hash(s, files)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=trees, seed=st.integers(0, 1000))
+def test_same_tree_same_hash_anywhere(tmp_path_factory, spec, seed):
+    a, b = tmp_path_factory.mktemp("clone"), tmp_path_factory.mktemp("other") / "deeper" / "clone"
+    b.mkdir(parents=True)
+    write_tree(a, spec, order=seed, umask=0o022, mtime=1_000_000)
+    write_tree(b, spec, order=seed + 1, umask=0o077, mtime=2_000_000)
+    if os.geteuid() == 0:
+        for f in (b / "src").rglob("*"):
+            os.chown(f, 65534, 65534)
+    assert whole_hash(a) == whole_hash(b)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=trees, pick=st.integers(0, 100), change=st.sampled_from(
+    ["byte", "exec", "rename", "add", "remove", "arg", "target", "platform", "dockerfile", "builder", "requires",
+     "ignored", "unreferenced"]))
+def test_every_input_changes_the_hash_and_nothing_else_does(tmp_path_factory, spec, pick, change):
+    root = tmp_path_factory.mktemp("t")
+    write_tree(root, spec, order=0, umask=0o022, mtime=1_000_000)
+    (root / ".dockerignore").write_text("src/**/*.ign\n")
+    before = whole_hash(root)
+    rel = sorted(spec)[pick % len(spec)]
+    f = root / "src" / rel
+    kw: dict = {}
+    if change == "byte":
+        f.write_bytes(f.read_bytes() + b"\0")
+    elif change == "exec":
+        f.chmod(f.stat().st_mode ^ 0o100)
+    elif change == "rename":
+        f.rename(f.with_name(f.name + "r"))
+    elif change == "add":
+        (root / "src" / "new-file").write_bytes(b"")
+    elif change == "remove":
+        if len(spec) == 1:
+            return
+        f.unlink()
+    elif change == "dockerfile":
+        (root / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n# one more byte\n")
+    elif change == "ignored":
+        (root / "src" / "x.ign").write_text("ignored")
+    elif change == "unreferenced":
+        (root / "elsewhere.txt").write_text("no COPY reads this")
+    else:
+        kw = {"arg": {"build_args": (("A", "1"),)}, "target": {"target": "t"}, "platform": {"platform": "linux/arm64"},
+              "builder": {"builder": "kaniko"}, "requires": {"requires": (("B", "0" * 32),)}}[change]
+    after = whole_hash(root, **kw)
+    assert (after == before) is (change in ("ignored", "unreferenced"))
+
+
+def test_symlink_target_and_file_type_change_the_hash(tmp_path):
+    tree(tmp_path, ["src/a", "src/b"])
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
+    (tmp_path / "src" / "l").symlink_to("a")
+    h1 = whole_hash(tmp_path)
+    (tmp_path / "src" / "l").unlink()
+    (tmp_path / "src" / "l").symlink_to("b")
+    h2 = whole_hash(tmp_path)
+    (tmp_path / "src" / "l").unlink()
+    (tmp_path / "src" / "l").write_text("b")
+    assert len({h1, h2, whole_hash(tmp_path)}) == 3
+
+
+# ---------------------------------------------------------------- stat memo
+
+class Memo(dict):
+    def get(self, key, default=None):  # the read side of the index's memo
+        return super().get(key, default)
+
+
+def hash_with(root: Path, memo: Memo, monkeypatch) -> tuple[int, int]:
+    """(files whose content was read, bytes read) for one hashing of `root` with `memo`."""
+    opened = []
+    real = inputs._hash_file
+    monkeypatch.setattr(inputs, "_hash_file", lambda p: (opened.append(p), real(p))[1])
+    df = root / "Dockerfile"
+    an = dockerfile.analyze(df, build_args={}, target=None)
+    _, records, read = inputs.collect(root, df, an, ignore.load(root, df), memo)
+    memo.update(records)
+    return len(opened), read
+
+
+def test_unchanged_tree_is_hashed_without_reading_content(tmp_path, monkeypatch):
+    tree(tmp_path, [f"src/f{i}" for i in range(50)])
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
+    old = time.time() - 10
+    for f in (tmp_path / "src").iterdir():
+        os.utime(f, (old, old))
+    time.sleep(0.01)
+    memo = Memo()
+    assert hash_with(tmp_path, memo, monkeypatch)[0] == 50
+    # the ctime of a just-touched file is recent: memoized only once it is older than the racy window
+    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    hash_with(tmp_path, memo, monkeypatch)
+    assert hash_with(tmp_path, memo, monkeypatch) == (0, 0)
+
+
+def test_a_rewrite_within_the_mtime_granularity_is_caught(tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    tree(tmp_path, ["src/a"])
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
+    f = tmp_path / "src" / "a"
+    st0 = f.stat()
+    memo = Memo()
+    hash_with(tmp_path, memo, monkeypatch)
+    h1 = whole_hash(tmp_path)
+    f.write_text("b" * len(f.read_text()))  # same size
+    os.utime(f, ns=(st0.st_atime_ns, st0.st_mtime_ns))  # same mtime: only ctime tells
+    assert hash_with(tmp_path, memo, monkeypatch)[0] == 1
+    assert whole_hash(tmp_path) != h1
+
+
+def test_a_file_changed_in_the_last_two_seconds_is_never_memoized(tmp_path, monkeypatch):
+    tree(tmp_path, ["src/a"])
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
+    memo = Memo()
+    hash_with(tmp_path, memo, monkeypatch)
+    assert memo == {} and hash_with(tmp_path, memo, monkeypatch)[0] == 1
+
+
+# ---------------------------------------------------------------- base images (real registry)
+
+def test_a_moved_base_tag_rebuilds_and_a_missing_base_is_an_error(demo, registry, tmp_path):
+    import harness
+
+    base = harness.make_base_image(registry.address, f"{demo.repo.split('/', 1)[1]}/base:moving")
+    demo.env["REGLESS_BASE_IMAGE"] = base.split("@")[0]  # by tag: regless resolves it
+    first = demo.build().outcomes()
+    assert first["tools"] == "built"
+    assert demo.build().outcomes()["tools"] == "cached"
+    df = tmp_path / "rebase"
+    df.mkdir()
+    (df / "Dockerfile").write_text(f"FROM {base.split('@')[0]}\nENV MOVED=1\n")
+    subprocess.run(["buildah", "--storage-driver", "vfs", "build", "--isolation", "chroot", "-q", "--tls-verify=false",
+                    "-t", base.split("@")[0], str(df)], check=True, capture_output=True)
+    subprocess.run(["buildah", "--storage-driver", "vfs", "push", "-q", "--tls-verify=false", base.split("@")[0],
+                    f"docker://{base.split('@')[0]}"], check=True)
+    moved = demo.build().outcomes()
+    assert moved == {"web": "cached", "tools": "built", "app": "built"}  # the tag moved: tools and its dependent
+    demo.env["REGLESS_BASE_IMAGE"] = f"{registry.address}/no/such-base:1"
+    res = demo.run("build")
+    assert res.returncode == 2 and "base image" in res.stderr and "Dockerfile:2" in res.stderr
+
+
+# ---------------------------------------------------------------- the real builder's view
+
+def _image_files(ref_dir: Path, ctx: Path) -> set[str]:
+    """The files buildah puts into an image with `COPY . /ctx/`."""
+    st_ = ["--storage-driver", "vfs"]
+    tag = f"localhost/regless-ignore-check:{ctx.name}"
+    subprocess.run(["buildah", *st_, "build", "--isolation", "chroot", "-q", "-t", tag, str(ctx)], check=True,
+                   capture_output=True)
+    cid = subprocess.run(["buildah", *st_, "from", tag], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        mnt = Path(subprocess.run(["buildah", *st_, "mount", cid], check=True, capture_output=True,
+                                  text=True).stdout.strip())
+        out = set()
+        for dirpath, _dirs, files in os.walk(mnt / "ctx"):
+            for f in files:
+                out.add(os.path.relpath(os.path.join(dirpath, f), mnt / "ctx"))
+        return out
+    finally:
+        subprocess.run(["buildah", *st_, "rm", cid], capture_output=True)
+        subprocess.run(["buildah", *st_, "rmi", tag], capture_output=True)
+
+
+PATTERNS = ["*.log", "!keep.log", "build", "!build/keep", "**/*.tmp", "docs/*.md", "!docs/README.md", "a?c",
+            "/root-only.txt", "nested/**/deep", "x[0-9]"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_regless_lists_what_buildah_copies(tmp_path, seed):
+    if not shutil.which("buildah"):
+        pytest.skip("buildah not on PATH")
+    rng = random.Random(seed)
+    names = ["keep.log", "a.log", "abc", "adc", "x1", "xy", "root-only.txt", "README.md", "notes.md", "f.tmp",
+             "f.txt", "Dockerfile"]
+    dirs = ["", "build", "build/keep", "docs", "nested/a/deep", "nested/b", "src", "src/sub"]
+    ctx = tmp_path / f"ctx{seed}"
+    for d in dirs:
+        for n in rng.sample(names, 5):
+            p = ctx / d / n
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(f"{d}/{n}")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY . /ctx/\n")
+    (ctx / ".dockerignore").write_text("\n".join(rng.sample(PATTERNS, 6)) + "\n")
+    ours = set(files_of(ctx, (ctx / "Dockerfile").read_text()))
+    assert ours == _image_files(tmp_path, ctx), (ctx / ".dockerignore").read_text()

@@ -1,0 +1,125 @@
+"""`.dockerignore` semantics: moby's own patternmatcher test vectors (patternmatcher_test.go,
+restated here as data), ignore-file reading, and the Dockerfile-specific ignore file."""
+
+from __future__ import annotations
+
+import pytest
+
+from reglessbuild import ignore
+
+# TestMatches: (pattern, path, matches) under MatchesOrParentMatches ("exact" and "inexact" both match)
+SINGLE = [
+    ("**", "file", True), ("**", "file/", True), ("**/", "file", True), ("**/", "file/", True), ("**", "/", True),
+    ("**/", "/", True), ("**", "dir/file", True), ("**/", "dir/file", True), ("**", "dir/file/", True),
+    ("**/", "dir/file/", True), ("**/**", "dir/file", True), ("**/**", "dir/file/", True),
+    ("dir/**", "dir/file", True), ("dir/**", "dir/file/", True), ("dir/**", "dir/dir2/file", True),
+    ("dir/**", "dir/dir2/file/", True), ("**/dir", "dir", True), ("**/dir", "dir/file", True),
+    ("**/dir2/*", "dir/dir2/file", True), ("**/dir2/*", "dir/dir2/file/", True),
+    ("**/dir2/**", "dir/dir2/dir3/file", True), ("**/dir2/**", "dir/dir2/dir3/file/", True),
+    ("**file", "file", True), ("**file", "dir/file", True), ("**/file", "dir/file", True),
+    ("**file", "dir/dir/file", True), ("**/file", "dir/dir/file", True), ("**/file*", "dir/dir/file", True),
+    ("**/file*", "dir/dir/file.txt", True), ("**/file*txt", "dir/dir/file.txt", True),
+    ("**/file*.txt", "dir/dir/file.txt", True), ("**/file*.txt*", "dir/dir/file.txt", True),
+    ("**/**/*.txt", "dir/dir/file.txt", True), ("**/**/*.txt2", "dir/dir/file.txt", False),
+    ("**/*.txt", "file.txt", True), ("**/**/*.txt", "file.txt", True), ("a**/*.txt", "a/file.txt", True),
+    ("a**/*.txt", "a/dir/file.txt", True), ("a**/*.txt", "a/dir/dir/file.txt", True),
+    ("a/*.txt", "a/dir/file.txt", False), ("a/*.txt", "a/file.txt", True), ("a/*.txt**", "a/file.txt", True),
+    ("a[b-d]e", "ae", False), ("a[b-d]e", "ace", True), ("a[b-d]e", "aae", False), ("a[^b-d]e", "aze", True),
+    (".*", ".foo", True), (".*", "foo", False), ("abc.def", "abcdef", False), ("abc.def", "abc.def", True),
+    ("abc.def", "abcZdef", False), ("abc?def", "abcZdef", True), ("abc?def", "abcdef", False),
+    ("**/foo/bar", "foo/bar", True), ("**/foo/bar", "dir/foo/bar", True), ("**/foo/bar", "dir/dir2/foo/bar", True),
+    ("abc/**", "abc", False), ("abc/**", "abc/def", True), ("abc/**", "abc/def/ghi", True),
+    ("**/.foo", ".foo", True), ("**/.foo", "bar.foo", False), ("a(b)c/def", "a(b)c/def", True),
+    ("a(b)c/def", "a(b)c/xyz", False), ("a.|)$(}+{bc", "a.|)$(}+{bc", True),
+    ("dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+     "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True),
+    ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True),
+    ("a\\\\", "a\\", True), ("a\\*b", "a*b", True),
+]
+
+MULTI = [
+    (["**", "!util/docker/web"], "util/docker/web/foo", False),
+    (["**", "!util/docker/web", "util/docker/web/foo"], "util/docker/web/foo", True),
+    (["**", "!dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl"],
+     "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", False),
+    (["**", "!dist/*.whl"], "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", False),
+    # the small tests at the top of patternmatcher_test.go
+    (["*"], "fileutils.go", True), (["*.go"], "fileutils.go", True),
+    (["!fileutils.go", "*.go"], "fileutils.go", True), (["docs", "!docs/README.md"], "docs/README.md", False),
+    (["docs/", "!docs/README.md"], "docs/README.md", False), (["docs/*", "!docs/README.md"], "docs/README.md", False),
+    (["*.go", "!fileutils.go"], "fileutils.go", False), (["*.go"], ".", False),
+]
+
+# TestMatch: Go's filepath.Match vectors, as moby runs them through Matches (None: ErrBadPattern)
+GO_MATCH = [
+    ("abc", "abc", True), ("*", "abc", True), ("*c", "abc", True), ("a*", "a", True), ("a*", "abc", True),
+    ("a*", "ab/c", True), ("a*/b", "abc/b", True), ("a*/b", "a/c/b", False), ("a*b*c*d*e*/f", "axbxcxdxe/f", True),
+    ("a*b*c*d*e*/f", "axbxcxdxexxx/f", True), ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", False),
+    ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", False), ("a*b?c*x", "abxbbxdbxebxczzx", True),
+    ("a*b?c*x", "abxbbxdbxebxczzy", False), ("ab[c]", "abc", True), ("ab[b-d]", "abc", True),
+    ("ab[e-g]", "abc", False), ("ab[^c]", "abc", False), ("ab[^b-d]", "abc", False), ("ab[^e-g]", "abc", True),
+    ("a\\*b", "a*b", True), ("a\\*b", "ab", False), ("a?b", "a☺b", True), ("a[^a]b", "a☺b", True),
+    ("a???b", "a☺b", False), ("a[^a][^a][^a]b", "a☺b", False), ("[a-ζ]*", "α", True), ("*[a-ζ]", "A", False),
+    ("a?b", "a/b", False), ("a*b", "a/b", False), ("[\\]a]", "]", True), ("[\\-]", "-", True),
+    ("[x\\-]", "x", True), ("[x\\-]", "-", True), ("[x\\-]", "z", False), ("[\\-x]", "x", True),
+    ("[\\-x]", "-", True), ("[\\-x]", "a", False), ("[]a]", "]", None), ("[-]", "-", None), ("[x-]", "x", None),
+    ("[x-]", "-", None), ("[x-]", "z", None), ("[-x]", "x", None), ("[-x]", "-", None), ("[-x]", "a", None),
+    ("\\", "a", None), ("[a-b-c]", "a", None), ("[", "a", None), ("[^", "a", None), ("[^bc", "a", None),
+    ("a[", "a", None), ("a[", "ab", None), ("*x", "xxx", True),
+]
+
+
+def _matches(patterns: list[str], path: str) -> bool:
+    rules = ignore.IgnoreRules(tuple(patterns), None)
+    m = rules.matcher()
+    return bool(m and m.matches(path))
+
+
+@pytest.mark.parametrize("pattern,path,want", SINGLE)
+def test_moby_single_pattern_vectors(pattern, path, want):
+    assert _matches([pattern], path) is want
+
+
+@pytest.mark.parametrize("patterns,path,want", MULTI)
+def test_moby_multi_pattern_vectors(patterns, path, want):
+    assert _matches(patterns, path) is want
+
+
+@pytest.mark.parametrize("pattern,path,want", GO_MATCH)
+def test_go_filepath_match_vectors(pattern, path, want):
+    if want is None:
+        with pytest.raises(Exception):
+            _matches([pattern], path)
+    else:
+        assert _matches([pattern], path) is want
+
+
+def test_lone_exclamation_is_an_error():
+    with pytest.raises(Exception):
+        _matches(["!"], "x")
+
+
+def test_read_patterns_like_moby():
+    text = "\ufeff# comment\n  *.log  \n\n #not a comment\n!keep.log\n./build/\n/abs\n"
+    assert ignore.read_patterns(text) == ["*.log", "#not a comment", "!keep.log", "./build/", "/abs"]
+    m = ignore.IgnoreRules(tuple(ignore.read_patterns(text)), None).matcher()
+    assert m.matches("a.log") and not m.matches("keep.log") and m.matches("build/x") and m.matches("abs")
+
+
+def test_dockerfile_specific_ignore_file_wins(tmp_path):
+    (tmp_path / ".dockerignore").write_text("*.md\n")
+    df = tmp_path / "sub" / "Dockerfile.prod"
+    df.parent.mkdir()
+    df.write_text("FROM scratch\n")
+    assert ignore.load(tmp_path, df).patterns == ("*.md",)
+    (tmp_path / "sub" / "Dockerfile.prod.dockerignore").write_text("*.txt\n")
+    rules = ignore.load(tmp_path, df)
+    assert rules.patterns == ("*.txt",) and rules.source.endswith("Dockerfile.prod.dockerignore")
+
+
+def test_bad_pattern_names_the_file(tmp_path):
+    (tmp_path / ".dockerignore").write_text("a[\n")
+    from reglessbuild.errors import DockerfileError
+
+    with pytest.raises(DockerfileError, match=r"\.dockerignore: bad pattern"):
+        ignore.load(tmp_path, tmp_path / "Dockerfile")
