@@ -1,0 +1,72 @@
+"""Hashing throughput: a generated context of 100,000 files and 1 GB, hashed cold (empty stat memo)
+and warm (every file memoized), with the real LMDB index. Run by `bin/bench --hashing`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from reglessbuild import dockerfile, ignore, inputs
+from reglessbuild.index import Index
+
+
+def make_context(root: Path, files: int, total_bytes: int) -> int:
+    per = total_bytes // files
+    block = os.urandom(4096)
+    written = 0
+    for i in range(files):
+        folder = root / f"d{i // 1000:03d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        data = (i.to_bytes(8, "little") + block) * (per // 4104) + block[: per % 4104]
+        (folder / f"f{i:06d}.bin").write_bytes(data)
+        written += len(data)
+    (root / "Dockerfile").write_text("FROM scratch\nCOPY . /ctx/\n")
+    return written
+
+
+def hash_once(root: Path, index: Index) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    df = root / "Dockerfile"
+    an = dockerfile.analyze(df, build_args={}, target=None)
+    memo = index.memo()
+    try:
+        files, records, read = inputs.collect(root, df, an, ignore.load(root, df), memo)
+    finally:
+        memo.close()
+    index.memo_put(records)
+    return time.perf_counter() - t0, len(files), read
+
+
+def run(files: int = 100_000, total_bytes: int = 1 << 30) -> dict:
+    with tempfile.TemporaryDirectory(prefix="regless-hashbench-") as tmp:
+        root = Path(tmp) / "ctx"
+        t0 = time.perf_counter()
+        size = make_context(root, files, total_bytes)
+        gen = time.perf_counter() - t0
+        time.sleep(inputs.RACY_SECONDS + 0.5)  # past git's racily-clean window, so the files can be memoized
+        index = Index.open(Path(tmp) / "cache")
+        # baseline in the same process: read every byte with no hashing at all
+        t0 = time.perf_counter()
+        for dirpath, _d, names in os.walk(root):
+            for n in names:
+                with open(os.path.join(dirpath, n), "rb", buffering=0) as f:
+                    while f.read(1 << 20):
+                        pass
+        read_only = time.perf_counter() - t0
+        cold, n, read = hash_once(root, index)
+        warm, n2, read2 = hash_once(root, index)
+        index.close()
+    return {"files": n, "bytes": size, "generateSeconds": gen, "readOnlySeconds": read_only,
+            "coldSeconds": cold, "coldGBps": read / cold / 1e9, "coldBytesRead": read,
+            "warmSeconds": warm, "warmBytesRead": read2, "coldVsReadOnly": cold / read_only}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    print(json.dumps(run(n, (1 << 30) * n // 100_000), indent=2))
