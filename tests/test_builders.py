@@ -4,7 +4,6 @@ concurrency, failure isolation, cancel."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -112,19 +111,6 @@ def test_concurrency_one_builds_one_at_a_time(make_project):
             assert running == 1, "two builds ran at once with builder.concurrency: 1"
         elif kind == "end" and pid in builds:
             running -= 1
-
-
-def test_failed_build_records_nothing_and_skips_dependents(demo):
-    df = demo.path / "tools" / "Dockerfile"
-    df.write_text(df.read_text() + "RUN false\n")
-    res = demo.run("build", "--output", "json")
-    assert res.returncode == 1
-    arts = {a["name"]: a for a in res.json()["artifacts"]}
-    assert (arts["web"]["outcome"], arts["tools"]["outcome"], arts["app"]["outcome"]) == ("built", "failed", "skipped")
-    ls = demo.run("cache", "ls", "--json")
-    assert [json.loads(x)["hash"] for x in ls.stdout.splitlines()] == [arts["web"]["hash"]]
-    text = demo.run("build")
-    assert "RUN false" in text.stdout or "error" in text.stdout
 
 
 def _slow_project(proj) -> None:

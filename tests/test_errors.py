@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -85,5 +86,7 @@ def test_failed_build_exits_1_and_shows_the_builder_tail(demo):
     out = {a["name"]: a for a in res.json()["artifacts"]}
     assert out["tools"]["outcome"] == "failed" and out["app"]["outcome"] == "skipped"
     assert out["web"]["outcome"] == "built"
+    ls = demo.run("cache", "ls", "--json")  # a failed build records nothing; the others are recorded
+    assert [json.loads(x)["hash"] for x in ls.stdout.splitlines()] == [out["web"]["hash"]]
     text = demo.run("build")
     assert text.returncode == 1 and "about-to-fail" in text.stdout

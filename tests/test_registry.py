@@ -16,7 +16,7 @@ import pytest
 import harness
 from conftest import ROOT
 from faultproxy import FaultProxy, Rule
-from reglessbuild.errors import RegistryAuthError, RegistryError, RegistryUnreachable
+from reglessbuild.errors import RegistryAuthError, RegistryUnreachable
 from reglessbuild.refs import parse
 from reglessbuild.registry import Crane, Reliable, Skopeo, retry
 from reglessbuild.registry.crane import copy_argv as crane_copy_argv, digest_argv as crane_digest_argv
