@@ -1,9 +1,9 @@
 # Sourced by bin/demo, bin/test and bin/bench: installs what regless needs, idempotently.
-#   Debian packages: buildah skopeo docker-registry busybox-static openssl (apt-get, as root or through sudo)
+#   Debian packages: buildah skopeo docker-registry busybox-static openssl procps (apt-get, as root or through sudo)
 #   .venv with regless and its test extras
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(buildah skopeo docker-registry busybox-static openssl)
+PACKAGES=(buildah skopeo docker-registry busybox-static openssl procps)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -18,7 +18,7 @@ ensure_packages() {
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "regless setup: installing ${missing[*]}" >&2
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
 
