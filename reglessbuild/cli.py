@@ -17,7 +17,7 @@ from . import index as index_mod
 from .builders import choose as choose_builder
 from .errors import InputError, ReglessError
 from .console import Console
-from .events import Event
+from .events import Event, discard
 from .index import Index
 from .registry.retry import Policy
 
@@ -131,21 +131,26 @@ def _project(args: argparse.Namespace, r: Console) -> config.Project:
     return project
 
 
-def _wiring(args: argparse.Namespace, project: config.Project) -> tuple[Index, registry.Reliable, str]:
+def _open_index(args: argparse.Namespace, r: Console) -> Index:
+    """The index of --cache-dir (or the default), saying so when a damaged one had to be set aside."""
+    index = Index.open(args.cache_dir or default_cache_dir())
+    for m in index.moved:
+        r(Event("warning", None, f"the index could not be read ({m.reason}); moved it to {m.path} and started anew"))
+    return index
+
+
+def _wiring(args: argparse.Namespace, r: Console, project: config.Project) -> tuple[Index, registry.Reliable, str]:
     choice = registry.choose(project.registry.tool, insecure=project.registry.insecure,
                              ca_file=project.registry.ca_file, attempt_timeout=min(30.0, project.registry.timeout))
     reg = registry.Reliable(choice.registry, Policy(deadline=project.registry.timeout))
-    index = Index.open(args.cache_dir or default_cache_dir())
-    return index, reg, choice.source
+    return _open_index(args, r), reg, choice.source
 
 
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
     project = _project(args, r)
     r.width = max(len(a.name) for a in project.artifacts)
     builder = choose_builder(project.builder, push_deadline=project.registry.timeout)
-    index, reg, reg_source = _wiring(args, project)
-    for m in index.moved:
-        r(Event("warning", None, f"the index could not be read ({m.reason}); moved it to {m.path} and started anew"))
+    index, reg, reg_source = _wiring(args, r, project)
     try:
         rep = run.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
                         registry_source=reg_source, builder_source=builder.source)
@@ -160,10 +165,10 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
 
 def cmd_plan(args: argparse.Namespace, r: Console) -> int:
     project = _project(args, r)
-    index, reg, _ = _wiring(args, project)
+    index, reg, _ = _wiring(args, r, project)
     try:
         order = run.closure(project, args.artifacts)
-        prepared = run.prepare(project, order, index, reg, lambda e: None)
+        prepared = run.prepare(project, order, index, reg, discard)
         facts = run.facts(prepared, index, reg, no_cache=args.no_cache, concurrency=project.registry.concurrency)
     finally:
         index.close()
@@ -185,10 +190,10 @@ def _one_artifact(args: argparse.Namespace, r: Console, *, explaining: bool = Fa
                   ) -> tuple[run.Prepared, run.plan.Decision | None, dict[str, Any] | None]:
     """Hash one artifact (and what it requires); when explaining, also its decision and last recorded inputs."""
     project = _project(args, r)
-    index, reg, _ = _wiring(args, project)
+    index, reg, _ = _wiring(args, r, project)
     try:
         art = project.artifact(args.artifact)
-        prepared = run.prepare(project, run.closure(project, [art.name]), index, reg, lambda e: None)[-1]
+        prepared = run.prepare(project, run.closure(project, [art.name]), index, reg, discard)[-1]
         if not explaining:
             return prepared, None, None
         decision = run.plan.decide(run.facts([prepared], index, reg, no_cache=False,
@@ -252,9 +257,7 @@ def _entry_json(h: str, e: index_mod.Result) -> str:
 
 
 def cmd_cache(args: argparse.Namespace, r: Console) -> int:
-    index = Index.open(args.cache_dir or default_cache_dir())
-    for m in index.moved:
-        r(Event("warning", None, f"the index could not be read ({m.reason}); moved it to {m.path} and started anew"))
+    index = _open_index(args, r)
     try:
         return _cache_action(args, r, index)
     finally:

@@ -240,9 +240,6 @@ class Index:
 
     # -------------------------------------------------- stat memo
 
-    def memo_get(self, key: bytes) -> bytes | None:
-        return self._read("stat", key)
-
     def memo(self) -> "_MemoView":
         return _MemoView(self)
 

@@ -156,12 +156,12 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, co
     index = {e.rel: e for e in entries}
     keys = [e.rel for e in entries]
     for src in sources:
+        excluded = PatternMatcher(list(src.excludes)) if src.excludes else None
         if src.pattern == ".":
             # the whole context: every entry, including those below a folder that .dockerignore
             # excludes while an exception re-includes something inside it
-            excluded_all = PatternMatcher(list(src.excludes)) if src.excludes else None
             for e in entries:
-                if e.kind != "dir" and not (excluded_all is not None and excluded_all.matches(e.rel)):
+                if e.kind != "dir" and not (excluded is not None and excluded.matches(e.rel)):
                     chosen[e.rel] = e
             continue
         if _GLOB_CHARS.search(src.pattern):
@@ -178,7 +178,6 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, co
                 path=dockerfile, line=src.line,
                 hint="check the path, and that .dockerignore does not exclude it",
             )
-        excluded = PatternMatcher(list(src.excludes)) if src.excludes else None
         for root in roots:
             top = index.get(root, _Entry(root, "", "dir"))
             reached = [top, *_below(keys, entries, root)]

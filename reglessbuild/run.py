@@ -150,7 +150,6 @@ class Runner:
         self.emit = emit
         self.build_slots = threading.Semaphore(project.builder.concurrency)
         self.builds_started = 0
-        self.phase = {"retag": 0.0, "build": 0.0}
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
 

@@ -140,7 +140,7 @@ def test_several_processes_write_at_once(tmp_path):
 
 def test_unwritable_cache_dir_as_unprivileged_user():
     if os.geteuid() != 0:
-        pytest.skip("needs root to switch to user nobody (setpriv)")
+        pytest.skip(reason="needs root: setpriv can only switch to user nobody from root")
     import tempfile
 
     with tempfile.TemporaryDirectory() as top:

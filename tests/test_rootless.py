@@ -50,7 +50,7 @@ def _copy_runtime(lib: Path) -> None:
 
 def test_demo_scenario_as_an_unprivileged_user(registry, base_image):
     if os.geteuid() != 0:
-        pytest.skip("creating the unprivileged test user needs root (useradd); bin/test runs as root in CI")
+        pytest.skip(reason="needs root: useradd creates the unprivileged test user; bin/test runs as root in CI")
     for tool in ("runuser", "useradd", "newuidmap"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} not on PATH")
