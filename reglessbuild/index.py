@@ -7,6 +7,7 @@ carries a format version. A file LMDB cannot read is moved aside and replaced.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import struct
 import time
@@ -44,7 +45,8 @@ class Moved:
     reason: str
 
 
-DB_NAMES = ("results", "stat", "inputs", "meta")
+DB_NAMES = ("results", "memo", "inputs", "meta")
+OLD_DBS = (b"stat",)  # the per-file stat memo of earlier versions: dropped on open
 
 
 class _Foreign(Exception):
@@ -122,6 +124,11 @@ class Index:
         # handles are opened once, outside any transaction: open_db inside a write
         # transaction would start a second writer in the same thread and hang
         self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
+        with self.env.begin() as txn:
+            old = [name for name in OLD_DBS if txn.get(name) is not None]
+        for name in old:
+            db = self.env.open_db(name)
+            self._write(lambda txn: txn.drop(db, delete=True))
 
     # -------------------------------------------------- opening
 
@@ -243,14 +250,23 @@ class Index:
     def memo(self) -> "_MemoView":
         return _MemoView(self)
 
-    def memo_put(self, records: dict[bytes, bytes]) -> None:
+    def memo_put(self, records: dict[str, dict[str, Any]]) -> None:
+        """Merge memo records (folder -> file name -> (stat key, digest)) into what is there.
+
+        The read and the write of each folder's record share one write transaction, so
+        two runs that add different files of one folder at once keep both.
+        """
         if not records:
             return
 
         def put_all(txn: lmdb.Transaction) -> None:
-            db = self._db("stat")
-            for k, v in records.items():
-                txn.put(k, v, db=db)
+            db = self._db("memo")
+            for folder, names in records.items():
+                key = folder.encode(errors="surrogateescape")
+                raw = txn.get(key, db=db)
+                merged = (_decode_memo(raw) or {}) if raw is not None else {}
+                merged.update(names)
+                txn.put(key, _MEMO_V1 + marshal.dumps(merged), db=db)
 
         self._write(put_all)
 
@@ -284,14 +300,32 @@ def _decode(raw: bytes) -> Result | None:
         return None
 
 
+_MEMO_V1 = b"\x01"  # then marshal of {file name: ((size, mtime_ns, ctime_ns, inode), digest)}
+
+
+def _decode_memo(raw: bytes) -> dict[str, Any] | None:
+    """A folder's memo record, or None when it is of another version or damaged (then every file is read)."""
+    if not raw.startswith(_MEMO_V1):
+        return None
+    try:
+        rec = marshal.loads(raw[1:])
+    except (ValueError, EOFError, TypeError):
+        return None
+    if type(rec) is not dict or not all(type(v) is tuple and len(v) == 2 and type(v[0]) is tuple and
+                                        type(v[1]) is str for v in rec.values()):
+        return None
+    return rec
+
+
 class _MemoView:
-    """The stat memo as one read transaction: hashing thousands of files opens one txn, not thousands."""
+    """The stat memo as one read transaction: one record per folder, so a run makes few lookups."""
 
     def __init__(self, index: Index) -> None:
-        self._txn = index.env.begin(db=index._db("stat"))
+        self._txn = index.env.begin(db=index._db("memo"))
 
-    def get(self, key: bytes) -> bytes | None:
-        return self._txn.get(key)
+    def get(self, folder: str) -> dict[str, Any] | None:
+        raw = self._txn.get(folder.encode(errors="surrogateescape"))
+        return None if raw is None else _decode_memo(raw)
 
     def close(self) -> None:
         self._txn.abort()

@@ -11,28 +11,30 @@ name and the registry.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import os
 import re
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import xxhash
 from e2b_dockerfile_utils import PatternMatcher
 
 from .dockerfile import Analysis, Source
-from .errors import DockerfileError
+from . import forked
+from .errors import DockerfileError, InputError
 from .ignore import IgnoreRules
 
 RECIPE = "regless-hash/1"
 CHUNK = 1 << 20
 RACY_SECONDS = 2.0  # a file modified this recently is never memoized (git's racily-clean rule)
+PARALLEL_FROM = 4096  # fewer files are hashed in this process: forking costs more than it saves
 
 
-@dataclass(frozen=True)
-class InputFile:
+class InputFile(NamedTuple):  # a tuple: 100,000 of them are made on every run
     path: str  # relative to the context, POSIX separators
     kind: str  # "file" | "symlink"
     executable: bool
@@ -59,15 +61,22 @@ class Inputs:
     bytes_read: int  # content bytes hashed (0 when all came from the memo)
 
 
+StatKey = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+MemoDir = dict[str, tuple[StatKey, str]]  # file name -> (stat key, digest), for one folder
+
+
 class StatMemo(Protocol):
-    def get(self, key: bytes) -> bytes | None: ...
+    """The stat memo's read side: one record per folder (absolute path)."""
+
+    def get(self, folder: str) -> MemoDir | None: ...
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     rel: str
     abspath: str
     kind: str  # file | dir | symlink
+    folder: str  # absolute path of the folder that holds it
+    name: str
 
 
 # ---------------------------------------------------------------- walking
@@ -92,10 +101,10 @@ def walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
                 kind = "symlink" if is_link else "dir" if is_dir else "file" if de.is_file(follow_symlinks=False) else ""
                 if not kind:
                     continue  # sockets, fifos, devices: a build cannot copy them
-                out.append(_Entry(rel, de.path, kind))
+                out.append(_Entry(rel, de.path, kind, abs_dir, de.name))
                 if is_dir:
                     stack.append((rel, de.path))
-    out.sort(key=lambda e: e.rel)
+    out.sort()  # by rel: the first field, unique
     return out
 
 
@@ -152,6 +161,9 @@ def _follow(context: Path, entry: _Entry, src: Source, dockerfile: str) -> str:
 def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, context: Path | None = None
            ) -> list[_Entry]:
     """The files and symlinks that the sources reach (directories recursively, --exclude applied)."""
+    sources = list(sources)
+    if all(src.pattern == "." and not src.excludes for src in sources):  # `COPY . /x`: no lookups needed
+        return [e for e in entries if e.kind != "dir"] if sources else []
     chosen: dict[str, _Entry] = {}
     index = {e.rel: e for e in entries}
     keys = [e.rel for e in entries]
@@ -179,7 +191,7 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, co
                 hint="check the path, and that .dockerignore does not exclude it",
             )
         for root in roots:
-            top = index.get(root, _Entry(root, "", "dir"))
+            top = index.get(root, _Entry(root, "", "dir", "", ""))
             reached = [top, *_below(keys, entries, root)]
             if top.kind == "symlink" and context is not None:
                 target = _follow(context, top, src, dockerfile)
@@ -198,59 +210,115 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, co
 # ---------------------------------------------------------------- hashing
 
 
-def _memo_key(st: os.stat_result) -> bytes:
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}".encode()
-
-
-def _hash_file(abspath: str) -> tuple[str, int]:
-    with open(abspath, "rb", buffering=0) as f:
-        if os.fstat(f.fileno()).st_size <= CHUNK:  # most files: one read sized by fstat, one hash call
-            data = f.read()
-            return xxhash.xxh3_128_hexdigest(data), len(data)
-        h = xxhash.xxh3_128()
-        n = 0
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
+def _hash_file(abspath: str, size: int) -> tuple[str, int]:
+    """(xxh3-128 hex digest, bytes read). Reads until end of file, whatever lstat said the size was."""
+    fd = os.open(abspath, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        want = size + 1
+        if want <= CHUNK:  # most files: one read sized by lstat (a short read is the end of the file)
+            data = os.read(fd, want)
+            if len(data) < want:
+                return xxhash.xxh3_128_hexdigest(data), len(data)
+            h, n = xxhash.xxh3_128(data), len(data)  # it grew since lstat
+        else:
+            h, n = xxhash.xxh3_128(), 0
+        buf = bytearray(CHUNK)  # reused: a fresh 1 MiB bytes per read costs an mmap and page faults
+        view = memoryview(buf)
+        while k := os.readv(fd, [buf]):
+            h.update(view[:k])
+            n += k
+        return h.hexdigest(), n
+    finally:
+        os.close(fd)
 
 
 Progress = Callable[[int, int], None]  # (files done, bytes read)
+_Part = tuple[list[str], list[bool], dict[str, MemoDir], int]  # digests, exec bits, new memo records, bytes read
+_NO_RECORDS: MemoDir = {}
 
 
-def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progress | None = None) -> tuple[list[InputFile], dict[bytes, bytes], int]:
-    """Hash each entry; returns the files, new memo records, and bytes read."""
-    results: dict[str, InputFile] = {}
-    todo: list[tuple[_Entry, os.stat_result]] = []
-    now_ns = time.time_ns()
-    for e in entries:
-        st = os.lstat(e.abspath)
-        execb = bool(st.st_mode & stat.S_IXUSR)
-        if e.kind == "symlink":
-            target = os.readlink(e.abspath)
-            results[e.rel] = InputFile(e.rel, "symlink", False, xxhash.xxh3_128_hexdigest(target.encode()))
-            continue
-        cached = memo.get(e.abspath.encode()) if memo is not None else None
-        if cached is not None:
-            key, _, digest = cached.decode().rpartition("=")
-            if key == _memo_key(st).decode():
-                results[e.rel] = InputFile(e.rel, "file", execb, digest)
-                continue
-        todo.append((e, st))
-    new_memo: dict[bytes, bytes] = {}
+def _hash_part(entries: list[_Entry], memo: dict[str, MemoDir], note: Callable[[tuple[int, int]], None] | None
+               ) -> _Part:
+    """The per-file loop: lstat, memo hit when size, mtime, ctime and inode all match, else read and hash."""
+    digests: list[str] = []
+    execs: list[bool] = []
+    records: dict[str, MemoDir] = {}
     read = 0
-    # one thread: measured here (tests/bench/hashing.py), threads only add GIL contention for the
-    # typical small file, while one loop reads and hashes at about the speed of the page cache
-    racy_ns = RACY_SECONDS * 1e9
-    for done, (e, st) in enumerate(todo):
-        digest, n = _hash_file(e.abspath)
-        read += n
-        if progress is not None and done % 512 == 511:
-            progress(len(entries) - len(todo) + done + 1, read)
-        results[e.rel] = InputFile(e.rel, "file", bool(st.st_mode & stat.S_IXUSR), digest)
-        if now_ns - st.st_mtime_ns > racy_ns and now_ns - st.st_ctime_ns > racy_ns:
-            new_memo[e.abspath.encode()] = _memo_key(st) + b"=" + digest.encode()
-    return [results[e.rel] for e in entries], new_memo, read
+    now = time.time_ns()
+    racy = int(RACY_SECONDS * 1e9)
+    lstat, hexdigest = os.lstat, xxhash.xxh3_128_hexdigest
+    for i, e in enumerate(entries):
+        try:
+            st = lstat(e.abspath)
+            if e.kind == "symlink":
+                digests.append(hexdigest(os.readlink(e.abspath).encode()))
+                execs.append(False)
+                continue
+            key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            hit = memo.get(e.folder, _NO_RECORDS).get(e.name)
+            if hit is not None and hit[0] == key:
+                digest = hit[1]
+            else:
+                digest, n = _hash_file(e.abspath, st.st_size)
+                read += n
+                if now - st.st_mtime_ns > racy and now - st.st_ctime_ns > racy:
+                    records.setdefault(e.folder, {})[e.name] = (key, digest)
+        except OSError as exc:
+            raise InputError(f"cannot read {e.rel} of the build context ({e.abspath}): {exc.strerror}",
+                             hint="make it readable, or leave it out with .dockerignore") from None
+        digests.append(digest)
+        execs.append(bool(st.st_mode & 0o100))
+        if note is not None and i & 1023 == 1023:
+            note((i + 1, read))
+    return digests, execs, records, read
+
+
+def merge_records(into: dict[str, MemoDir], records: dict[str, MemoDir]) -> None:
+    """Add memo records folder by folder (two artifacts may read different files of one folder)."""
+    for folder, names in records.items():
+        into.setdefault(folder, {}).update(names)
+
+
+def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progress | None = None
+               ) -> tuple[list[InputFile], dict[str, MemoDir], int]:
+    """Hash each entry; returns the files, new memo records (by folder), and bytes read.
+
+    From PARALLEL_FROM files on, the entries are dealt round-robin to one forked
+    child per core (forked.py says why not threads).
+    """
+    known: dict[str, MemoDir] = {}
+    if memo is not None:
+        for folder in {e.folder for e in entries}:
+            if (m := memo.get(folder)) is not None:
+                known[folder] = m
+    n = min(forked.cpus(), 8)
+    if len(entries) < PARALLEL_FROM or n < 2:
+        note = None if progress is None else (lambda d: progress(*d))
+        parts = [_hash_part(entries, known, note)]
+        deal = 1
+    else:
+        deal = n
+        done = [(0, 0)] * n
+
+        def on_note(i: int, d: tuple[int, int]) -> None:
+            done[i] = d
+            if progress is not None:
+                progress(sum(x[0] for x in done), sum(x[1] for x in done))
+
+        parts = forked.fork_map(lambda chunk, note: _hash_part(chunk, known, note),
+                                [entries[i::n] for i in range(n)], on_note)
+    digests: list[str] = [""] * len(entries)
+    execs: list[bool] = [False] * len(entries)
+    records: dict[str, MemoDir] = {}
+    read = 0
+    for i, (d, x, r, k) in enumerate(parts):
+        digests[i::deal] = d
+        execs[i::deal] = x
+        merge_records(records, r)
+        read += k
+    files = [InputFile(e.rel, "symlink" if e.kind == "symlink" else "file", x, d)
+             for e, x, d in zip(entries, execs, digests)]
+    return files, records, read
 
 
 def _field(h: "xxhash.xxh3_128", *parts: str | bytes) -> None:
@@ -272,16 +340,49 @@ def workspace_hash(settings: Settings, files: Iterable[InputFile]) -> str:
         _field(h, "base", text, digest)
     for url in settings.remote:
         _field(h, "remote", url)
-    for f in files:
-        _field(h, "file", f.path, f.kind, "x" if f.executable else "-", f.digest)
+    # the files as one buffer: the same bytes as _field(h, "file", path, kind, x, digest) for each,
+    # without five update calls per file
+    le = _le
+    h.update(b"".join(b"".join((_FILE, le(len(p := f.path.encode())), p, _KIND[f.kind], _EXEC[f.executable],
+                                le(len(d := f.digest.encode())), d)) for f in files))
     return h.hexdigest()
+
+
+def _le(n: int) -> bytes:
+    return n.to_bytes(8, "little")
+
+
+_FILE = _le(4) + b"file"
+_KIND = {k: _le(len(k)) + k.encode() for k in ("file", "symlink")}
+_EXEC = {True: _le(1) + b"x", False: _le(1) + b"-"}
 
 
 def collect(context: Path, dockerfile: Path, analysis: Analysis, rules: IgnoreRules,
             memo: StatMemo | None, progress: Progress | None = None,
             walked: dict[tuple[Path, tuple[str, ...]], list[_Entry]] | None = None
-            ) -> tuple[list[InputFile], dict[bytes, bytes], int]:
+            ) -> tuple[list[InputFile], dict[str, MemoDir], int]:
     """The input files of one artifact, hashed. `walked` shares context listings between the artifacts of a run."""
+    with _no_gc():
+        return _collect(context, dockerfile, analysis, rules, memo, progress, walked)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Listing 100,000 files makes 100,000 objects, none of them cyclic: without this, the cycle
+    collector runs hundreds of times over a growing heap (measured: a third of the walk's time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _collect(context: Path, dockerfile: Path, analysis: Analysis, rules: IgnoreRules,
+             memo: StatMemo | None, progress: Progress | None,
+             walked: dict[tuple[Path, tuple[str, ...]], list[_Entry]] | None
+             ) -> tuple[list[InputFile], dict[str, MemoDir], int]:
     if not analysis.sources:
         entries: list[_Entry] = []
     elif walked is None:

@@ -89,7 +89,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
     bases = _bases(project, order, analyses, registry, project.registry.concurrency)
     memo = index.memo()
     prepared: dict[str, Prepared] = {}
-    new_memo: dict[bytes, bytes] = {}
+    new_memo: dict[str, inputs.MemoDir] = {}
     walked: dict[tuple[Path, tuple[str, ...]], list[inputs._Entry]] = {}  # one listing per shared context
     try:
         for a in order:
@@ -100,7 +100,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
                 a.context, a.dockerfile, an, rules, memo,
                 progress=lambda n, b, name=a.name: emit(Event("progress", name, "hashing", {"files": n, "bytes": b})),
                 walked=walked)
-            new_memo.update(records)
+            inputs.merge_records(new_memo, records)
             settings = inputs.Settings(
                 builder=project.builder.kind, dockerfile=a.dockerfile.read_bytes(), target=a.target,
                 platform=a.platform, build_args=a.build_args,

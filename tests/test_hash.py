@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reglessbuild import dockerfile, ignore, inputs
-from reglessbuild.errors import DockerfileError
+from reglessbuild.errors import DockerfileError, InputError
 
 
 def analyze(tmp_path: Path, text: str, args: dict[str, str] | None = None, target: str | None = None):
@@ -234,19 +234,21 @@ def test_symlink_target_and_file_type_change_the_hash(tmp_path):
 # ---------------------------------------------------------------- stat memo
 
 class Memo(dict):
-    def get(self, key, default=None):  # the read side of the index's memo
-        return super().get(key, default)
+    """The memo as the index keeps it: folder -> {file name: (stat key, digest)}."""
+
+    def get(self, folder, default=None):  # the read side of the index's memo
+        return super().get(folder, default)
 
 
 def hash_with(root: Path, memo: Memo, monkeypatch) -> tuple[int, int]:
     """(files whose content was read, bytes read) for one hashing of `root` with `memo`."""
     opened = []
     real = inputs._hash_file
-    monkeypatch.setattr(inputs, "_hash_file", lambda p: (opened.append(p), real(p))[1])
+    monkeypatch.setattr(inputs, "_hash_file", lambda p, size: (opened.append(p), real(p, size))[1])
     df = root / "Dockerfile"
     an = dockerfile.analyze(df, build_args={}, target=None)
     _, records, read = inputs.collect(root, df, an, ignore.load(root, df), memo)
-    memo.update(records)
+    inputs.merge_records(memo, records)
     return len(opened), read
 
 
@@ -286,6 +288,61 @@ def test_a_file_changed_in_the_last_two_seconds_is_never_memoized(tmp_path, monk
     memo = Memo()
     hash_with(tmp_path, memo, monkeypatch)
     assert memo == {} and hash_with(tmp_path, memo, monkeypatch)[0] == 1
+
+
+def test_hashing_in_forked_children_gives_what_one_process_gives(tmp_path, monkeypatch):
+    tree(tmp_path, [f"src/d{i % 7}/f{i}" for i in range(300)])
+    for i in range(0, 300, 11):
+        (tmp_path / "src" / f"d{i % 7}" / f"f{i}").chmod(0o755)
+    (tmp_path / "src" / "link").symlink_to("d0/f0")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
+    old = time.time() - 10
+    for f in (tmp_path / "src").rglob("f*"):
+        os.utime(f, (old, old))
+    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    df = tmp_path / "Dockerfile"
+    an = dockerfile.analyze(df, build_args={}, target=None)
+    inline, inline_records, inline_read = inputs.collect(tmp_path, df, an, ignore.load(tmp_path, df), None)
+    monkeypatch.setattr(inputs, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(inputs.forked, "cpus", lambda: 3)  # three children even on a 2-core machine
+    seen = []
+    memo = Memo()
+    files, records, read = inputs.collect(tmp_path, df, an, ignore.load(tmp_path, df), memo,
+                                          progress=lambda n, b: seen.append(n))
+    assert files == inline and records == inline_records and read == inline_read > 0
+    assert sum(f.executable for f in files) == 28 and files[-1].path == "src/link"
+    inputs.merge_records(memo, records)
+    again, _, read = inputs.collect(tmp_path, df, an, ignore.load(tmp_path, df), memo)
+    assert again == inline and read == 0
+
+
+def test_a_file_gone_while_hashing_is_a_clear_error(tmp_path, monkeypatch):
+    tree(tmp_path, [f"src/f{i}" for i in range(20)])
+    monkeypatch.setattr(inputs, "PARALLEL_FROM", 1)
+    entries = [e for e in inputs.walk(tmp_path, ignore.load(tmp_path, tmp_path / "Dockerfile")) if e.kind == "file"]
+    (tmp_path / "src" / "f13").unlink()
+    with pytest.raises(InputError, match="cannot read src/f13 .*No such file"):
+        inputs.hash_files(entries, None)
+
+
+def test_the_index_merges_memo_records_by_folder_and_ignores_damaged_ones(tmp_path):
+    from reglessbuild.index import Index
+
+    idx = Index.open(tmp_path / "cache")
+    rec = ((1, 2, 3, 4), "d" * 32)
+    idx.memo_put({"/ctx/src": {"a": rec}})
+    idx.memo_put({"/ctx/src": {"b": rec}, "/ctx": {"c": rec}})
+    view = idx.memo()
+    assert view.get("/ctx/src") == {"a": rec, "b": rec} and view.get("/ctx") == {"c": rec}
+    assert view.get("/elsewhere") is None
+    view.close()
+    with idx.env.begin(write=True) as txn:
+        txn.put(b"/ctx", b"\x01not marshal", db=idx._db("memo"))
+        txn.put(b"/ctx/src", b"\x01" + __import__("marshal").dumps({"a": "not a record"}), db=idx._db("memo"))
+    view = idx.memo()
+    assert view.get("/ctx") is None and view.get("/ctx/src") is None
+    view.close()
+    idx.close()
 
 
 # ---------------------------------------------------------------- base images (real registry)
