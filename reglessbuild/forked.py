@@ -32,7 +32,8 @@ class ChildDied(RuntimeError):
 
 def fork_map(fn: Callable[[C, Note], R], chunks: Sequence[C], on_note: Callable[[int, Any], None] | None = None
              ) -> list[R]:
-    """`fn(chunk, note)` for each chunk, each in its own forked child, results in chunk order.
+    """`fn(chunk, note)` for each chunk, results in chunk order: the first chunk in this process
+    (it would only wait otherwise), each other chunk in its own forked child.
 
     `note(obj)` in a child calls `on_note(chunk number, obj)` in the parent (progress).
     An exception in a child is raised again in the parent. When the parent stops early
@@ -42,7 +43,7 @@ def fork_map(fn: Callable[[C, Note], R], chunks: Sequence[C], on_note: Callable[
     conns: list[connection.Connection] = []
     results: dict[int, R] = {}
     try:
-        for chunk in chunks:
+        for chunk in chunks[1:]:
             r, w = connection.Pipe(duplex=False)
             pid = os.fork()
             if pid == 0:  # the child: never returns
@@ -51,14 +52,15 @@ def fork_map(fn: Callable[[C, Note], R], chunks: Sequence[C], on_note: Callable[
             w.close()
             pids.append(pid)
             conns.append(r)
-        pending = {c: i for i, c in enumerate(conns)}
+        mine = fn(chunks[0], lambda obj: on_note(0, obj) if on_note is not None else None)
+        pending = {c: i + 1 for i, c in enumerate(conns)}
         while pending:
             for c in connection.wait(list(pending)):
                 i = pending[c]
                 try:
                     kind, obj = c.recv()
                 except EOFError:
-                    raise ChildDied(f"a hashing process (pid {pids[i]}) ended without an answer") from None
+                    raise ChildDied(f"a hashing process (pid {pids[i - 1]}) ended without an answer") from None
                 if kind == "note":
                     if on_note is not None:
                         on_note(i, obj)
@@ -67,11 +69,11 @@ def fork_map(fn: Callable[[C, Note], R], chunks: Sequence[C], on_note: Callable[
                     del pending[c]
                 else:
                     raise obj
-        return [results[i] for i in range(len(pids))]
+        return [mine, *(results[i] for i in range(1, len(chunks)))]
     finally:
         for c in conns:
             c.close()
-        for i, pid in enumerate(pids):
+        for i, pid in enumerate(pids, start=1):
             if i not in results:
                 try:
                     os.kill(pid, signal.SIGKILL)

@@ -4,6 +4,7 @@ and warm (every file memoized), with the real LMDB index. Run by `bin/bench --ha
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -63,9 +64,26 @@ def run(files: int = 100_000, total_bytes: int = 1 << 30) -> dict:
         cold, n, read = hash_once(root, index)
         warm, n2, read2 = hash_once(root, index)
         index.close()
+        stat_floor, read_floor = c_floors(root)
     return {"files": n, "bytes": size, "generateSeconds": gen, "readOnlySeconds": read_only,
             "coldSeconds": cold, "coldGBps": read / cold / 1e9, "coldBytesRead": read,
-            "warmSeconds": warm, "warmBytesRead": read2, "coldVsReadOnly": cold / read_only}
+            "warmSeconds": warm, "warmBytesRead": read2, "coldVsReadOnly": cold / read_only,
+            "cStatSeconds": stat_floor, "cReadSeconds": read_floor,
+            "warmVsCStat": warm / stat_floor, "coldVsCRead": cold / read_floor}
+
+
+def c_floors(root: Path) -> tuple[float, float]:
+    """Two floors in C, measured in the same run: GNU find listing and stat-ing every file (one
+    process: what a warm run must at least do), and cat reading every byte on every core (what a
+    cold run must at least do)."""
+    t0 = time.perf_counter()
+    subprocess.run(["find", str(root), "-printf", "%s %T@ %C@ %i\n"], check=True, stdout=subprocess.DEVNULL)
+    stat_floor = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    listing = subprocess.run(["find", str(root), "-type", "f", "-print0"], check=True, capture_output=True).stdout
+    subprocess.run(["xargs", "-0", "-P", str(len(os.sched_getaffinity(0))), "-n", "5000", "cat"], input=listing,
+                   check=True, stdout=subprocess.DEVNULL)
+    return stat_floor, time.perf_counter() - t0
 
 
 if __name__ == "__main__":
