@@ -304,17 +304,14 @@ _MEMO_V1 = b"\x01"  # then marshal of {file name: ((size, mtime_ns, ctime_ns, in
 
 
 def _decode_memo(raw: bytes) -> dict[str, Any] | None:
-    """A folder's memo record, or None when it is of another version or damaged (then every file is read)."""
+    """A folder's memo record, or None when it is of another version or damaged (then its files are read)."""
     if not raw.startswith(_MEMO_V1):
         return None
     try:
         rec = marshal.loads(raw[1:])
     except (ValueError, EOFError, TypeError):
         return None
-    if type(rec) is not dict or not all(type(v) is tuple and len(v) == 2 and type(v[0]) is tuple and
-                                        type(v[1]) is str for v in rec.values()):
-        return None
-    return rec
+    return rec if type(rec) is dict else None  # its values are checked where they are used
 
 
 class _MemoView:

@@ -256,7 +256,8 @@ def _hash_part(entries: list[_Entry], memo: dict[str, MemoDir], note: Callable[[
                 continue
             key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
             hit = memo.get(e.folder, _NO_RECORDS).get(e.name)
-            if hit is not None and hit[0] == key:
+            # checked here, not when the record is read: a damaged record is a miss, never a wrong digest
+            if type(hit) is tuple and len(hit) == 2 and hit[0] == key and type(hit[1]) is str:
                 digest = hit[1]
             else:
                 digest, n = _hash_file(e.abspath, st.st_size)
