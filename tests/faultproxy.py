@@ -142,3 +142,12 @@ class FaultProxy:
             data = await up.read()
             out = CIMultiDict((k, v) for k, v in up.headers.items() if k.lower() not in HOP)
             return web.Response(status=up.status, headers=out, body=data)
+
+
+if __name__ == "__main__":  # a delay-only proxy in a process of its own (bin/bench): UPSTREAM DELAY
+    import sys
+
+    served = FaultProxy(sys.argv[1], delay=float(sys.argv[2])).start()
+    print(served.address, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    served.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,6 +88,27 @@ def test_argv_contracts():
         f"docker://{ref}", f"docker://{ref.with_tag('t')}"]
     assert crane_digest_argv(ref, True) == ["crane", "digest", "--insecure", str(ref)]
     assert crane_copy_argv(ref, ref.with_tag("t"), False) == ["crane", "copy", str(ref), str(ref.with_tag("t"))]
+
+
+def test_a_check_runs_skopeo_lean_and_a_copy_does_not(base_image, registry, tmp_path, monkeypatch):
+    """A digest check is a short Go process: one thread, no collector, unless the user chose.
+    A shim records the environment each real skopeo starts with."""
+    log = tmp_path / "env.log"
+    shim = tmp_path / "skopeo"
+    shim.write_text(f'#!/bin/sh\necho "$1 ${{GOMAXPROCS:-unset}} ${{GOGC:-unset}}" >> "{log}"\n'
+                    f'exec "{shutil.which("skopeo")}" "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.delenv("GOMAXPROCS", raising=False)
+    monkeypatch.delenv("GOGC", raising=False)
+    sk = Skopeo(insecure=("127.0.0.1",))
+    src = parse(base_image)
+    ref = src.bare().with_tag(src.tag)
+    assert sk.digest(ref) == src.digest
+    sk.copy(src.bare().with_digest(src.digest), parse(f"{registry.address}/lean/copy:t"))
+    monkeypatch.setenv("GOMAXPROCS", "2")
+    assert sk.digest(ref) == src.digest
+    assert log.read_text().splitlines() == ["inspect 1 off", "copy unset unset", "inspect 2 off"]
 
 
 def test_crane_double_speaks_cranes_contract(registry, base_image):

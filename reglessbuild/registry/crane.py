@@ -41,7 +41,7 @@ class Crane:
 
     def digest(self, ref: ImageRef) -> str | None:
         done = proc.run(self._argv(digest_argv(ref, registry_matches(ref.registry, self.insecure))),
-                        install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
+                        install_hint=INSTALL_HINT, env=tls.short_lived(self.env), timeout=self.timeout)
         if done.ok:
             out = done.stdout.decode().strip()
             if not out.startswith("sha256:"):

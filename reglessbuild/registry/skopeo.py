@@ -45,7 +45,7 @@ class Skopeo:
 
     def digest(self, ref: ImageRef) -> str | None:
         done = proc.run(digest_argv(ref, self._insecure(ref), self.cert_dir), install_hint=INSTALL_HINT,
-                        timeout=self.timeout)
+                        env=tls.short_lived(None), timeout=self.timeout)
         if done.ok:
             # the digest is the sha256 of the manifest bytes exactly as the registry serves them
             return "sha256:" + hashlib.sha256(done.stdout).hexdigest()
