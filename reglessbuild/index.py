@@ -279,9 +279,19 @@ class Index:
         rec = json.loads(raw)
         return rec if rec.get("v") == FORMAT else None
 
-    def put_inputs(self, artifact: str, record: dict[str, Any]) -> None:
-        data = json.dumps({"v": FORMAT, **record}, sort_keys=True).encode()
-        self._write(lambda txn: txn.put(artifact.encode(), data, db=self._db("inputs")))
+    def put_inputs(self, artifact: str, hash_: str, record: Callable[[], dict[str, Any]]) -> None:
+        """Keep `record()` as the artifact's last inputs, unless they are already those of `hash_`: a
+        restart with nothing changed does not serialise every input file again."""
+        mark = artifact.encode() + b"\0hash"
+        if self._read("inputs", mark) == hash_.encode():
+            return
+        data = json.dumps({"v": FORMAT, **record()}, sort_keys=True).encode()
+
+        def put(txn: lmdb.Transaction) -> None:
+            txn.put(artifact.encode(), data, db=self._db("inputs"))
+            txn.put(mark, hash_.encode(), db=self._db("inputs"))
+
+        self._write(put)
 
 
 def _encode(result: Result) -> bytes:

@@ -236,7 +236,7 @@ class Runner:
         if self.cancelled.is_set():
             return  # a run being cancelled records nothing more
         self.index.put(p.inputs.hash, result)
-        self.index.put_inputs(str(p.artifact.ref), explain.snapshot(p.inputs))
+        self.index.put_inputs(str(p.artifact.ref), p.inputs.hash, lambda: explain.snapshot(p.inputs))
 
     def execute(self, prepared: list[Prepared], decisions: dict[str, plan.Decision]) -> list[ArtifactResult]:
         """Carry out the decisions, each artifact once all it requires is done."""

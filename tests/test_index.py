@@ -38,6 +38,21 @@ def test_round_trip_and_merge(tmp_path):
     assert idx.drop_many([h, "f" * 32]) == [h] and idx.get(h) is None
 
 
+def test_last_inputs_are_written_once_per_hash(tmp_path):
+    idx = Index.open(tmp_path)
+    made = []
+
+    def record(n):
+        return lambda: (made.append(n), {"hash": n, "files": {}})[1]
+
+    idx.put_inputs("r.example/a", "1" * 32, record("1" * 32))
+    idx.put_inputs("r.example/a", "1" * 32, record("again"))  # nothing changed: not serialised again
+    assert made == ["1" * 32] and idx.last_inputs("r.example/a")["hash"] == "1" * 32
+    idx.put_inputs("r.example/a", "2" * 32, record("2" * 32))
+    assert made == ["1" * 32, "2" * 32] and idx.last_inputs("r.example/a")["hash"] == "2" * 32
+    assert idx.last_inputs("r.example/b") is None
+
+
 def test_garbage_data_file_is_moved_aside_and_replaced(tmp_path):
     _fill(tmp_path)
     data = tmp_path / "index" / "data.mdb"
