@@ -52,10 +52,10 @@ def fork_map(fn: Callable[[C, Note], R], chunks: Sequence[C], on_note: Callable[
             w.close()
             pids.append(pid)
             conns.append(r)
-        mine = fn(chunks[0], lambda obj: on_note(0, obj) if on_note is not None else None)
         pending = {c: i + 1 for i, c in enumerate(conns)}
-        while pending:
-            for c in connection.wait(list(pending)):
+
+        def receive(timeout: float | None) -> None:
+            for c in connection.wait(list(pending), timeout):
                 i = pending[c]
                 try:
                     kind, obj = c.recv()
@@ -69,6 +69,16 @@ def fork_map(fn: Callable[[C, Note], R], chunks: Sequence[C], on_note: Callable[
                     del pending[c]
                 else:
                     raise obj
+
+        def note_here(obj: Any) -> None:
+            if on_note is not None:
+                on_note(0, obj)
+            if pending:
+                receive(0)  # the children's progress (or failure) too, while this process works
+
+        mine = fn(chunks[0], note_here)
+        while pending:
+            receive(None)
         return [mine, *(results[i] for i in range(1, len(chunks)))]
     finally:
         for c in conns:
