@@ -41,18 +41,20 @@ def test_an_error_in_a_child_is_raised_here():
 
 
 def test_a_childs_failure_stops_the_work_here_at_its_next_note():
+    done_here = []
+
     def work(chunk, note):
         if chunk:
             raise ValueError("child failed")
         for i in range(1000):  # ten seconds, unless a note brings the child's failure
             note(i)
+            done_here.append(i)
             time.sleep(0.01)
         return chunk
 
-    t0 = time.monotonic()
     with pytest.raises(ValueError, match="child failed"):
         forked.fork_map(work, [0, 1])
-    assert time.monotonic() - t0 < 5
+    assert len(done_here) < 1000  # stopped early, not after its whole share
 
 
 def test_an_error_that_cannot_cross_the_pipe_comes_as_text():
@@ -88,10 +90,8 @@ def test_an_error_here_kills_and_reaps_the_children(tmp_path: Path):
         time.sleep(60)
         return chunk
 
-    t0 = time.monotonic()
     with pytest.raises(ValueError, match="stop"):
         forked.fork_map(work, [0, 1, 2])
-    assert time.monotonic() - t0 < 30
     pids = [int(p.name) for p in tmp_path.iterdir()]
     assert len(pids) == 2
     for pid in pids:  # reaped: not even a zombie is left
