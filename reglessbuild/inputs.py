@@ -86,23 +86,29 @@ def walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
     """Every entry of the context that .dockerignore leaves in, sorted by path."""
     matcher = rules.matcher()
     out: list[_Entry] = []
+    append, make = out.append, tuple.__new__  # the per-entry loop: 100,000 turns on a large context
     stack = [("", str(context))]
     while stack:
         rel_dir, abs_dir = stack.pop()
+        prefix = rel_dir + "/" if rel_dir else ""
         with os.scandir(abs_dir) as it:
             for de in it:
-                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-                is_link = de.is_symlink()
-                is_dir = not is_link and de.is_dir(follow_symlinks=False)
+                name = de.name
+                rel = prefix + name
+                if de.is_dir(follow_symlinks=False):
+                    kind = "dir"
+                elif de.is_file(follow_symlinks=False):
+                    kind = "file"
+                elif de.is_symlink():
+                    kind = "symlink"
+                else:
+                    continue  # sockets, fifos, devices: a build cannot copy them
                 if matcher is not None and matcher.matches(rel):
-                    if is_dir and matcher.may_match_under(rel):
+                    if kind == "dir" and matcher.may_match_under(rel):
                         stack.append((rel, de.path))  # an exception may re-include something below
                     continue
-                kind = "symlink" if is_link else "dir" if is_dir else "file" if de.is_file(follow_symlinks=False) else ""
-                if not kind:
-                    continue  # sockets, fifos, devices: a build cannot copy them
-                out.append(_Entry(rel, de.path, kind, abs_dir, de.name))
-                if is_dir:
+                append(make(_Entry, (rel, de.path, kind, abs_dir, name)))
+                if kind == "dir":
                     stack.append((rel, de.path))
     out.sort()  # by rel: the first field, unique
     return out
