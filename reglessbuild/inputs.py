@@ -23,8 +23,8 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Protocol
 import xxhash
 from e2b_dockerfile_utils import PatternMatcher
 
-from .dockerfile import Analysis, Source
 from . import forked
+from .dockerfile import Analysis, Source
 from .errors import DockerfileError, InputError
 from .ignore import IgnoreRules
 
@@ -290,8 +290,8 @@ def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progre
                ) -> tuple[list[InputFile], dict[str, MemoDir], int]:
     """Hash each entry; returns the files, new memo records (by folder), and bytes read.
 
-    From PARALLEL_FROM files on, the entries are dealt round-robin to one forked
-    child per core (forked.py says why not threads).
+    From PARALLEL_FROM files on, the entries are dealt round-robin to this process
+    and one forked child per other core (forked.py says why not threads).
     """
     known: dict[str, MemoDir] = {}
     if memo is not None:

@@ -231,6 +231,17 @@ def test_symlink_target_and_file_type_change_the_hash(tmp_path):
     assert len({h1, h2, whole_hash(tmp_path)}) == 3
 
 
+def test_the_recipe_is_pinned():
+    """Hashes are shared between machines and versions through the registry: the bytes that go into
+    the hash may only change together with inputs.RECIPE (and then this value)."""
+    s = inputs.Settings("buildah", b"FROM scratch\nCOPY . /x/\n", "final", "linux/amd64", (("A", "1"),),
+                        (("base", "0" * 32),), (("busybox:1", "sha256:" + "1" * 64),), ("https://example.com/a.tgz",))
+    files = [inputs.InputFile("a.txt", "file", False, "2" * 32), inputs.InputFile("bin/run", "file", True, "3" * 32),
+             inputs.InputFile("link", "symlink", False, "4" * 32)]
+    assert inputs.RECIPE == "regless-hash/1"
+    assert inputs.workspace_hash(s, files) == "656fc1e362b2cdd9c72fd88e23ce4eba"
+
+
 # ---------------------------------------------------------------- stat memo
 
 class Memo(dict):
