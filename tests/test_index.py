@@ -53,6 +53,22 @@ def test_last_inputs_are_written_once_per_hash(tmp_path):
     assert idx.last_inputs("r.example/b") is None
 
 
+def test_the_per_file_memo_of_earlier_versions_is_dropped_and_results_kept(tmp_path):
+    import lmdb
+
+    _fill(tmp_path, 3)
+    env = lmdb.open(str(tmp_path / "index"), max_dbs=8, subdir=True)
+    old = env.open_db(b"stat")
+    with env.begin(write=True) as txn:
+        txn.put(b"/ctx/a.txt", b"5:1:1:7=" + b"d" * 32, db=old)
+    env.close()
+    idx = Index.open(tmp_path)
+    with idx.env.begin() as txn:
+        assert txn.get(b"stat") is None  # the named database is gone
+    assert idx.get(f"{1:032x}") is not None and idx.moved == []
+    idx.close()
+
+
 def test_garbage_data_file_is_moved_aside_and_replaced(tmp_path):
     _fill(tmp_path)
     data = tmp_path / "index" / "data.mdb"
