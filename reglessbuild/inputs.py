@@ -280,6 +280,22 @@ def _hash_part(entries: list[_Entry], memo: dict[str, MemoDir], note: Callable[[
     return digests, execs, records, read
 
 
+class LayeredMemo:
+    """A stat memo seen through the records made earlier in the same run, so that a file that several
+    artifacts read is read once (the index gets the records only when the run has hashed everything)."""
+
+    def __init__(self, base: StatMemo | None, fresh: dict[str, MemoDir]) -> None:
+        self.base = base
+        self.fresh = fresh
+
+    def get(self, folder: str) -> MemoDir | None:
+        old = self.base.get(folder) if self.base is not None else None
+        new = self.fresh.get(folder)
+        if new is None:
+            return old
+        return {**old, **new} if old else new
+
+
 def merge_records(into: dict[str, MemoDir], records: dict[str, MemoDir]) -> None:
     """Add memo records folder by folder (two artifacts may read different files of one folder)."""
     for folder, names in records.items():

@@ -97,7 +97,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
             an = analyses[a.name]
             rules = ignore.load(a.context, a.dockerfile)
             files, records, _read = inputs.collect(
-                a.context, a.dockerfile, an, rules, memo,
+                a.context, a.dockerfile, an, rules, inputs.LayeredMemo(memo, new_memo),
                 progress=lambda n, b, name=a.name: emit(Event("progress", name, "hashing", {"files": n, "bytes": b})),
                 walked=walked)
             inputs.merge_records(new_memo, records)

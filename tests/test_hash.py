@@ -327,6 +327,24 @@ def test_hashing_in_forked_children_gives_what_one_process_gives(tmp_path, monke
     assert again == inline and read == 0
 
 
+def test_a_file_that_several_artifacts_read_is_read_once_per_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    tree(tmp_path, ["shared/s1", "shared/s2", "a/own", "b/own"])
+    opened = []
+    real = inputs._hash_file
+    monkeypatch.setattr(inputs, "_hash_file", lambda p, size: (opened.append(p), real(p, size))[1])
+    fresh: dict = {}  # what run.prepare keeps until the run has hashed every artifact
+    for name in ("a", "b"):
+        df = tmp_path / f"{name}.Dockerfile"
+        df.write_text(f"FROM scratch\nCOPY shared/ /shared/\nCOPY {name}/ /{name}/\n")
+        an = dockerfile.analyze(df, build_args={}, target=None)
+        files, records, _ = inputs.collect(tmp_path, df, an, ignore.load(tmp_path, df),
+                                           inputs.LayeredMemo(Memo(), fresh))
+        inputs.merge_records(fresh, records)
+        assert [f.path for f in files] == [f"{name}/own", "shared/s1", "shared/s2"]
+    assert sorted(os.path.relpath(p, tmp_path) for p in opened) == ["a/own", "b/own", "shared/s1", "shared/s2"]
+
+
 def test_a_file_gone_while_hashing_is_a_clear_error(tmp_path, monkeypatch):
     tree(tmp_path, [f"src/f{i}" for i in range(20)])
     monkeypatch.setattr(inputs, "PARALLEL_FROM", 1)
