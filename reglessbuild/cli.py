@@ -355,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         signum = exc.args[0] if exc.args else signal.SIGINT
         print("regless: cancelled; builders stopped", file=sys.stderr)
         return 128 + int(signum)
+    except BrokenPipeError:
+        # the reader went away (`regless deps app | head`): stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

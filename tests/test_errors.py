@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from harness import free_port
@@ -90,3 +91,21 @@ def test_failed_build_exits_1_and_shows_the_builder_tail(demo):
     assert [json.loads(x)["hash"] for x in ls.stdout.splitlines()] == [out["web"]["hash"]]
     text = demo.run("build")
     assert text.returncode == 1 and "about-to-fail" in text.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
+    from conftest import REGLESS
+
+    for i in range(2000):  # more than a pipe holds: about 200 KB of `deps --json`
+        d = tmp_path / "app" / f"d{i // 200}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.txt").write_text(str(i))
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\nCOPY . /app/\n")
+    (tmp_path / "regless.yaml").write_text(
+        "apiVersion: regless/v1\ndefaultRepo: 127.0.0.1:1/x\nartifacts:\n  - image: app\n    context: app\n")
+    p = subprocess.Popen([REGLESS, "deps", "app", "--json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env={**os.environ, "REGLESS_CACHE_DIR": str(tmp_path / "cache")})
+    assert p.stdout.read(100).startswith(b'{"path": ')
+    p.stdout.close()  # what `| head -c 100` does
+    assert p.wait(60) == 141
+    assert p.stderr.read() == b""
