@@ -16,6 +16,8 @@ import traceback
 from multiprocessing import connection
 from typing import Any, Callable, Sequence, TypeVar
 
+from .errors import ReglessError
+
 C = TypeVar("C")
 R = TypeVar("R")
 Note = Callable[[Any], None]
@@ -26,7 +28,7 @@ def cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-class ChildDied(RuntimeError):
+class ChildDied(ReglessError):
     """A child ended without an answer (killed, or out of memory)."""
 
 
@@ -60,7 +62,8 @@ def fork_map(fn: Callable[[C, Note], R], chunks: Sequence[C], on_note: Callable[
                 try:
                     kind, obj = c.recv()
                 except EOFError:
-                    raise ChildDied(f"a hashing process (pid {pids[i - 1]}) ended without an answer") from None
+                    raise ChildDied(f"a hashing process (pid {pids[i - 1]}) ended without an answer",
+                                    hint="it was killed (out of memory?); run again") from None
                 if kind == "note":
                     if on_note is not None:
                         on_note(i, obj)
