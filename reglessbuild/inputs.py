@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import gc
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,16 +218,23 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, co
 # ---------------------------------------------------------------- hashing
 
 
-def _hash_file(abspath: str, size: int) -> tuple[str, int]:
-    """(xxh3-128 hex digest, bytes read). Reads until end of file, whatever lstat said the size was."""
-    fd = os.open(abspath, os.O_RDONLY | os.O_CLOEXEC)
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never a symlink, never wait on a fifo
+
+
+def _hash_file(abspath: str) -> tuple[str, int, os.stat_result]:
+    """(xxh3-128 hex digest, bytes read, the stat of the file that was read). Reads to the end of the
+    file, whatever its size was when it was opened."""
+    fd = os.open(abspath, _OPEN_FLAGS)
     try:
-        want = size + 1
-        if want <= CHUNK:  # most files: one read sized by lstat (a short read is the end of the file)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "changed into something that is not a file while regless read it")
+        want = st.st_size + 1
+        if want <= CHUNK:  # most files: one read sized by fstat (a short read is the end of the file)
             data = os.read(fd, want)
             if len(data) < want:
-                return xxhash.xxh3_128_hexdigest(data), len(data)
-            h, n = xxhash.xxh3_128(data), len(data)  # it grew since lstat
+                return xxhash.xxh3_128_hexdigest(data), len(data), st
+            h, n = xxhash.xxh3_128(data), len(data)  # it grew since it was opened
         else:
             h, n = xxhash.xxh3_128(), 0
         buf = bytearray(CHUNK)  # reused: a fresh 1 MiB bytes per read costs an mmap and page faults
@@ -233,7 +242,7 @@ def _hash_file(abspath: str, size: int) -> tuple[str, int]:
         while k := os.readv(fd, [buf]):
             h.update(view[:k])
             n += k
-        return h.hexdigest(), n
+        return h.hexdigest(), n, st
     finally:
         os.close(fd)
 
@@ -245,7 +254,8 @@ _NO_RECORDS: MemoDir = {}
 
 def _hash_part(entries: list[_Entry], memo: dict[str, MemoDir], note: Callable[[tuple[int, int]], None] | None
                ) -> _Part:
-    """The per-file loop: lstat, memo hit when size, mtime, ctime and inode all match, else read and hash."""
+    """The per-file loop. A file with a memo record is stat-ed and, when size, mtime, ctime and inode all
+    match, not read; any other file is opened, fstat-ed and read (one stat per file either way)."""
     digests: list[str] = []
     execs: list[bool] = []
     records: dict[str, MemoDir] = {}
@@ -255,26 +265,29 @@ def _hash_part(entries: list[_Entry], memo: dict[str, MemoDir], note: Callable[[
     lstat, hexdigest = os.lstat, xxhash.xxh3_128_hexdigest
     for i, e in enumerate(entries):
         try:
-            st = lstat(e.abspath)
             if e.kind == "symlink":
-                digests.append(hexdigest(os.readlink(e.abspath).encode()))
-                execs.append(False)
-                continue
-            key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-            hit = memo.get(e.folder, _NO_RECORDS).get(e.name)
-            # checked here, not when the record is read: a damaged record is a miss, never a wrong digest
-            if type(hit) is tuple and len(hit) == 2 and hit[0] == key and type(hit[1]) is str:
-                digest = hit[1]
+                digest, executable = hexdigest(os.readlink(e.abspath).encode()), False
             else:
-                digest, n = _hash_file(e.abspath, st.st_size)
-                read += n
-                if now - st.st_mtime_ns > racy and now - st.st_ctime_ns > racy:
-                    records.setdefault(e.folder, {})[e.name] = (key, digest)
+                digest = None
+                hit = memo.get(e.folder, _NO_RECORDS).get(e.name)
+                if hit is not None:  # a record to check: stat the path, read nothing if it matches
+                    st = lstat(e.abspath)
+                    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                    # checked here, not when the record is read: a damaged record is a miss, never a digest
+                    if type(hit) is tuple and len(hit) == 2 and hit[0] == key and type(hit[1]) is str:
+                        digest = hit[1]
+                if digest is None:  # no record, or a stale one: read it, keyed by the stat of what was read
+                    digest, n, st = _hash_file(e.abspath)
+                    read += n
+                    if now - st.st_mtime_ns > racy and now - st.st_ctime_ns > racy:
+                        records.setdefault(e.folder, {})[e.name] = (
+                            (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), digest)
+                executable = bool(st.st_mode & 0o100)
         except OSError as exc:
             raise InputError(f"cannot read {e.rel} of the build context ({e.abspath}): {exc.strerror}",
                              hint="make it readable, or leave it out with .dockerignore") from None
         digests.append(digest)
-        execs.append(bool(st.st_mode & 0o100))
+        execs.append(executable)
         if note is not None and i & 1023 == 1023:
             note((i + 1, read))
     return digests, execs, records, read

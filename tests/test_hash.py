@@ -255,7 +255,7 @@ def hash_with(root: Path, memo: Memo, monkeypatch) -> tuple[int, int]:
     """(files whose content was read, bytes read) for one hashing of `root` with `memo`."""
     opened = []
     real = inputs._hash_file
-    monkeypatch.setattr(inputs, "_hash_file", lambda p, size: (opened.append(p), real(p, size))[1])
+    monkeypatch.setattr(inputs, "_hash_file", lambda p: (opened.append(p), real(p))[1])
     df = root / "Dockerfile"
     an = dockerfile.analyze(df, build_args={}, target=None)
     _, records, read = inputs.collect(root, df, an, ignore.load(root, df), memo)
@@ -332,7 +332,7 @@ def test_a_file_that_several_artifacts_read_is_read_once_per_run(tmp_path, monke
     tree(tmp_path, ["shared/s1", "shared/s2", "a/own", "b/own"])
     opened = []
     real = inputs._hash_file
-    monkeypatch.setattr(inputs, "_hash_file", lambda p, size: (opened.append(p), real(p, size))[1])
+    monkeypatch.setattr(inputs, "_hash_file", lambda p: (opened.append(p), real(p))[1])
     fresh: dict = {}  # what run.prepare keeps until the run has hashed every artifact
     for name in ("a", "b"):
         df = tmp_path / f"{name}.Dockerfile"
@@ -364,6 +364,17 @@ def test_a_damaged_memo_record_is_a_miss_never_a_digest(tmp_path, monkeypatch, j
     memo = Memo({str(tmp_path / "src"): {"a": junk}})
     got, _, read = inputs.collect(tmp_path, df, an, ignore.load(tmp_path, df), memo)
     assert got == want and read == len("src/a")  # the file was read again
+
+
+@pytest.mark.parametrize("into", ["fifo", "symlink"])
+def test_a_file_replaced_while_hashing_is_an_error_never_a_hang(tmp_path, into):
+    tree(tmp_path, ["src/a", "src/b"])
+    entries = [e for e in inputs.walk(tmp_path, ignore.load(tmp_path, tmp_path / "Dockerfile")) if e.kind == "file"]
+    victim = tmp_path / "src" / "b"
+    victim.unlink()
+    os.mkfifo(victim) if into == "fifo" else victim.symlink_to("a")  # a fifo would block a plain open()
+    with pytest.raises(InputError, match="cannot read src/b "):
+        inputs.hash_files(entries, None)
 
 
 def test_the_index_merges_memo_records_by_folder_and_ignores_damaged_ones(tmp_path):
