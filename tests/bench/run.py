@@ -164,7 +164,7 @@ def main() -> None:
               f"({r['coldGBps']:.2f} GB/s; reading every byte without hashing took {r['readOnlySeconds']:.2f}s, "
               f"cold/read-only = {r['coldVsReadOnly']:.2f}), warm {r['warmSeconds']:.3f}s "
               f"({r['warmBytesRead']} bytes read)")
-        print(f"floors in C, same run: find stat-ing every file {r['cStatSeconds']:.2f}s (warm/that = "
+        print(f"references in C, same run: find stat-ing every file {r['cStatSeconds']:.2f}s (warm/that = "
               f"{r['warmVsCStat']:.2f}); cat of every byte on every core {r['cReadSeconds']:.2f}s "
               f"(cold/that = {r['coldVsCRead']:.2f})")
         args.json.write_text(json.dumps({"hashing": r}, indent=2))
