@@ -263,8 +263,7 @@ class Index:
             db = self._db("memo")
             for folder, names in records.items():
                 key = folder.encode(errors="surrogateescape")
-                raw = txn.get(key, db=db)
-                merged = (_decode_memo(raw) or {}) if raw is not None else {}
+                merged = _decode_memo(txn.get(key, db=db)) or {}
                 merged.update(names)
                 txn.put(key, _MEMO_V1 + marshal.dumps(merged), db=db)
 
@@ -313,9 +312,10 @@ def _decode(raw: bytes) -> Result | None:
 _MEMO_V1 = b"\x01"  # then marshal of {file name: ((size, mtime_ns, ctime_ns, inode), digest)}
 
 
-def _decode_memo(raw: bytes) -> dict[str, Any] | None:
-    """A folder's memo record, or None when it is of another version or damaged (then its files are read)."""
-    if not raw.startswith(_MEMO_V1):
+def _decode_memo(raw: bytes | None) -> dict[str, Any] | None:
+    """A folder's memo record, or None when there is none, or it is of another version or damaged (then its
+    files are read)."""
+    if raw is None or not raw.startswith(_MEMO_V1):
         return None
     try:
         rec = marshal.loads(raw[1:])
@@ -331,8 +331,7 @@ class _MemoView:
         self._txn = index.env.begin(db=index._db("memo"))
 
     def get(self, folder: str) -> dict[str, Any] | None:
-        raw = self._txn.get(folder.encode(errors="surrogateescape"))
-        return None if raw is None else _decode_memo(raw)
+        return _decode_memo(self._txn.get(folder.encode(errors="surrogateescape")))
 
     def close(self) -> None:
         self._txn.abort()

@@ -255,7 +255,8 @@ _NO_RECORDS: MemoDir = {}
 def _hash_part(entries: list[_Entry], memo: dict[str, MemoDir], note: Callable[[tuple[int, int]], None] | None
                ) -> _Part:
     """The per-file loop. A file with a memo record is stat-ed and, when size, mtime, ctime and inode all
-    match, not read; any other file is opened, fstat-ed and read (one stat per file either way)."""
+    match, not read; any other file is opened, fstat-ed and read. So a file is stat-ed once, except one
+    whose record no longer matches: by path, then again through its open descriptor."""
     digests: list[str] = []
     execs: list[bool] = []
     records: dict[str, MemoDir] = {}
