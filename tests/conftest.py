@@ -86,6 +86,10 @@ class Project:
     def builds_started(self) -> int:
         return sum(1 for c in harness.calls(self.builds_log) if c.split()[2:3] == ["build"])
 
+    def builds_done(self) -> int:
+        """`buildah build` calls that succeeded (a build that failed pulling its base is run again)."""
+        return sum(1 for c, rc in harness.exits(self.builds_log) if c.split()[2:3] == ["build"] and rc == 0)
+
     def digest(self, ref: str) -> str | None:
         p = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
                            capture_output=True)

@@ -139,6 +139,14 @@ def calls(log: Path) -> list[str]:
     return [ln.split(" ", 1)[1] for ln in lines if not ln.startswith("end ")]
 
 
+def exits(log: Path) -> list[tuple[str, int]]:
+    """(argv, exit code) of each call that ended, in start order."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    started = [ln.split(" ", 1) for ln in lines if not ln.startswith("end ")]
+    ended = dict(ln.split(" ")[1:3] for ln in lines if ln.startswith("end "))
+    return [(argv, int(ended[pid])) for pid, argv in started if pid in ended]
+
+
 def events(log: Path) -> list[tuple[str, str, str]]:
     """("start"|"end", pid, argv-or-rc) in the order they happened."""
     out = []

@@ -15,7 +15,8 @@ import tenacity
 from .. import proc
 from ..config import BuildahSettings
 from ..errors import BuildError
-from ..registry.errors import Fault, classify
+from ..registry import retry
+from ..registry.errors import Fault, classify, midway
 from .protocol import BuildRequest
 
 INSTALL_HINT = "install buildah (Debian/Ubuntu: apt-get install buildah)"
@@ -88,10 +89,11 @@ class Buildah:
                 raise _Transient(done)
             return done
 
+        policy = retry.Policy(deadline=self.push_deadline, initial=self.push_wait, maximum=4 * self.push_wait)
         try:
             return tenacity.Retrying(
                 retry=tenacity.retry_if_exception_type(_Transient),
-                wait=tenacity.wait_exponential_jitter(multiplier=self.push_wait, max=4 * self.push_wait),
+                wait=retry.wait(policy, lambda exc: midway(exc.args[0].stderr_text)),
                 stop=tenacity.stop_before_delay(self.push_deadline), reraise=True,
             )(once)
         except _Transient as exc:

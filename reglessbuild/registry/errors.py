@@ -37,6 +37,15 @@ _TRANSIENT = re.compile(
 )
 
 
+# a transient fault at first contact, or one that asks for patience: the registry may be down or
+# overloaded, so the next attempt waits longer each time
+_UNANSWERED = re.compile(
+    r"pinging (?:container|docker) registry|connection refused|no route to host|network is unreachable|"
+    r"server misbehaving|temporary failure|timeout|timed out|TOOMANYREQUESTS|too many requests|\b429\b",
+    re.I,
+)
+
+
 def classify(stderr: str) -> Fault:
     if _TLS.search(stderr):
         return Fault.TLS
@@ -49,12 +58,23 @@ def classify(stderr: str) -> Fault:
     return Fault.PERMANENT
 
 
+def midway(stderr: str) -> bool:
+    """A transient fault after the registry had answered: one request of the many in a push, pull or
+    copy failed (a 5xx, a reset) while the registry is up. buildah and skopeo retry only whole
+    operations, and an attempt succeeds only when all its requests do, so such a fault is worth
+    another attempt soon; backing off as for a registry that is down lets a flaky one outlast the
+    deadline. Read from the tool's last error line (earlier lines may be its own retries)."""
+    line = last_error_line(stderr)
+    return classify(line) is Fault.TRANSIENT and not _UNANSWERED.search(line)
+
+
 class TransientRegistryError(RegistryError):
     """A fault worth another try; outlives the retries as RegistryUnreachable."""
 
-    def __init__(self, message: str, *, registry: str) -> None:
+    def __init__(self, message: str, *, registry: str, midway: bool = False) -> None:
         super().__init__(message)
         self.registry = registry
+        self.midway = midway  # see midway(): the next attempt starts soon
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -87,5 +107,5 @@ def raise_for(stderr: str, *, registry: str, action: str) -> None:
         raise RegistryError(f"TLS to registry {registry} failed ({msg})",
                             hint=f"for a plain-http registry list it under registry.insecure: [{registry}]")
     if fault is Fault.TRANSIENT:
-        raise TransientRegistryError(msg, registry=registry)
+        raise TransientRegistryError(msg, registry=registry, midway=midway(stderr))
     raise RegistryError(f"registry {registry}: {msg}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -18,12 +19,32 @@ class Policy:
     deadline: float = 60.0  # seconds for all attempts of one operation
     initial: float = 0.5
     maximum: float = 4.0
+    soon: float = 0.25  # the longest wait after a fault midway through an operation (errors.midway)
+
+
+def wait(policy: Policy, midway: Callable[[BaseException], bool]) -> Callable[[tenacity.RetryCallState], float]:
+    """The wait before the next attempt of one operation. After a fault midway (the registry had
+    answered: see errors.midway) a short random wait. Otherwise exponential backoff with jitter,
+    counted over the faults since the last one midway: a registry that is down or refuses at first
+    contact gets longer and longer pauses, while a flaky one that fails a ping now and then does not."""
+    streak = 0
+
+    def next_wait(state: tenacity.RetryCallState) -> float:
+        nonlocal streak
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is not None and midway(exc):
+            streak = 0
+            return random.uniform(0.0, policy.soon)
+        streak += 1
+        return min(policy.maximum, policy.initial * 2 ** (streak - 1) + random.uniform(0.0, policy.initial))
+
+    return next_wait
 
 
 def call(policy: Policy, fn: Callable[[], T]) -> T:
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
-        wait=tenacity.wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum, jitter=policy.initial),
+        wait=wait(policy, lambda exc: getattr(exc, "midway", False)),
         stop=tenacity.stop_before_delay(policy.deadline),
         reraise=True,
     )
