@@ -1,4 +1,5 @@
-"""Retries of whole registry operations: exponential backoff with jitter, within a total deadline."""
+"""Retries of whole registry operations within a total deadline: soon after a fault midway through an
+operation (errors.midway), otherwise exponential backoff with jitter."""
 
 from __future__ import annotations
 
