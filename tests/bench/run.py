@@ -200,9 +200,13 @@ def main() -> None:
             print("regless scenarios done; running the peer loop twice (cold, then restart)", flush=True)
             victim.write_bytes(victim.read_bytes()[:-7])  # the project as it was for cold and restart
             peer_env = storage_env(tmp / "storage-peer")
-            results["peerCold"] = peer(project, shape, f"{reg.address}/peer", base, peer_env)
-            results["peer"] = peer(project, shape, f"{reg.address}/peer", base, peer_env)
-            results["floor"] = floor(project, shape, reg.address, "peer")
+            # the peer pushes to a registry of its own: in regless's registry its layers would already be
+            # there (containers/image mounts them from regless's repositories instead of uploading)
+            (tmp / "registry-peer").mkdir()
+            with harness.LocalRegistry(tmp / "registry-peer") as peer_reg:
+                results["peerCold"] = peer(project, shape, f"{peer_reg.address}/peer", base, peer_env)
+                results["peer"] = peer(project, shape, f"{peer_reg.address}/peer", base, peer_env)
+                results["floor"] = floor(project, shape, peer_reg.address, "peer")
             results["registryChecks64"] = registry_checks(reg.address)
     peer_wall, floor_wall = results["peer"]["wall"], results["floor"]["wall"]
     rows = [("scenario", "wall s", "builds", "registry calls", "× peer", "× floor")]
