@@ -139,11 +139,16 @@ def _open_index(args: argparse.Namespace, r: Console) -> Index:
     return index
 
 
+def _reliable(settings: config.RegistrySettings, insecure: tuple[str, ...]) -> tuple[registry.Reliable, str]:
+    """The registry tool the settings choose, with their retry deadline; and where the choice came from."""
+    choice = registry.choose(settings.tool, insecure=insecure, ca_file=settings.ca_file,
+                             attempt_timeout=min(30.0, settings.timeout))
+    return registry.Reliable(choice.registry, Policy(deadline=settings.timeout)), choice.source
+
+
 def _wiring(args: argparse.Namespace, r: Console, project: config.Project) -> tuple[Index, registry.Reliable, str]:
-    choice = registry.choose(project.registry.tool, insecure=project.registry.insecure,
-                             ca_file=project.registry.ca_file, attempt_timeout=min(30.0, project.registry.timeout))
-    reg = registry.Reliable(choice.registry, Policy(deadline=project.registry.timeout))
-    return _open_index(args, r), reg, choice.source
+    reg, source = _reliable(project.registry, project.registry.insecure)
+    return _open_index(args, r), reg, source
 
 
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
@@ -267,9 +272,8 @@ def cmd_cache(args: argparse.Namespace, r: Console) -> int:
 def _cache_registry(args: argparse.Namespace) -> tuple[registry.Reliable, int]:
     found = args.file or next((Path.cwd() / n for n in config.CONFIG_NAMES if (Path.cwd() / n).is_file()), None)
     settings = config.load(found, default_repo=args.default_repo).registry if found else config.RegistrySettings()
-    choice = registry.choose(settings.tool, insecure=(*settings.insecure, *args.insecure_registry),
-                             ca_file=settings.ca_file, attempt_timeout=min(30.0, settings.timeout))
-    return registry.Reliable(choice.registry, Policy(deadline=settings.timeout)), settings.concurrency
+    reg, _ = _reliable(settings, (*settings.insecure, *args.insecure_registry))
+    return reg, settings.concurrency
 
 
 def _cache_action(args: argparse.Namespace, r: Console, index: Index) -> int:

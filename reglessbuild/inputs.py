@@ -361,7 +361,7 @@ def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progre
 def _field(h: "xxhash.xxh3_128", *parts: str | bytes) -> None:
     for p in parts:
         b = p.encode() if isinstance(p, str) else p
-        h.update(len(b).to_bytes(8, "little"))
+        h.update(_le(len(b)))
         h.update(b)
 
 

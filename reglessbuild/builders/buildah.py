@@ -10,8 +10,6 @@ import re
 import tempfile
 from typing import Callable
 
-import tenacity
-
 from .. import proc
 from ..config import BuildahSettings
 from ..errors import BuildError
@@ -91,11 +89,8 @@ class Buildah:
 
         policy = retry.Policy(deadline=self.push_deadline, initial=self.push_wait, maximum=4 * self.push_wait)
         try:
-            return tenacity.Retrying(
-                retry=tenacity.retry_if_exception_type(_Transient),
-                wait=retry.wait(policy, lambda exc: midway(exc.args[0].stderr_text)),
-                stop=tenacity.stop_before_delay(self.push_deadline), reraise=True,
-            )(once)
+            return retry.retrying(policy, lambda exc: isinstance(exc, _Transient),
+                                  lambda exc: midway(exc.args[0].stderr_text))(once)
         except _Transient as exc:
             return exc.args[0]  # type: ignore[no-any-return]
 

@@ -42,15 +42,17 @@ def wait(policy: Policy, midway: Callable[[BaseException], bool]) -> Callable[[t
     return next_wait
 
 
+def retrying(policy: Policy, worth: Callable[[BaseException], bool], midway: Callable[[BaseException], bool]
+             ) -> tenacity.Retrying:
+    """Attempts while they fail with an exception `worth` another try, paced by `wait`, none started
+    past the deadline; the last exception is raised again."""
+    return tenacity.Retrying(retry=tenacity.retry_if_exception(worth), wait=wait(policy, midway),
+                             stop=tenacity.stop_before_delay(policy.deadline), reraise=True)
+
+
 def call(policy: Policy, fn: Callable[[], T]) -> T:
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(is_transient),
-        wait=wait(policy, lambda exc: getattr(exc, "midway", False)),
-        stop=tenacity.stop_before_delay(policy.deadline),
-        reraise=True,
-    )
     try:
-        return retrying(fn)
+        return retrying(policy, is_transient, lambda exc: getattr(exc, "midway", False))(fn)
     except TransientRegistryError as exc:
         raise RegistryUnreachable(
             f"registry {exc.registry} did not answer (retried for up to {policy.deadline:g} s): {exc.message}",
