@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,22 @@ def need_tools(*tools: str) -> None:
     missing = [t for t in tools if not shutil.which(t)]
     if missing:
         pytest.skip(f"{', '.join(missing)} not on PATH (bin/test installs them with apt-get)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_image_storage() -> Iterator[None]:
+    """buildah's images of this session in a folder of its own, removed at the end (unless the caller
+    chose a storage with CONTAINERS_STORAGE_CONF)."""
+    if os.environ.get("CONTAINERS_STORAGE_CONF"):
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="regless-test-storage-"))
+    os.environ["CONTAINERS_STORAGE_CONF"] = harness.storage_conf(folder)
+    try:
+        yield
+    finally:
+        del os.environ["CONTAINERS_STORAGE_CONF"]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -94,6 +94,16 @@ class LocalRegistry:
         self.stop()
 
 
+def storage_conf(folder: Path) -> str:
+    """A containers-storage config that keeps buildah's images under `folder` (vfs); returns its path, for
+    CONTAINERS_STORAGE_CONF. Without it every run adds its images to the user's own storage, which grows
+    with each run and slows every later buildah call (it lists all names of an image it tags)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{folder / "graph"}"\nrunroot = "{folder / "run"}"\n')
+    return str(conf)
+
+
 def make_base_image(registry: str, name: str = "base/busybox:stable") -> str:
     """Build a busybox image FROM scratch (no network) and push it; returns REF@DIGEST."""
     if not os.path.exists(BUSYBOX):

@@ -37,10 +37,7 @@ STORAGE = ["--storage-driver", "vfs"]
 
 def storage_env(folder: Path) -> dict[str, str]:
     """Environment giving buildah its own image storage under `folder`, so runs never share a layer cache."""
-    folder.mkdir(parents=True, exist_ok=True)
-    conf = folder / "storage.conf"
-    conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{folder / "graph"}"\nrunroot = "{folder / "run"}"\n')
-    return {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}
+    return {**os.environ, "CONTAINERS_STORAGE_CONF": harness.storage_conf(folder)}
 
 
 REGLESS_ENV: dict[str, str] = {}
