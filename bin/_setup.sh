@@ -1,9 +1,10 @@
 # Sourced by bin/demo, bin/test and bin/bench: installs what regless needs, idempotently.
-#   Debian packages: buildah skopeo docker-registry busybox-static openssl procps (apt-get, as root or through sudo)
+#   Debian packages: buildah skopeo docker-registry busybox-static openssl procps (apt-get, as root or through sudo),
+#     and gcc python3-dev libxxhash-dev to build regless's C part (reglessbuild/_native.c)
 #   .venv with regless and its test extras
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(buildah skopeo docker-registry busybox-static openssl procps)
+PACKAGES=(buildah skopeo docker-registry busybox-static openssl procps gcc python3-dev libxxhash-dev)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -27,7 +28,8 @@ ensure_venv() {
   if [ ! -x "$ROOT/.venv/bin/python" ]; then
     python3 -m venv "$ROOT/.venv"
   fi
-  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
+     || [ "$ROOT/reglessbuild/_native.c" -nt "$stamp" ]; then
     echo "regless setup: installing regless into .venv" >&2
     "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
     touch "$stamp"

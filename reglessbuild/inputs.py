@@ -26,6 +26,11 @@ import xxhash
 from e2b_dockerfile_utils import PatternMatcher
 
 from . import forked
+
+try:  # the per-file loops in C (setup.py builds it where a compiler is found); else the Python ones below
+    from . import _native
+except ImportError:  # pragma: no cover - depends on the install
+    _native = None  # type: ignore[assignment]
 from .dockerfile import Analysis, Source
 from .errors import DockerfileError, InputError
 from .ignore import IgnoreRules
@@ -87,6 +92,11 @@ class _Entry(NamedTuple):
 def walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
     """Every entry of the context that .dockerignore leaves in, sorted by path."""
     matcher = rules.matcher()
+    if _native is not None:
+        entries, in_order = _native.walk(str(context), None if matcher is None else _skipper(matcher), _Entry)
+        if not in_order:  # a name that is not UTF-8: Python's order of str is not the order of the bytes
+            entries.sort()
+        return entries
     out: list[_Entry] = []
     append, make = out.append, tuple.__new__  # the per-entry loop: 100,000 turns on a large context
     stack = [("", str(context))]
@@ -114,6 +124,17 @@ def walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
                     stack.append((rel, de.path))
     out.sort()  # by rel: the first field, unique
     return out
+
+
+def _skipper(matcher: PatternMatcher) -> Callable[[bytes, bool], int]:
+    """The walk's question to .dockerignore, for the C walk: 0 keep the entry, 1 leave it out,
+    2 leave it out but look below it (an exception may re-include something there)."""
+    def skip(rel: bytes, is_dir: bool) -> int:
+        path = os.fsdecode(rel)
+        if not matcher.matches(path):
+            return 0
+        return 2 if is_dir and matcher.may_match_under(path) else 1
+    return skip
 
 
 _GLOB_CHARS = re.compile(r"[*?\[\\]")
@@ -267,7 +288,7 @@ def _hash_part(entries: list[_Entry], memo: dict[str, MemoDir], note: Callable[[
     for i, e in enumerate(entries):
         try:
             if e.kind == "symlink":
-                digest, executable = hexdigest(os.readlink(e.abspath).encode()), False
+                digest, executable = hexdigest(os.readlink(os.fsencode(e.abspath))), False  # the bytes, UTF-8 or not
             else:
                 digest = None
                 hit = memo.get(e.folder, _NO_RECORDS).get(e.name)
@@ -329,6 +350,8 @@ def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progre
             if (m := memo.get(folder)) is not None:
                 known[folder] = m
     n = min(forked.cpus(), 8)
+    if _native is not None:
+        return _hash_native(entries, known, n, progress)
     if len(entries) < PARALLEL_FROM or n < 2:
         note = None if progress is None else (lambda d: progress(*d))
         parts = [_hash_part(entries, known, note)]
@@ -358,6 +381,22 @@ def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progre
     return files, records, read
 
 
+def _hash_native(entries: list[_Entry], known: dict[str, MemoDir], threads: int, progress: Progress | None
+                 ) -> tuple[list[InputFile], dict[str, MemoDir], int]:
+    """_hash_part's loop in C, on `threads` threads, with the InputFiles made there too."""
+    assert _native is not None
+    out = _native.hash(entries if type(entries) is list else list(entries), known, time.time_ns(),
+                       int(RACY_SECONDS * 1e9), threads, InputFile, progress)
+    if out[0] is None:
+        e, err = entries[out[1]], out[2]
+        why = ("changed into something that is not a file while regless read it" if err == errno.EINVAL
+               else os.strerror(err))
+        raise InputError(f"cannot read {e.rel} of the build context ({e.abspath}): {why}",
+                         hint="make it readable, or leave it out with .dockerignore")
+    files, records, read, _opened = out
+    return files, records, read
+
+
 def _field(h: "xxhash.xxh3_128", *parts: str | bytes) -> None:
     for p in parts:
         b = p.encode() if isinstance(p, str) else p
@@ -379,6 +418,9 @@ def workspace_hash(settings: Settings, files: Iterable[InputFile]) -> str:
         _field(h, "remote", url)
     # the files as one buffer: the same bytes as _field(h, "file", path, kind, x, digest) for each,
     # without five update calls per file
+    if _native is not None:
+        h.update(_native.section(files if isinstance(files, (list, tuple)) else list(files)))
+        return h.hexdigest()
     le = _le
     h.update(b"".join(b"".join((_FILE, le(len(p := f.path.encode())), p, _KIND[f.kind], _EXEC[f.executable],
                                 le(len(d := f.digest.encode())), d)) for f in files))

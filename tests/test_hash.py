@@ -251,19 +251,38 @@ class Memo(dict):
         return super().get(folder, default)
 
 
-def hash_with(root: Path, memo: Memo, monkeypatch) -> tuple[int, int]:
-    """(files whose content was read, bytes read) for one hashing of `root` with `memo`."""
+@pytest.fixture(params=["native", "python"])
+def engine(request, monkeypatch) -> str:
+    """Each engine of the per-file loops: the C one (reglessbuild/_native.c) and the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(inputs, "_native", None)
+    elif inputs._native is None:
+        pytest.skip("reglessbuild._native is not built (it needs gcc, python3-dev and libxxhash-dev at install)")
+    return request.param
+
+
+def open_counter(monkeypatch):
+    """A function that says how many files were opened for their content since this call."""
+    if inputs._native is not None:
+        start = inputs._native.files_opened()
+        return lambda: inputs._native.files_opened() - start
     opened = []
     real = inputs._hash_file
     monkeypatch.setattr(inputs, "_hash_file", lambda p: (opened.append(p), real(p))[1])
+    return lambda: len(opened)
+
+
+def hash_with(root: Path, memo: Memo, monkeypatch) -> tuple[int, int]:
+    """(files whose content was read, bytes read) for one hashing of `root` with `memo`."""
+    opened = open_counter(monkeypatch)
     df = root / "Dockerfile"
     an = dockerfile.analyze(df, build_args={}, target=None)
     _, records, read = inputs.collect(root, df, an, ignore.load(root, df), memo)
     inputs.merge_records(memo, records)
-    return len(opened), read
+    return opened(), read
 
 
-def test_unchanged_tree_is_hashed_without_reading_content(tmp_path, monkeypatch):
+def test_unchanged_tree_is_hashed_without_reading_content(tmp_path, monkeypatch, engine):
     tree(tmp_path, [f"src/f{i}" for i in range(50)])
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
     old = time.time() - 10
@@ -278,7 +297,7 @@ def test_unchanged_tree_is_hashed_without_reading_content(tmp_path, monkeypatch)
     assert hash_with(tmp_path, memo, monkeypatch) == (0, 0)
 
 
-def test_a_rewrite_within_the_mtime_granularity_is_caught(tmp_path, monkeypatch):
+def test_a_rewrite_within_the_mtime_granularity_is_caught(tmp_path, monkeypatch, engine):
     monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
     tree(tmp_path, ["src/a"])
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
@@ -293,7 +312,7 @@ def test_a_rewrite_within_the_mtime_granularity_is_caught(tmp_path, monkeypatch)
     assert whole_hash(tmp_path) != h1
 
 
-def test_a_file_changed_in_the_last_two_seconds_is_never_memoized(tmp_path, monkeypatch):
+def test_a_file_changed_in_the_last_two_seconds_is_never_memoized(tmp_path, monkeypatch, engine):
     tree(tmp_path, ["src/a"])
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
     memo = Memo()
@@ -302,6 +321,7 @@ def test_a_file_changed_in_the_last_two_seconds_is_never_memoized(tmp_path, monk
 
 
 def test_hashing_in_forked_children_gives_what_one_process_gives(tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "_native", None)  # forked children are the Python engine's parallelism
     tree(tmp_path, [f"src/d{i % 7}/f{i}" for i in range(300)])
     for i in range(0, 300, 11):
         (tmp_path / "src" / f"d{i % 7}" / f"f{i}").chmod(0o755)
@@ -327,12 +347,10 @@ def test_hashing_in_forked_children_gives_what_one_process_gives(tmp_path, monke
     assert again == inline and read == 0
 
 
-def test_a_file_that_several_artifacts_read_is_read_once_per_run(tmp_path, monkeypatch):
+def test_a_file_that_several_artifacts_read_is_read_once_per_run(tmp_path, monkeypatch, engine):
     monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
     tree(tmp_path, ["shared/s1", "shared/s2", "a/own", "b/own"])
-    opened = []
-    real = inputs._hash_file
-    monkeypatch.setattr(inputs, "_hash_file", lambda p: (opened.append(p), real(p))[1])
+    opened = open_counter(monkeypatch)
     fresh: dict = {}  # what run.prepare keeps until the run has hashed every artifact
     for name in ("a", "b"):
         df = tmp_path / f"{name}.Dockerfile"
@@ -342,10 +360,10 @@ def test_a_file_that_several_artifacts_read_is_read_once_per_run(tmp_path, monke
                                            inputs.LayeredMemo(Memo(), fresh))
         inputs.merge_records(fresh, records)
         assert [f.path for f in files] == [f"{name}/own", "shared/s1", "shared/s2"]
-    assert sorted(os.path.relpath(p, tmp_path) for p in opened) == ["a/own", "b/own", "shared/s1", "shared/s2"]
+    assert opened() == 4  # a/own, b/own, shared/s1, shared/s2
 
 
-def test_a_file_gone_while_hashing_is_a_clear_error(tmp_path, monkeypatch):
+def test_a_file_gone_while_hashing_is_a_clear_error(tmp_path, monkeypatch, engine):
     tree(tmp_path, [f"src/f{i}" for i in range(20)])
     monkeypatch.setattr(inputs, "PARALLEL_FROM", 1)
     entries = [e for e in inputs.walk(tmp_path, ignore.load(tmp_path, tmp_path / "Dockerfile")) if e.kind == "file"]
@@ -355,7 +373,7 @@ def test_a_file_gone_while_hashing_is_a_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("junk", ["not a record", ("short",), (None, "d" * 32), ((1, 2, 3, 4), 7), 5])
-def test_a_damaged_memo_record_is_a_miss_never_a_digest(tmp_path, monkeypatch, junk):
+def test_a_damaged_memo_record_is_a_miss_never_a_digest(tmp_path, monkeypatch, junk, engine):
     tree(tmp_path, ["src/a"])
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
     df = tmp_path / "Dockerfile"
@@ -366,8 +384,90 @@ def test_a_damaged_memo_record_is_a_miss_never_a_digest(tmp_path, monkeypatch, j
     assert got == want and read == len("src/a")  # the file was read again
 
 
+def test_the_c_engine_is_built_where_its_build_tools_are():
+    """pip builds reglessbuild/_native.c as optional: where bin/test has installed gcc, python3-dev and
+    libxxhash-dev, a build that failed must fail here rather than only make hashing slower."""
+    if os.environ.get("REGLESS_REQUIRE_NATIVE") != "1":
+        pytest.skip("REGLESS_REQUIRE_NATIVE is not set (bin/test sets it after installing the build tools)")
+    assert inputs._native is not None, "reglessbuild._native was not built: see pip's output in bin/test"
+
+
+IGNORES = ["", "*.ign", "d0\n!d0/keep*", "**/x*\n!**/x1", "/d1", "d*/d*\n!d0/d1/a", "?\n*/?"]
+engine_names = st.sampled_from(["a", "b.txt", "x1", "x10", "keep", "ä", "z z", "n\udcff", "d0", "d1", "A", "_"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=st.dictionaries(st.lists(engine_names, min_size=1, max_size=3).map("/".join),
+                            st.tuples(st.sampled_from([0, 1, 100, inputs.CHUNK, inputs.CHUNK + 7]), st.booleans(),
+                                      st.sampled_from(["file", "file", "file", "symlink"])),
+                            min_size=1, max_size=10).filter(
+    lambda d: not any(a != b and b.startswith(a + "/") for a in d for b in d)),
+       patterns=st.sampled_from(IGNORES), memoized=st.booleans())
+def test_the_c_and_python_engines_give_the_same_listing_files_records_and_hash(
+        tmp_path_factory, spec, patterns, memoized):
+    """reglessbuild/_native.c runs inputs.py's loops (walk with .dockerignore, stat memo, read, hash
+    encoding) in C: for any tree, with or without memo records, both give the same results."""
+    if inputs._native is None:
+        pytest.skip("reglessbuild._native is not built (it needs gcc, python3-dev and libxxhash-dev at install)")
+    root = tmp_path_factory.mktemp("engines")
+    old = time.time() - 10
+    for rel, (size, exe, kind) in spec.items():
+        f = root / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "symlink":
+            f.symlink_to("../" * rel.count("/") + "target-" + rel.replace("/", "_"))
+            continue
+        f.write_bytes(bytes(range(256)) * (size // 256) + b"q" * (size % 256))
+        f.chmod(0o755 if exe else 0o644)
+        os.utime(f, (old, old))
+    (root / ".dockerignore").write_text(patterns)
+    rules = ignore.load(root, root / "Dockerfile")
+    native = inputs._native
+
+    def both(fn):
+        a = fn()
+        inputs._native = None
+        try:
+            return a, fn()
+        finally:
+            inputs._native = native
+
+    listing, py_listing = both(lambda: inputs.walk(root, rules))
+    assert listing == py_listing
+    entries = [e for e in listing if e.kind != "dir"]
+    memo = Memo()
+    if memoized:  # records for every other file, from the Python engine
+        inputs._native = None
+        try:
+            _, records, _ = inputs.hash_files(entries[::2], None)
+        finally:
+            inputs._native = native
+        inputs.merge_records(memo, records)
+    (files, records, read), (py_files, py_records, py_read) = both(lambda: inputs.hash_files(entries, memo))
+    assert files == py_files and records == py_records and read == py_read
+    assert all(type(f) is inputs.InputFile for f in files)
+    plain = [f for f in files if "\udcff" not in f.path]  # a path that is not UTF-8 cannot enter the hash
+    settings_ = inputs.Settings("buildah", b"FROM scratch\n", None, None, (), (), (), ())
+    h, py_h = both(lambda: inputs.workspace_hash(settings_, plain))
+    assert h == py_h
+
+
+def test_the_c_engine_reports_progress_and_stops_on_the_first_unreadable_file(tmp_path, engine):
+    tree(tmp_path, [f"src/f{i:04d}" for i in range(3000)])
+    entries = [e for e in inputs.walk(tmp_path, ignore.IgnoreRules((), None)) if e.kind == "file"]
+    seen: list[tuple[int, int]] = []
+    files, _, read = inputs.hash_files(entries, None, progress=lambda n, b: seen.append((n, b)))
+    assert len(files) == 3000 and read == sum(len(f"src/f{i:04d}") for i in range(3000))
+    assert all(0 <= n <= 3000 and 0 <= b <= read for n, b in seen)
+    (tmp_path / "src" / "f0100").unlink()
+    (tmp_path / "src" / "f2000").unlink()
+    with pytest.raises(InputError, match="cannot read src/f0100 .*No such file") as caught:
+        inputs.hash_files(entries, None)
+    assert caught.value.hint
+
+
 @pytest.mark.parametrize("into", ["fifo", "symlink"])
-def test_a_file_replaced_while_hashing_is_an_error_never_a_hang(tmp_path, into):
+def test_a_file_replaced_while_hashing_is_an_error_never_a_hang(tmp_path, into, engine):
     tree(tmp_path, ["src/a", "src/b"])
     entries = [e for e in inputs.walk(tmp_path, ignore.load(tmp_path, tmp_path / "Dockerfile")) if e.kind == "file"]
     victim = tmp_path / "src" / "b"
