@@ -271,6 +271,7 @@ typedef struct {
     int has_memo;
     int64_t key[4];       /* size, mtime_ns, ctime_ns, inode of the memo record */
     PyObject *memo_digest; /* the record's digest (borrowed from the memo, which outlives the call) */
+    const unsigned char *memo_raw; /* or its 16 bytes, in a packed record (borrowed too) */
     /* results */
     int err;              /* errno, or 0 */
     int read_it;          /* the content was read (not taken from the memo) */
@@ -418,13 +419,48 @@ static int memo_record(PyObject *hit, Job *j) {
     return 0;
 }
 
+static uint64_t rd_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+#define MEMO_ENTRY 56
+
+/* The record of `name` in a folder's packed memo record (index.py: pack_memo): 0 found, -1 not (or damaged). */
+static int memo_find(const unsigned char *raw, size_t len, const char *name, size_t nlen, Job *j) {
+    if (len < 5 || raw[0] != 2) return -1;
+    uint64_t count = rd_le(raw + 1, 4);
+    size_t names_at = 5 + (size_t)count * MEMO_ENTRY;
+    if (names_at > len) return -1;
+    size_t lo = 0, hi = (size_t)count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const unsigned char *e = raw + 5 + mid * MEMO_ENTRY;
+        size_t off = (size_t)rd_le(e, 4), l = (size_t)rd_le(e + 4, 4);
+        if (names_at + off + l > len) return -1;
+        size_t m = l < nlen ? l : nlen;
+        int c = memcmp(raw + names_at + off, name, m);
+        if (c == 0) c = l < nlen ? -1 : l > nlen;
+        if (c == 0) {
+            for (int i = 0; i < 4; i++) j->key[i] = (int64_t)rd_le(e + 8 + 8 * i, 8);
+            j->memo_raw = e + 40;
+            return 0;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
 static PyObject *key_tuple(const int64_t k[4]) {
     return Py_BuildValue("(LLLL)", (long long)k[0], (long long)k[1], (long long)k[2], (long long)k[3]);
 }
 
 /* hash(entries, known, now_ns, racy_ns, threads, file_type, progress)
  *   -> (files, records, bytes read, files read) | (None, index of the failed entry, errno, 0)
- * entries: inputs._Entry (files and symlinks); known: {folder: {name: (stat key, digest)}}.
+ * entries: inputs._Entry (files and symlinks); known: {folder: {name: (stat key, digest)} or the
+ * folder's packed record (index.py: pack_memo)}.
  * The same contract as inputs._hash_part, plus InputFile making. */
 static PyObject *py_hash(PyObject *self, PyObject *args) {
     PyObject *entries, *known, *ftype, *progress;
@@ -453,6 +489,22 @@ static PyObject *py_hash(PyObject *self, PyObject *args) {
                 if (!hit && PyErr_Occurred()) goto done;
                 /* checked here, not when the record is read: a damaged record is a miss, never a digest */
                 if (hit && memo_record(hit, j) == 0) j->has_memo = 1;
+            } else if (names && PyBytes_Check(names)) {  /* a packed record, as the index keeps it */
+                PyObject *name = PyTuple_GET_ITEM(e, 4), *encoded = NULL;
+                const char *s;
+                Py_ssize_t len;
+                if (PyUnicode_Check(name) && PyUnicode_IS_ASCII(name)) {
+                    s = (const char *)PyUnicode_DATA(name);
+                    len = PyUnicode_GET_LENGTH(name);
+                } else {
+                    if (!(encoded = PyUnicode_EncodeFSDefault(name))) goto done;
+                    s = PyBytes_AS_STRING(encoded);
+                    len = PyBytes_GET_SIZE(encoded);
+                }
+                if (memo_find((const unsigned char *)PyBytes_AS_STRING(names), (size_t)PyBytes_GET_SIZE(names),
+                              s, (size_t)len, j) == 0)
+                    j->has_memo = 1;
+                Py_XDECREF(encoded);
             }
         }
     }
@@ -489,7 +541,8 @@ static PyObject *py_hash(PyObject *self, PyObject *args) {
         pthread_mutex_unlock(&pool.lock);
         /* every 200 ms: let Python see signals (Ctrl-C) and report progress */
         Py_BLOCK_THREADS
-        if (PyErr_CheckSignals() < 0) { interrupted = 1; atomic_store(&pool.cancel, 1); }
+        if (interrupted) { /* the exception is set: wait for the workers to stop */ }
+        else if (PyErr_CheckSignals() < 0) { interrupted = 1; atomic_store(&pool.cancel, 1); }
         else if (progress != Py_None) {
             PyObject *r = PyObject_CallFunction(progress, "nK", (Py_ssize_t)atomic_load(&pool.done),
                                                 (unsigned long long)atomic_load(&pool.bytes));
@@ -521,9 +574,17 @@ static PyObject *py_hash(PyObject *self, PyObject *args) {
         Job *j = &jobs[i];
         PyObject *e = PyList_GET_ITEM(entries, i);
         PyObject *digest;
-        if (!j->is_link && !j->read_it) {
+        if (!j->is_link && !j->read_it && j->memo_digest) {
             digest = j->memo_digest;
             Py_INCREF(digest);
+        } else if (!j->is_link && !j->read_it) {
+            char hex[32];
+            static const char digits[] = "0123456789abcdef";
+            for (int k = 0; k < 16; k++) {
+                hex[2 * k] = digits[j->memo_raw[k] >> 4];
+                hex[2 * k + 1] = digits[j->memo_raw[k] & 15];
+            }
+            digest = PyUnicode_FromStringAndSize(hex, 32);
         } else {
             char hex[32];
             hex128(j->digest, hex);
@@ -621,6 +682,98 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ the memo's packed records */
+
+typedef struct {
+    PyObject *name;  /* bytes (owned) */
+    int64_t key[3];
+    uint64_t ino;
+    unsigned char digest[16];
+} Row;
+
+static int cmp_row(const void *a, const void *b) {
+    PyObject *x = ((const Row *)a)->name, *y = ((const Row *)b)->name;
+    Py_ssize_t nx = PyBytes_GET_SIZE(x), ny = PyBytes_GET_SIZE(y);
+    int c = memcmp(PyBytes_AS_STRING(x), PyBytes_AS_STRING(y), (size_t)(nx < ny ? nx : ny));
+    return c ? c : (nx < ny ? -1 : nx > ny);
+}
+
+static int unhex(int c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* one record ((size, mtime_ns, ctime_ns, inode), 32 hex digits) -> 0, or -1 when damaged (then dropped) */
+static int row_of(PyObject *rec, Row *r) {
+    if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) != 2) return -1;
+    PyObject *key = PyTuple_GET_ITEM(rec, 0), *digest = PyTuple_GET_ITEM(rec, 1);
+    if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 4 || !PyUnicode_Check(digest)) return -1;
+    for (int i = 0; i < 4; i++)
+        if (!PyLong_Check(PyTuple_GET_ITEM(key, i))) return -1;
+    for (int i = 0; i < 3; i++) {
+        int overflow = 0;
+        r->key[i] = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(key, i), &overflow);
+        if (overflow || (r->key[i] == -1 && PyErr_Occurred())) { PyErr_Clear(); return -1; }
+    }
+    r->ino = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(key, 3));
+    if (r->ino == (uint64_t)-1 && PyErr_Occurred()) { PyErr_Clear(); return -1; }
+    Py_ssize_t n;
+    const char *hex = PyUnicode_AsUTF8AndSize(digest, &n);
+    if (!hex) { PyErr_Clear(); return -1; }
+    if (n != 32) return -1;
+    for (int i = 0; i < 16; i++) {
+        int hi = unhex((unsigned char)hex[2 * i]), lo = unhex((unsigned char)hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        r->digest[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static void le_put(unsigned char *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* pack(names) -> bytes: index.pack_memo in C (the same bytes) */
+static PyObject *py_pack(PyObject *self, PyObject *names) {
+    if (!PyDict_Check(names)) { PyErr_SetString(PyExc_TypeError, "pack() takes a dict"); return NULL; }
+    Py_ssize_t cap = PyDict_GET_SIZE(names), count = 0, pos = 0;
+    Row *rows = calloc(cap ? (size_t)cap : 1, sizeof(Row));
+    if (!rows) return PyErr_NoMemory();
+    PyObject *out = NULL, *name, *rec;
+    size_t names_len = 0;
+    while (PyDict_Next(names, &pos, &name, &rec)) {
+        Row *r = &rows[count];
+        if (!PyUnicode_Check(name) || row_of(rec, r) < 0) continue;
+        if (!(r->name = PyUnicode_EncodeFSDefault(name))) goto done;
+        names_len += (size_t)PyBytes_GET_SIZE(r->name);
+        count++;
+    }
+    qsort(rows, (size_t)count, sizeof(Row), cmp_row);
+    size_t total = 5 + (size_t)count * MEMO_ENTRY + names_len;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!out) goto done;
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out), *nw = w + 5 + (size_t)count * MEMO_ENTRY;
+    w[0] = 2;
+    le_put(w + 1, (uint64_t)count, 4);
+    w += 5;
+    size_t at = 0;
+    for (Py_ssize_t i = 0; i < count; i++, w += MEMO_ENTRY) {
+        Row *r = &rows[i];
+        size_t l = (size_t)PyBytes_GET_SIZE(r->name);
+        le_put(w, at, 4);
+        le_put(w + 4, l, 4);
+        for (int k = 0; k < 3; k++) le_put(w + 8 + 8 * k, (uint64_t)r->key[k], 8);
+        le_put(w + 32, r->ino, 8);
+        memcpy(w + 40, r->digest, 16);
+        memcpy(nw + at, PyBytes_AS_STRING(r->name), l);
+        at += l;
+    }
+done:
+    for (Py_ssize_t i = 0; i < count; i++) Py_XDECREF(rows[i].name);
+    if (count < cap) Py_XDECREF(rows[count].name);
+    free(rows);
+    return out;
+}
+
 static PyObject *py_files_opened(PyObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(atomic_load(&files_opened));
 }
@@ -630,6 +783,7 @@ static PyMethodDef methods[] = {
     {"walk", py_walk, METH_VARARGS, "walk(root, skip, entry_type) -> (entries sorted by path bytes, sorted ok)"},
     {"hash", py_hash, METH_VARARGS,
      "hash(entries, known, now_ns, racy_ns, threads, file_type, progress) -> (files, records, bytes, files read)"},
+    {"pack", py_pack, METH_O, "pack(names) -> a folder's memo record as index.pack_memo makes it"},
     {"section", py_section, METH_O, "section(files) -> the workspace hash's bytes for the files"},
     {NULL, NULL, 0, NULL},
 };

@@ -78,6 +78,13 @@ class StatMemo(Protocol):
     def get(self, folder: str) -> MemoDir | None: ...
 
 
+def _for_native(memo: StatMemo, folder: str) -> MemoDir | bytes | None:
+    """A folder's records for the C engine: as the index packs them (no Python objects to make),
+    else as a dict."""
+    packed = getattr(memo, "packed", None)
+    return (packed(folder) if packed is not None else None) or memo.get(folder)
+
+
 class _Entry(NamedTuple):
     rel: str
     abspath: str
@@ -330,6 +337,11 @@ class LayeredMemo:
             return old
         return {**old, **new} if old else new
 
+    def packed(self, folder: str) -> MemoDir | bytes | None:
+        if folder in self.fresh or self.base is None:
+            return self.get(folder)
+        return _for_native(self.base, folder)
+
 
 def merge_records(into: dict[str, MemoDir], records: dict[str, MemoDir]) -> None:
     """Add memo records folder by folder (two artifacts may read different files of one folder)."""
@@ -344,14 +356,15 @@ def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progre
     From PARALLEL_FROM files on, the entries are dealt round-robin to this process
     and one forked child per other core (forked.py says why not threads).
     """
+    n = min(forked.cpus(), 8)
+    if _native is not None:
+        found = {} if memo is None else {f: _for_native(memo, f) for f in {e.folder for e in entries}}
+        return _hash_native(entries, {f: m for f, m in found.items() if m is not None}, n, progress)
     known: dict[str, MemoDir] = {}
     if memo is not None:
         for folder in {e.folder for e in entries}:
             if (m := memo.get(folder)) is not None:
                 known[folder] = m
-    n = min(forked.cpus(), 8)
-    if _native is not None:
-        return _hash_native(entries, known, n, progress)
     if len(entries) < PARALLEL_FROM or n < 2:
         note = None if progress is None else (lambda d: progress(*d))
         parts = [_hash_part(entries, known, note)]
@@ -381,7 +394,7 @@ def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progre
     return files, records, read
 
 
-def _hash_native(entries: list[_Entry], known: dict[str, MemoDir], threads: int, progress: Progress | None
+def _hash_native(entries: list[_Entry], known: dict[str, MemoDir | bytes], threads: int, progress: Progress | None
                  ) -> tuple[list[InputFile], dict[str, MemoDir], int]:
     """_hash_part's loop in C, on `threads` threads, with the InputFiles made there too."""
     assert _native is not None

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from reglessbuild import dockerfile, ignore, inputs
 from reglessbuild.errors import DockerfileError, InputError
+from reglessbuild.index import pack_memo
 
 
 def analyze(tmp_path: Path, text: str, args: dict[str, str] | None = None, target: str | None = None):
@@ -404,11 +405,12 @@ engine_names = st.sampled_from(["a", "b.txt", "x1", "x10", "keep", "ä", "z z", 
     lambda d: not any(a != b and b.startswith(a + "/") for a in d for b in d)),
        patterns=st.sampled_from(IGNORES), memoized=st.booleans())
 def test_the_c_and_python_engines_give_the_same_listing_files_records_and_hash(
-        tmp_path_factory, spec, patterns, memoized):
+        tmp_path_factory, monkeypatch, spec, patterns, memoized):
     """reglessbuild/_native.c runs inputs.py's loops (walk with .dockerignore, stat memo, read, hash
     encoding) in C: for any tree, with or without memo records, both give the same results."""
     if inputs._native is None:
         pytest.skip("reglessbuild._native is not built (it needs gcc, python3-dev and libxxhash-dev at install)")
+    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)  # just-written files get memo records too
     root = tmp_path_factory.mktemp("engines")
     old = time.time() - 10
     for rel, (size, exe, kind) in spec.items():
@@ -445,6 +447,16 @@ def test_the_c_and_python_engines_give_the_same_listing_files_records_and_hash(
         inputs.merge_records(memo, records)
     (files, records, read), (py_files, py_records, py_read) = both(lambda: inputs.hash_files(entries, memo))
     assert files == py_files and records == py_records and read == py_read
+    assert memoized or bool(records) == any(f.kind == "file" for f in files)
+    from reglessbuild import index
+
+    for folder, names in records.items():  # the index's packed records: the same bytes from C and Python
+        names = {**names, "junk": ((1, 2, 3), "0" * 32), "bad digest": ((1, 2, 3, 4), "xyz")}
+        packed = index.pack_memo(names)
+        with monkeypatch.context() as m:
+            m.setattr(index, "_native", None)
+            assert index.pack_memo(names) == packed
+        assert index._decode_memo(packed) == records[folder]
     assert all(type(f) is inputs.InputFile for f in files)
     plain = [f for f in files if "\udcff" not in f.path]  # a path that is not UTF-8 cannot enter the hash
     settings_ = inputs.Settings("buildah", b"FROM scratch\n", None, None, (), (), (), ())
@@ -488,11 +500,48 @@ def test_the_index_merges_memo_records_by_folder_and_ignores_damaged_ones(tmp_pa
     assert view.get("/ctx/src") == {"a": rec, "b": rec} and view.get("/ctx") == {"c": rec}
     assert view.get("/elsewhere") is None
     view.close()
-    with idx.env.begin(write=True) as txn:
-        txn.put(b"/ctx", b"\x01not marshal", db=idx._db("memo"))
-    view = idx.memo()
-    assert view.get("/ctx") is None
-    view.close()
+    for junk in (b"\x01not marshal", b"\x02\xff\xff\xff\xff", b"\x02", pack_memo({"c": rec})[:-1]):
+        with idx.env.begin(write=True) as txn:
+            txn.put(b"/ctx", junk, db=idx._db("memo"))
+        view = idx.memo()
+        assert view.get("/ctx") is None
+        view.close()
+    idx.close()
+
+
+def test_packed_memo_records_are_read_in_place_and_damaged_ones_are_misses(tmp_path, monkeypatch, engine):
+    """The index packs each folder's records (index.pack_memo); the C engine looks names up in those
+    bytes. A second run reads nothing; a damaged record makes files be read again, never a wrong digest."""
+    from reglessbuild.index import Index
+
+    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    ctx = tree(tmp_path / "ctx", [f"src/f{i}" for i in range(30)] + ["src/\u00e4", "src/z z"])
+    df = ctx / "Dockerfile"
+    df.write_text("FROM scratch\nCOPY src/ /src/\n")
+    an = dockerfile.analyze(df, build_args={}, target=None)
+    idx = Index.open(tmp_path / "cache")
+
+    def once() -> tuple[list, int]:
+        opened = open_counter(monkeypatch)
+        view = idx.memo()
+        try:
+            files, records, _ = inputs.collect(ctx, df, an, ignore.load(ctx, df), view)
+        finally:
+            view.close()
+        idx.memo_put(records)
+        return files, opened()
+
+    first, n = once()
+    assert n == 32
+    assert once() == (first, 0)
+    key = str(ctx / "src").encode()
+    with idx.env.begin() as txn:
+        good = txn.get(key, db=idx._db("memo"))
+    for junk, reread in ((good[:-2], None), (good[:40], 32), (b"\x02\xff\xff\xff\xff", 32), (b"\x02", 32)):
+        with idx.env.begin(write=True) as txn:
+            txn.put(key, junk, db=idx._db("memo"))
+        files, n = once()
+        assert files == first and (n == reread if reread else n >= 1)
     idx.close()
 
 

@@ -1,9 +1,13 @@
 """Hashing throughput: a generated context of 100,000 files and 1 GB, hashed cold (empty stat memo)
-and warm (every file memoized), with the real LMDB index. Run by `bin/bench --hashing`."""
+and warm (every file memoized), with the real LMDB index. Run by `bin/bench --hashing`.
+
+Medians: cold of 3 runs (each with an empty index, the files in the page cache), warm of 7. The
+Python engine (inputs.py without reglessbuild/_native.c) runs in the same process as the baseline."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -41,6 +45,23 @@ def hash_once(root: Path, index: Index) -> tuple[float, int, int]:
     return time.perf_counter() - t0, len(files), read
 
 
+def engine_runs(root: Path, cache: Path, colds: int, warms: int) -> tuple[list[float], list[float], int, int, int]:
+    """Cold runs (each with an empty index), then warm runs on the last one's memo."""
+    cold, warm = [], []
+    for i in range(colds):
+        index = Index.open(cache / f"cold{i}")
+        t, n, read = hash_once(root, index)
+        cold.append(t)
+        if i < colds - 1:
+            index.close()
+    for _ in range(warms):
+        t, n2, read2 = hash_once(root, index)
+        warm.append(t)
+    index.close()
+    assert n == n2
+    return cold, warm, n, read, read2
+
+
 def run(files: int = 100_000, total_bytes: int = 1 << 30) -> dict:
     with tempfile.TemporaryDirectory(prefix="regless-hashbench-") as tmp:
         root = Path(tmp) / "ctx"
@@ -48,7 +69,6 @@ def run(files: int = 100_000, total_bytes: int = 1 << 30) -> dict:
         size = make_context(root, files, total_bytes)
         gen = time.perf_counter() - t0
         time.sleep(inputs.RACY_SECONDS + 0.5)  # past git's racily-clean window, so the files can be memoized
-        index = Index.open(Path(tmp) / "cache")
         # baseline in the same process: list and read every file in one loop, one read sized by stat per
         # file, no hashing and no memo (what a plain single-process Python reader does at best)
         t0 = time.perf_counter()
@@ -61,13 +81,22 @@ def run(files: int = 100_000, total_bytes: int = 1 << 30) -> dict:
                 finally:
                     os.close(fd)
         read_only = time.perf_counter() - t0
-        cold, n, read = hash_once(root, index)
-        warm, n2, read2 = hash_once(root, index)
-        index.close()
+        engine = "c" if inputs._native is not None else "python"
+        colds, warms, n, read, read2 = engine_runs(root, Path(tmp) / "cache", 3, 7)
+        # the Python engine (what runs where reglessbuild/_native.c is not built), same process, same files
+        native, inputs._native = inputs._native, None
+        try:
+            py_colds, py_warms, *_ = engine_runs(root, Path(tmp) / "cache-python", 1, 3)
+        finally:
+            inputs._native = native
         stat_ref, read_ref = c_references(root)
-    return {"files": n, "bytes": size, "generateSeconds": gen, "readOnlySeconds": read_only,
-            "coldSeconds": cold, "coldGBps": read / cold / 1e9, "coldBytesRead": read,
-            "warmSeconds": warm, "warmBytesRead": read2, "coldVsReadOnly": cold / read_only,
+    cold, warm = statistics.median(colds), statistics.median(warms)
+    py_cold, py_warm = statistics.median(py_colds), statistics.median(py_warms)
+    return {"files": n, "bytes": size, "engine": engine, "generateSeconds": gen, "readOnlySeconds": read_only,
+            "coldRuns": colds, "warmRuns": warms, "coldSeconds": cold, "coldGBps": read / cold / 1e9,
+            "coldBytesRead": read, "warmSeconds": warm, "warmBytesRead": read2, "coldVsReadOnly": cold / read_only,
+            "pythonColdSeconds": py_cold, "pythonWarmSeconds": py_warm,
+            "coldVsPython": cold / py_cold, "warmVsPython": warm / py_warm,
             "cStatSeconds": stat_ref, "cReadSeconds": read_ref,
             "warmVsCStat": warm / stat_ref, "coldVsCRead": cold / read_ref}
 

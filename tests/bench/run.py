@@ -157,10 +157,13 @@ def main() -> None:
 
         n = 10_000 if args.quick else 100_000
         r = hashing(n, (1 << 30) * n // 100_000)
-        print(f"hashing {r['files']} files, {r['bytes'] / 1e9:.2f} GB: cold {r['coldSeconds']:.2f}s "
+        print(f"hashing {r['files']} files, {r['bytes'] / 1e9:.2f} GB, {r['engine']} engine (medians): "
+              f"cold {r['coldSeconds']:.2f}s "
               f"({r['coldGBps']:.2f} GB/s; reading every byte without hashing took {r['readOnlySeconds']:.2f}s, "
               f"cold/read-only = {r['coldVsReadOnly']:.2f}), warm {r['warmSeconds']:.3f}s "
               f"({r['warmBytesRead']} bytes read)")
+        print(f"python engine, same run: cold {r['pythonColdSeconds']:.2f}s (c/python = {r['coldVsPython']:.2f}), "
+              f"warm {r['pythonWarmSeconds']:.3f}s (c/python = {r['warmVsPython']:.2f})")
         print(f"references in C, same run: find stat-ing every file {r['cStatSeconds']:.2f}s (warm/that = "
               f"{r['warmVsCStat']:.2f}); cat of every byte on every core {r['cReadSeconds']:.2f}s "
               f"(cold/that = {r['coldVsCRead']:.2f})")
