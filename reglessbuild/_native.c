@@ -87,10 +87,15 @@ static int valid_utf8(const char *s, size_t n) {
     return 0;
 }
 
+static PyObject *fs_str(const char *s, size_t n);
+
 /* ask the ignore matcher: 0 keep, 1 leave out, 2 leave out but look below (an exception may re-include) */
 static int ask(PyObject *skip, const char *rel, size_t rel_len, int is_dir) {
     if (skip == Py_None) return 0;
-    PyObject *r = PyObject_CallFunction(skip, "y#i", rel, (Py_ssize_t)rel_len, is_dir);
+    PyObject *path = fs_str(rel, rel_len);
+    if (!path) return -1;
+    PyObject *r = PyObject_CallFunctionObjArgs(skip, path, is_dir ? Py_True : Py_False, NULL);
+    Py_DECREF(path);
     if (!r) return -1;
     long v = PyLong_AsLong(r);
     Py_DECREF(r);

@@ -99,8 +99,9 @@ class _Entry(NamedTuple):
 def walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
     """Every entry of the context that .dockerignore leaves in, sorted by path."""
     matcher = rules.matcher()
+    skip = None if matcher is None else _Skipper(matcher)
     if _native is not None:
-        entries, in_order = _native.walk(str(context), None if matcher is None else _skipper(matcher), _Entry)
+        entries, in_order = _native.walk(str(context), skip, _Entry)
         if not in_order:  # a name that is not UTF-8: Python's order of str is not the order of the bytes
             entries.sort()
         return entries
@@ -122,8 +123,8 @@ def walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
                     kind = "symlink"
                 else:
                     continue  # sockets, fifos, devices: a build cannot copy them
-                if matcher is not None and matcher.matches(rel):
-                    if kind == "dir" and matcher.may_match_under(rel):
+                if skip is not None and (verdict := skip(rel, kind == "dir")):
+                    if verdict == 2:
                         stack.append((rel, de.path))  # an exception may re-include something below
                     continue
                 append(make(_Entry, (rel, de.path, kind, abs_dir, name)))
@@ -133,15 +134,56 @@ def walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
     return out
 
 
-def _skipper(matcher: PatternMatcher) -> Callable[[bytes, bool], int]:
-    """The walk's question to .dockerignore, for the C walk: 0 keep the entry, 1 leave it out,
-    2 leave it out but look below it (an exception may re-include something there)."""
-    def skip(rel: bytes, is_dir: bool) -> int:
-        path = os.fsdecode(rel)
-        if not matcher.matches(path):
+class _Skipper:
+    """The walk's question to .dockerignore about each entry, asked of folders before what they hold:
+    0 keep it, 1 leave it out, 2 leave it out but look below it (an exception may re-include
+    something there).
+
+    PatternMatcher.matches(path) tests every pattern against the path and each of its parent folders.
+    Like BuildKit's walk (patternmatcher's MatchesUsingParentResults), this keeps each folder's
+    per-pattern results, so an entry costs one test per pattern: the same loop as matches(), one depth.
+    """
+
+    def __init__(self, matcher: PatternMatcher) -> None:
+        self.matcher = matcher
+        try:  # the library's compiled patterns (e2b-dockerfile-utils is pinned to 0.1.x)
+            self.patterns = [(bool(p.exclusion), p.match) for p in matcher._patterns]
+        except AttributeError:  # pragma: no cover - another version: ask matches() each time
+            self.patterns = None
+        self.none = [False] * len(self.patterns or ())  # no pattern matched: most folders
+        self.rules = [match for exclusion, match in self.patterns or () if not exclusion]
+        self.folders: dict[str, list[bool]] = {"": self.none}
+
+    def __call__(self, path: str, is_dir: bool) -> int:
+        parent = self.folders.get(path.rpartition("/")[0]) if self.patterns is not None else None
+        if parent is self.none:  # the common case, quickly: only a rule can match, then no exception can
+            for match in self.rules:
+                if match(path):
+                    break
+            else:
+                if is_dir:
+                    self.folders[path] = self.none
+                return 0
+        if parent is None:
+            matched = self.matcher.matches(path)
+        else:
+            current: list[bool] = []
+            matched = False
+            for (exclusion, match), was in zip(self.patterns, parent):
+                hit = was  # a pattern that matched a parent folder matches what it holds
+                if not hit:
+                    if exclusion != matched:  # an exception cannot change an unmatched path, nor a rule a matched one
+                        current.append(False)
+                        continue
+                    hit = bool(match(path))
+                current.append(hit)
+                if hit:
+                    matched = not exclusion
+            if is_dir:
+                self.folders[path] = current
+        if not matched:
             return 0
-        return 2 if is_dir and matcher.may_match_under(path) else 1
-    return skip
+        return 2 if is_dir and self.matcher.may_match_under(path) else 1
 
 
 _GLOB_CHARS = re.compile(r"[*?\[\\]")

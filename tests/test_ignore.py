@@ -123,3 +123,28 @@ def test_bad_pattern_names_the_file(tmp_path):
 
     with pytest.raises(DockerfileError, match=r"\.dockerignore: bad pattern"):
         ignore.load(tmp_path, tmp_path / "Dockerfile")
+
+
+def _walk_verdict(patterns: list[str], path: str) -> bool:
+    """Whether a walk leaves `path` out, asking inputs._Skipper about each parent folder first, as the
+    walks do (a folder left out without a look below ends the walk there)."""
+    from reglessbuild import inputs
+
+    skip = inputs._Skipper(ignore.IgnoreRules(tuple(patterns), None).matcher())
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        if skip("/".join(parts[:depth]), True) == 1:
+            return True
+    return skip(path, False) != 0
+
+
+WALKABLE = [(p if isinstance(p, list) else [p], path, want) for p, path, want in SINGLE + MULTI
+            if path not in ("", ".") and not path.startswith("/") and not path.endswith("/") and "//" not in path]
+
+
+@pytest.mark.parametrize("patterns,path,want", WALKABLE)
+def test_the_walks_folder_by_folder_verdicts_agree_with_moby_vectors(patterns, path, want):
+    """The walks keep each folder's per-pattern results instead of asking matches() about every parent
+    again (BuildKit's MatchesUsingParentResults): on moby's vectors they leave out what matches() does."""
+    assert len(WALKABLE) > 40
+    assert _walk_verdict(patterns, path) is want
