@@ -124,7 +124,11 @@ static int walk_tree(Walk *w, const char *root, size_t root_len, PyObject *skip)
         }
         memcpy(path, root, root_len);
         size_t plen = root_len;
-        if (t.len) { path[plen++] = '/'; memcpy(path + plen, t.rel, t.len); plen += t.len; }
+        if (t.len) {
+            if (plen && path[plen - 1] != '/') path[plen++] = '/';  /* a root of "/" takes no second one */
+            memcpy(path + plen, t.rel, t.len);
+            plen += t.len;
+        }
         path[plen] = 0;
         PyObject *folder = PyUnicode_DecodeFSDefaultAndSize(path, (Py_ssize_t)plen);
         if (!folder || PyList_Append(w->folders, folder) < 0) { Py_XDECREF(folder); free(t.rel); goto out; }
@@ -231,7 +235,8 @@ static PyObject *py_walk(PyObject *self, PyObject *args) {
     size_t abs_cap = 0;
     for (size_t i = 0; i < w.n; i++) {
         WEntry *e = &w.items[i];
-        size_t alen = root_len + 1 + e->rel_len;
+        size_t sep = root_len && root[root_len - 1] == '/' ? 0 : 1;  /* os.path.join's rule */
+        size_t alen = root_len + sep + e->rel_len;
         if (alen + 1 > abs_cap) {
             abs_cap = (alen + 1) * 2;
             char *a = realloc(abs, abs_cap);
@@ -239,8 +244,8 @@ static PyObject *py_walk(PyObject *self, PyObject *args) {
             abs = a;
         }
         memcpy(abs, root, root_len);
-        abs[root_len] = '/';
-        memcpy(abs + root_len + 1, e->rel, e->rel_len + 1);
+        if (sep) abs[root_len] = '/';
+        memcpy(abs + root_len + sep, e->rel, e->rel_len + 1);
         PyObject *rel = fs_str(e->rel, e->rel_len);
         PyObject *ap = fs_str(abs, alen);
         PyObject *name = fs_str(e->rel + e->name_at, e->rel_len - e->name_at);
@@ -534,7 +539,10 @@ static PyObject *py_hash(PyObject *self, PyObject *args) {
             break;
         }
     }
-    if (threads == 0) worker(&pool);  /* no thread could start: this one does the work */
+    if (threads == 0) {  /* no thread could start: this one does the work */
+        pool.running = 1;
+        worker(&pool);
+    }
     pthread_mutex_lock(&pool.lock);
     while (pool.running > 0) {
         struct timespec ts;

@@ -387,3 +387,9 @@ class _MemoView:
 
     def close(self) -> None:
         self._txn.abort()
+
+    def __enter__(self) -> "_MemoView":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -523,11 +524,8 @@ def test_packed_memo_records_are_read_in_place_and_damaged_ones_are_misses(tmp_p
 
     def once() -> tuple[list, int]:
         opened = open_counter(monkeypatch)
-        view = idx.memo()
-        try:
+        with idx.memo() as view:
             files, records, _ = inputs.collect(ctx, df, an, ignore.load(ctx, df), view)
-        finally:
-            view.close()
         idx.memo_put(records)
         return files, opened()
 
@@ -613,3 +611,32 @@ def test_regless_lists_what_buildah_copies(tmp_path, seed):
     (ctx / ".dockerignore").write_text("\n".join(rng.sample(PATTERNS, 6)) + "\n")
     ours = set(files_of(ctx, (ctx / "Dockerfile").read_text()))
     assert ours == _image_files(tmp_path, ctx), (ctx / ".dockerignore").read_text()
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_hashing_in_the_middle_of_a_huge_file(tmp_path, sig, code):
+    """Hashing runs on threads with the GIL released (or in forked children): a signal still ends
+    `regless hash` at once, not after the file. A sparse 1 TB file takes minutes to read."""
+    from conftest import REGLESS
+
+    (tmp_path / "regless.yaml").write_text(
+        "apiVersion: regless/v1\ndefaultRepo: 127.0.0.1:9/x\nartifacts:\n  - image: big\n    context: big\n")
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "Dockerfile").write_text("FROM scratch\nCOPY . /x/\n")
+    with open(tmp_path / "big" / "huge", "wb") as f:
+        f.truncate(1 << 40)
+    p = subprocess.Popen([REGLESS, "hash", "big", "--cache-dir", str(tmp_path / "cache")], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None:  # until it is well into the file
+            io = dict(line.split(": ") for line in Path(f"/proc/{p.pid}/io").read_text().splitlines())
+            if int(io["rchar"]) > 256 << 20:
+                break
+            time.sleep(0.05)
+        assert p.poll() is None, p.communicate()
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)  # reading the rest would take minutes
+    finally:
+        p.kill()
+    assert p.returncode == code and "cancelled" in err, err

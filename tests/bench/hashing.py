@@ -36,11 +36,8 @@ def hash_once(root: Path, index: Index) -> tuple[float, int, int]:
     t0 = time.perf_counter()
     df = root / "Dockerfile"
     an = dockerfile.analyze(df, build_args={}, target=None)
-    memo = index.memo()
-    try:
+    with index.memo() as memo:
         files, records, read = inputs.collect(root, df, an, ignore.load(root, df), memo)
-    finally:
-        memo.close()
     index.memo_put(records)
     return time.perf_counter() - t0, len(files), read
 
