@@ -98,6 +98,14 @@ class _Entry(NamedTuple):
 
 def walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
     """Every entry of the context that .dockerignore leaves in, sorted by path."""
+    try:
+        return _walk(context, rules)
+    except OSError as exc:
+        raise InputError(f"cannot list the folder {exc.filename or context} of the build context: "
+                         f"{exc.strerror}", hint="make it readable, or leave it out with .dockerignore") from None
+
+
+def _walk(context: Path, rules: IgnoreRules) -> list[_Entry]:
     matcher = rules.matcher()
     skip = None if matcher is None else _Skipper(matcher)
     if _native is not None:

@@ -374,6 +374,21 @@ def test_a_file_gone_while_hashing_is_a_clear_error(tmp_path, monkeypatch, engin
         inputs.hash_files(entries, None)
 
 
+def test_a_folder_that_cannot_be_listed_is_a_clear_error(tmp_path, engine):
+    import resource
+
+    tree(tmp_path, ["src/a"])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))  # no descriptor left to open a folder with
+    try:
+        with pytest.raises(InputError, match=f"cannot list the folder {tmp_path} of the build context: "
+                                             "Too many open files") as caught:
+            inputs.walk(tmp_path, ignore.IgnoreRules((), None))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert "leave it out with .dockerignore" in caught.value.hint
+
+
 @pytest.mark.parametrize("junk", ["not a record", ("short",), (None, "d" * 32), ((1, 2, 3, 4), 7), 5])
 def test_a_damaged_memo_record_is_a_miss_never_a_digest(tmp_path, monkeypatch, junk, engine):
     tree(tmp_path, ["src/a"])
