@@ -110,7 +110,9 @@ static int walk_tree(Walk *w, const char *root, size_t root_len, PyObject *skip)
     size_t top = 0, cap = 64;
     int rc = -1;
     if (!stack) { PyErr_NoMemory(); return -1; }
-    stack[top++] = (Todo){strdup(""), 0};
+    char *empty = strdup("");
+    if (!empty) { free(stack); PyErr_NoMemory(); return -1; }
+    stack[top++] = (Todo){empty, 0};
     char *path = NULL;
     size_t path_cap = 0;
     while (top) {
@@ -143,8 +145,9 @@ static int walk_tree(Walk *w, const char *root, size_t root_len, PyObject *skip)
         struct dirent *e;
         char *rel = NULL;
         size_t rel_cap = 0;
-        errno = 0;
-        while ((e = readdir(d))) {
+        for (;;) {
+            errno = 0;  /* readdir's only way to tell its end from an error */
+            if (!(e = readdir(d))) break;
             const char *name = e->d_name;
             if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) continue;
             size_t nlen = strlen(name);
@@ -186,7 +189,6 @@ static int walk_tree(Walk *w, const char *root, size_t root_len, PyObject *skip)
                 if (!copy) { PyErr_NoMemory(); closedir(d); free(rel); free(t.rel); goto out; }
                 stack[top++] = (Todo){copy, rlen};
             }
-            errno = 0;
         }
         int err = errno;
         closedir(d);
