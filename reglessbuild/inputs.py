@@ -485,12 +485,12 @@ def workspace_hash(settings: Settings, files: Iterable[InputFile]) -> str:
     for url in settings.remote:
         _field(h, "remote", url)
     # the files as one buffer: the same bytes as _field(h, "file", path, kind, x, digest) for each,
-    # without five update calls per file
+    # without five update calls per file; a path as its bytes on disk (UTF-8, unless a name is not)
     if _native is not None:
         h.update(_native.section(files if isinstance(files, (list, tuple)) else list(files)))
         return h.hexdigest()
     le = _le
-    h.update(b"".join(b"".join((_FILE, le(len(p := f.path.encode())), p, _KIND[f.kind], _EXEC[f.executable],
+    h.update(b"".join(b"".join((_FILE, le(len(p := os.fsencode(f.path))), p, _KIND[f.kind], _EXEC[f.executable],
                                 le(len(d := f.digest.encode())), d)) for f in files))
     return h.hexdigest()
 
