@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__, cache, config, explain, proc, registry, report, run
+from . import __version__, cache, config, explain, inputs, proc, registry, report, run
 from . import index as index_mod
 from .builders import choose as choose_builder
 from .errors import InputError, ReglessError
@@ -343,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "version":
         print(f"regless {__version__}")
+        print(f"hashing: {inputs.engine()}")
         return EXIT_OK
     signal.signal(signal.SIGTERM, _on_signal)
     r = Console(sys.stdout, sys.stderr, quiet=args.quiet, verbose=args.verbose,

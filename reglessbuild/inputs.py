@@ -45,6 +45,14 @@ RACY_SECONDS = 2.0  # a file modified this recently is never memoized (git's rac
 PARALLEL_FROM = 4096  # fewer files are hashed in this process: forking costs more than it saves
 
 
+def engine() -> str:
+    """Which loops hash here, for `regless version`."""
+    if _native is not None:
+        return "C part (reglessbuild/_native.c)"
+    return ("Python loops, slower: the C part is not built (install gcc, python3-dev and libxxhash-dev, "
+            "then reinstall regless)")
+
+
 class InputFile(NamedTuple):  # a tuple: 100,000 of them are made on every run
     path: str  # relative to the context, POSIX separators
     kind: str  # "file" | "symlink"

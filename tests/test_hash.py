@@ -446,6 +446,19 @@ def test_the_c_engine_is_built_where_its_build_tools_are():
     assert inputs._native is not None, "reglessbuild._native was not built: see pip's output in bin/test"
 
 
+def test_regless_version_says_which_loops_hash(monkeypatch, capsys):
+    from reglessbuild import cli
+
+    monkeypatch.setattr(inputs, "_native", None)
+    assert cli.main(["version"]) == 0
+    assert "hashing: Python loops, slower: the C part is not built (install gcc" in capsys.readouterr().out
+    if os.environ.get("REGLESS_REQUIRE_NATIVE") == "1":
+        from conftest import REGLESS
+
+        out = subprocess.run([REGLESS, "version"], capture_output=True, text=True, check=True).stdout
+        assert "hashing: C part (reglessbuild/_native.c)" in out
+
+
 IGNORES = ["", "*.ign", "d0\n!d0/keep*", "**/x*\n!**/x1", "/d1", "d*/d*\n!d0/d1/a", "?\n*/?"]
 engine_names = st.sampled_from(["a", "b.txt", "x1", "x10", "keep", "ä", "z z", "n\udcff", "d0", "d1", "A", "_"])
 
