@@ -33,6 +33,17 @@ def need_tools(*tools: str) -> None:
         pytest.skip(f"{', '.join(missing)} not on PATH (bin/test installs them with apt-get)")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pip builds reglessbuild/_native.c as optional. bin/test installs gcc, python3-dev and
+    libxxhash-dev first and sets REGLESS_REQUIRE_NATIVE=1: there a build that failed stops the run,
+    rather than only making hashing slower and the C engine's tests skip."""
+    from reglessbuild import inputs
+
+    if os.environ.get("REGLESS_REQUIRE_NATIVE") == "1" and inputs._native is None:
+        pytest.exit("reglessbuild._native was not built although bin/test installed gcc, python3-dev and "
+                    "libxxhash-dev: see pip's output above", returncode=1)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def own_image_storage() -> Iterator[None]:
     """buildah's images of this session in a folder of its own, removed at the end (unless the caller
