@@ -404,14 +404,15 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static void hex128(XXH128_hash_t h, char out[32]) {
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, h);
+/* 16 digest bytes as the 32 hex digits of xxhash's hexdigest() */
+static PyObject *hex_str(const unsigned char digest[16]) {
     static const char digits[] = "0123456789abcdef";
+    char out[32];
     for (int i = 0; i < 16; i++) {
-        out[2 * i] = digits[c.digest[i] >> 4];
-        out[2 * i + 1] = digits[c.digest[i] & 15];
+        out[2 * i] = digits[digest[i] >> 4];
+        out[2 * i + 1] = digits[digest[i] & 15];
     }
+    return PyUnicode_FromStringAndSize(out, 32);
 }
 
 /* a memo record that is (tuple of 4 ints, str) whose key matches none -> -1 unusable; 0 usable */
@@ -435,6 +436,10 @@ static uint64_t rd_le(const unsigned char *p, int n) {
     uint64_t v = 0;
     for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
     return v;
+}
+
+static void le_put(unsigned char *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
 #define MEMO_ENTRY 56
@@ -593,17 +598,11 @@ static PyObject *py_hash(PyObject *self, PyObject *args) {
             digest = j->memo_digest;
             Py_INCREF(digest);
         } else if (!j->is_link && !j->read_it) {
-            char hex[32];
-            static const char digits[] = "0123456789abcdef";
-            for (int k = 0; k < 16; k++) {
-                hex[2 * k] = digits[j->memo_raw[k] >> 4];
-                hex[2 * k + 1] = digits[j->memo_raw[k] & 15];
-            }
-            digest = PyUnicode_FromStringAndSize(hex, 32);
+            digest = hex_str(j->memo_raw);
         } else {
-            char hex[32];
-            hex128(j->digest, hex);
-            digest = PyUnicode_FromStringAndSize(hex, 32);
+            XXH128_canonical_t c;
+            XXH128_canonicalFromHash(&c, j->digest);
+            digest = hex_str(c.digest);
         }
         PyObject *item = ((PyTypeObject *)ftype)->tp_alloc((PyTypeObject *)ftype, 4);
         if (!digest || !item) { Py_XDECREF(digest); Py_XDECREF(item); goto fail; }
@@ -649,10 +648,6 @@ done:
 
 /* ------------------------------------------------------------------ the hash's file records */
 
-static void le64(char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (char)(v >> (8 * i));
-}
-
 /* A path's bytes as on disk (os.fsencode): UTF-8, or for a name that is not UTF-8 its bytes back from
  * the surrogate escapes; *raw holds them then (the caller releases it). */
 static const char *path_bytes(PyObject *path, Py_ssize_t *n, PyObject **raw) {
@@ -687,7 +682,7 @@ static PyObject *py_section(PyObject *self, PyObject *arg) {
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
     if (!out) goto fail;
-    char *w = PyBytes_AS_STRING(out);
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *f = items[i];
         Py_ssize_t pl, kl, dl;
@@ -698,11 +693,11 @@ static PyObject *py_section(PyObject *self, PyObject *arg) {
         const char *digest = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(f, 3), &dl);
         int x = PyObject_IsTrue(PyTuple_GET_ITEM(f, 2));
         if (x < 0) { Py_XDECREF(raw); Py_DECREF(out); goto fail; }
-        le64(w, 4); memcpy(w + 8, "file", 4); w += 12;
-        le64(w, (uint64_t)pl); memcpy(w + 8, path, (size_t)pl); w += 8 + pl;
-        le64(w, (uint64_t)kl); memcpy(w + 8, kind, (size_t)kl); w += 8 + kl;
-        le64(w, 1); w[8] = x ? 'x' : '-'; w += 9;
-        le64(w, (uint64_t)dl); memcpy(w + 8, digest, (size_t)dl); w += 8 + dl;
+        le_put(w, 4, 8); memcpy(w + 8, "file", 4); w += 12;
+        le_put(w, (uint64_t)pl, 8); memcpy(w + 8, path, (size_t)pl); w += 8 + pl;
+        le_put(w, (uint64_t)kl, 8); memcpy(w + 8, kind, (size_t)kl); w += 8 + kl;
+        le_put(w, 1, 8); w[8] = x ? 'x' : '-'; w += 9;
+        le_put(w, (uint64_t)dl, 8); memcpy(w + 8, digest, (size_t)dl); w += 8 + dl;
         Py_XDECREF(raw);
     }
     Py_DECREF(seq);
@@ -756,10 +751,6 @@ static int row_of(PyObject *rec, Row *r) {
         r->digest[i] = (unsigned char)(hi << 4 | lo);
     }
     return 0;
-}
-
-static void le_put(unsigned char *p, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
 /* pack(names) -> bytes: index.pack_memo in C (the same bytes) */

@@ -24,7 +24,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple, Protocol
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import xxhash
 from e2b_dockerfile_utils import PatternMatcher
@@ -92,9 +92,9 @@ class StatMemo(Protocol):
 
 def _for_native(memo: StatMemo, folder: str) -> MemoDir | bytes | None:
     """A folder's records for the C engine: as the index packs them (no Python objects to make),
-    else as a dict."""
+    else as a dict (a memo without packed records)."""
     packed = getattr(memo, "packed", None)
-    return (packed(folder) if packed is not None else None) or memo.get(folder)
+    return packed(folder) if packed is not None else memo.get(folder)
 
 
 class _Entry(NamedTuple):
@@ -308,6 +308,7 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, co
 # ---------------------------------------------------------------- hashing
 
 
+_NOT_A_FILE = "changed into something that is not a file while regless read it"
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never a symlink, never wait on a fifo
 
 
@@ -318,7 +319,7 @@ def _hash_file(abspath: str) -> tuple[str, int, os.stat_result]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "changed into something that is not a file while regless read it")
+            raise OSError(errno.EINVAL, _NOT_A_FILE)
         want = st.st_size + 1
         if want <= CHUNK:  # most files: one read sized by fstat (a short read is the end of the file)
             data = os.read(fd, want)
@@ -335,6 +336,11 @@ def _hash_file(abspath: str) -> tuple[str, int, os.stat_result]:
         return h.hexdigest(), n, st
     finally:
         os.close(fd)
+
+
+def _unreadable(e: _Entry, why: str) -> InputError:
+    return InputError(f"cannot read {e.rel} of the build context ({e.abspath}): {why}",
+                      hint="make it readable, or leave it out with .dockerignore")
 
 
 Progress = Callable[[int, int], None]  # (files done, bytes read)
@@ -375,8 +381,7 @@ def _hash_part(entries: list[_Entry], memo: dict[str, MemoDir], note: Callable[[
                             (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), digest)
                 executable = bool(st.st_mode & 0o100)
         except OSError as exc:
-            raise InputError(f"cannot read {e.rel} of the build context ({e.abspath}): {exc.strerror}",
-                             hint="make it readable, or leave it out with .dockerignore") from None
+            raise _unreadable(e, exc.strerror) from None
         digests.append(digest)
         execs.append(executable)
         if note is not None and i & 1023 == 1023:
@@ -420,14 +425,14 @@ def hash_files(entries: list[_Entry], memo: StatMemo | None, *, progress: Progre
     other core (forked.py says why not threads).
     """
     n = min(forked.cpus(), 8)
-    if _native is not None:
-        found = {} if memo is None else {f: _for_native(memo, f) for f in {e.folder for e in entries}}
-        return _hash_native(entries, {f: m for f, m in found.items() if m is not None}, n, progress)
-    known: dict[str, MemoDir] = {}
+    known: dict[str, Any] = {}  # folder -> its records (the C engine also takes them packed)
     if memo is not None:
+        get = memo.get if _native is None else (lambda folder: _for_native(memo, folder))
         for folder in {e.folder for e in entries}:
-            if (m := memo.get(folder)) is not None:
+            if (m := get(folder)) is not None:
                 known[folder] = m
+    if _native is not None:
+        return _hash_native(entries, known, n, progress)
     if len(entries) < PARALLEL_FROM or n < 2:
         note = None if progress is None else (lambda d: progress(*d))
         parts = [_hash_part(entries, known, note)]
@@ -465,10 +470,7 @@ def _hash_native(entries: list[_Entry], known: dict[str, MemoDir | bytes], threa
                        int(RACY_SECONDS * 1e9), threads, InputFile, progress)
     if out[0] is None:
         e, err = entries[out[1]], out[2]
-        why = ("changed into something that is not a file while regless read it" if err == errno.EINVAL
-               else os.strerror(err))
-        raise InputError(f"cannot read {e.rel} of the build context ({e.abspath}): {why}",
-                         hint="make it readable, or leave it out with .dockerignore")
+        raise _unreadable(e, _NOT_A_FILE if err == errno.EINVAL else os.strerror(err))
     files, records, read, _opened = out
     return files, records, read
 
