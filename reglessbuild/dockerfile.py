@@ -2,6 +2,11 @@
 
 Parsing is BuildKit's grammar through e2b-dockerfile-utils (a thin adapter: only
 `_parse` touches it); the ARG/ENV scoping and the stage graph are ours.
+
+BuildKit's automatic platform ARGs (TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT and the
+BUILD* four) are in the global scope for one target platform (default: the runner's), so
+`FROM binaries-$TARGETOS` names a stage and `ARG TARGETPLATFORM` + `COPY ./dist/$TARGETPLATFORM/x /`
+reads that platform's files. An artifact with several platforms is analyzed once per platform.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from pathlib import Path
 
 from e2b_dockerfile_utils import DockerfileSyntaxError, ShellLex, parse_dockerfile_ast
 
+from . import platforms
 from .errors import DockerfileError
+from .platforms import Platform, PlatformError
 
 # A `requires` alias stands for IMAGE:HASH@DIGEST, which is known only once the
 # required artifact exists; analysis sees this placeholder in its place.
@@ -37,6 +44,7 @@ class BaseImage:
 
     text: str  # after ARG expansion
     line: int
+    platform: str | None = None  # FROM --platform=… after expansion; None: the target platform
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class Analysis:
     bases: tuple[BaseImage, ...]
     remote: tuple[str, ...]  # ADD URLs and git references: no context, but their text is an input
     stages: tuple[str, ...]  # names (or indexes) of the stages the target needs, in order
+    platform_args: bool = False  # the Dockerfile names an automatic platform ARG: its image depends on them
 
 
 @dataclass
@@ -54,6 +63,7 @@ class _Stage:
     base: str
     base_line: int
     parent: int | None  # index of the stage it is FROM, if any
+    platform: str | None  # FROM --platform=…, expanded
     env: dict[str, str]
     args: dict[str, str]
     deps: set[int]
@@ -94,8 +104,10 @@ def _clean(pattern: str, path: str, line: int) -> str:
     return cleaned
 
 
-def analyze(path: Path, *, build_args: dict[str, str], target: str | None) -> Analysis:
-    """What the build of `target` (default: the last stage) reads from the context and which images it starts from."""
+def analyze(path: Path, *, build_args: dict[str, str], target: str | None,
+            platform: Platform | None = None) -> Analysis:
+    """What the build of `target` (default: the last stage) for `platform` (default: the runner's) reads
+    from the context and which images it starts from."""
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -103,7 +115,9 @@ def analyze(path: Path, *, build_args: dict[str, str], target: str | None) -> An
         raise DockerfileError(f"cannot read the Dockerfile: {exc}", path=where) from exc
     ast = _parse(text, where)
     escape = ast.escape_token
-    global_args: dict[str, str] = {}
+    # BuildKit's automatic ARGs start the global scope; a --build-arg of the same name wins
+    auto = platforms.automatic_args(platform or platforms.host(), platforms.host())
+    global_args: dict[str, str] = {k: build_args.get(k, v) for k, v in auto.items()}
     stages: list[_Stage] = []
     by_name: dict[str, int] = {}
 
@@ -126,13 +140,14 @@ def analyze(path: Path, *, build_args: dict[str, str], target: str | None) -> An
                 raise DockerfileError("FROM needs an image", path=where, line=line)
             base = lex(global_args).process_word(words[0])
             stage_name = words[2].lower() if len(words) >= 3 and words[1].upper() == "AS" else None
-            parent = by_name.get(base.lower())
+            parent = by_name.get(base.lower())  # after expansion: `FROM binaries-$TARGETOS` is a stage
             env = dict(stages[parent].env) if parent is not None else {}
-            st = _Stage(len(stages), stage_name, base, line, parent, env, {}, set(), [], [], [])
+            from_platform = _from_platform(ins, lex(global_args), where)
+            st = _Stage(len(stages), stage_name, base, line, parent, from_platform, env, {}, set(), [], [], [])
             if parent is not None:
                 st.deps.add(parent)
             elif base != "scratch":
-                st.bases.append(BaseImage(base, line))
+                st.bases.append(BaseImage(base, line, from_platform))
             stages.append(st)
             if stage_name:
                 by_name[stage_name] = st.index
@@ -187,7 +202,21 @@ def analyze(path: Path, *, build_args: dict[str, str], target: str | None) -> An
         bases=tuple(b for st in picked for b in st.bases),
         remote=tuple(r for st in picked for r in st.remote),
         stages=tuple(st.name or str(st.index) for st in picked),
+        platform_args=platforms.MENTIONS.search(text) is not None,
     )
+
+
+def _from_platform(ins, lx: ShellLex, where: str) -> str | None:  # type: ignore[no-untyped-def]
+    """FROM --platform=…, expanded with the global ARGs and normalized (`$BUILDPLATFORM` is common)."""
+    raw = _flag(ins.flags, "platform")
+    if raw is None:
+        return None
+    value = lx.process_word(raw)
+    try:
+        return str(platforms.parse(value))
+    except PlatformError as exc:
+        raise DockerfileError(f"FROM --platform={raw}: {exc.message}", path=where, line=ins.start_line,
+                              hint=exc.hint) from exc
 
 
 def _copy(ins, name: str, st: _Stage, by_name: dict[str, int], lx: ShellLex, where: str) -> None:  # type: ignore[no-untyped-def]
@@ -203,7 +232,7 @@ def _copy(ins, name: str, st: _Stage, by_name: dict[str, int], lx: ShellLex, whe
         if idx is not None and idx < st.index:
             st.deps.add(idx)
         else:
-            st.bases.append(BaseImage(frm_val, line))
+            st.bases.append(BaseImage(frm_val, line, st.platform))
         return
     excludes = tuple(lx.process_word(f.split("=", 1)[1]) for f in ins.flags if f.startswith("--exclude="))
     heredocs = {h.name for h in ins.heredocs}
@@ -232,7 +261,7 @@ def _run_mounts(ins, st: _Stage, by_name: dict[str, int], lx: ShellLex, where: s
             if idx is not None and idx < st.index:
                 st.deps.add(idx)
             elif mtype == "bind":
-                st.bases.append(BaseImage(frm, ins.start_line))
+                st.bases.append(BaseImage(frm, ins.start_line, st.platform))
             continue
         if mtype == "bind":
             src = opts.get("source", opts.get("src", "."))

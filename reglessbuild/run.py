@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from . import dockerfile, explain, ignore, inputs, plan, proc
+from . import dockerfile, explain, ignore, inputs, plan, platforms, proc
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
 from .errors import BuildError, DockerfileError, RegistryError
@@ -85,7 +85,8 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
     analyses: dict[str, dockerfile.Analysis] = {}
     for a in order:
         args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires}
-        analyses[a.name] = dockerfile.analyze(a.dockerfile, build_args=args, target=a.target)
+        analyses[a.name] = dockerfile.analyze(a.dockerfile, build_args=args, target=a.target,
+                                              platform=platforms.parse(a.platform) if a.platform else None)
     bases = _bases(project, order, analyses, registry, project.registry.concurrency)
     memo = index.memo()
     prepared: dict[str, Prepared] = {}
@@ -103,7 +104,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
             inputs.merge_records(new_memo, records)
             settings = inputs.Settings(
                 builder=project.builder.kind, dockerfile=a.dockerfile.read_bytes(), target=a.target,
-                platform=a.platform, build_args=a.build_args,
+                platform=_hashed_platform(a, an), build_args=a.build_args,
                 requires=tuple((r.alias, prepared[r.image].inputs.hash) for r in a.requires),
                 bases=tuple((b.text, bases[b.text]) for b in an.bases if b.text in bases),
                 remote=an.remote,
@@ -116,6 +117,14 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
         memo.close()
     index.memo_put(new_memo)
     return [prepared[a.name] for a in order]
+
+
+def _hashed_platform(a: Artifact, an: dockerfile.Analysis) -> str | None:
+    """The platform as it enters the hash: as configured; else the runner's when the Dockerfile names an
+    automatic platform ARG (their values come from it), and none as before otherwise."""
+    if a.platform:
+        return a.platform
+    return str(platforms.host()) if an.platform_args else None
 
 
 def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cache: bool,
