@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
                         "registry.example.com/team (overrides defaultRepo)")
     common.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                         help="plain http / no TLS verification for this registry (adds to registry.insecure)")
+    common.add_argument("-p", "--profile", action="append", default=[], metavar="NAME[,NAME]",
+                        help="skaffold.yaml: activate these profiles (-NAME deactivates one); also $SKAFFOLD_PROFILE")
+    common.add_argument("--skip-unsupported", action="store_true",
+                        help="skaffold.yaml: leave out artifacts regless cannot build (jib, buildpacks, ko, custom, "
+                        "bazel) and those that require them; they are listed as skipped")
     common.add_argument("--output", choices=("text", "json"), default="text", help="result format on stdout")
     common.add_argument("-v", "--verbose", action="store_true", help="also say why each artifact is built")
     common.add_argument("-q", "--quiet", action="store_true", help="no builder output, results only")
@@ -122,12 +127,14 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def _project(args: argparse.Namespace, r: Console) -> config.Project:
     path = args.file if args.file else config.find_config(Path.cwd())
-    project = config.load(path, default_repo=args.default_repo)
+    project = config.load(path, default_repo=args.default_repo, profiles=tuple(args.profile),
+                          skip_unsupported=args.skip_unsupported, command=args.command)
     if args.insecure_registry:
         project = dataclasses.replace(project, registry=dataclasses.replace(
             project.registry, insecure=(*project.registry.insecure, *args.insecure_registry)))
     for w in project.warnings:
         r(Event("warning", None, w))
+    args.config_kind = project.kind
     return project
 
 
@@ -151,8 +158,17 @@ def _wiring(args: argparse.Namespace, r: Console, project: config.Project) -> tu
     return _open_index(args, r), reg, source
 
 
+def _writable(path: Path | None, flag: str) -> None:
+    """Refuse an output file that cannot be written before any work is done, not after the builds."""
+    if path is not None and not path.parent.is_dir():
+        raise InputError(f"{flag} {path}: the folder {path.parent} does not exist", hint="create it first")
+
+
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
+    _writable(args.file_output, "--file-output")
     project = _project(args, r)
+    if not project.artifacts:
+        raise InputError(f"{project.path}: every artifact was left out by --skip-unsupported; nothing to build")
     r.width = max(len(a.name) for a in project.artifacts)
     builder = choose_builder(project.builder, push_deadline=project.registry.timeout)
     index, reg, reg_source = _wiring(args, r, project)
@@ -161,10 +177,17 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
                         registry_source=reg_source, builder_source=builder.source)
     finally:
         index.close()
+    skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome="skipped", reason=s.reason)
+                    for s in project.skipped)
+    rep = dataclasses.replace(rep, results=rep.results + skipped, warnings=project.warnings)
     r.close()
+    if args.output == "text":
+        for s in project.skipped:
+            r.line(f"{r.paint('skipped')} {s.name:<{r.width}}  — {s.reason}")
     r.line(report.to_json(rep) if args.output == "json" else report.summary(rep))
     if args.file_output:
-        args.file_output.write_text(report.skaffold_builds(rep) + "\n", encoding="utf-8")
+        args.file_output.write_text(report.skaffold_builds(rep, [a.name for a in project.artifacts]) + "\n",
+                                    encoding="utf-8")
     return EXIT_FAILED if rep.failed else EXIT_OK
 
 
@@ -182,12 +205,15 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
         d = run.plan.decide(facts[p.artifact.name])
         rows.append({"name": p.artifact.name, "reference": str(p.target), "hash": p.inputs.hash,
                      "action": d.action.value, "reason": d.reason, "source": str(d.source) if d.source else None})
+    rows += [{"name": s.name, "reference": None, "hash": None, "action": "skipped", "reason": s.reason,
+              "source": None} for s in project.skipped]
     if args.output == "json":
-        print(json.dumps({"version": 1, "artifacts": rows}, indent=2), file=r.out)
+        print(json.dumps({"version": 1, "artifacts": rows, "warnings": list(project.warnings)}, indent=2),
+              file=r.out)
     else:
         width = max(len(x["name"]) for x in rows)
         for x in rows:
-            print(f"{r.paint(x['action'])} {x['name']:<{width}}  {x['reference']}  — {x['reason']}", file=r.out)
+            print(f"{r.paint(x['action'])} {x['name']:<{width}}  {x['reference'] or ''}  — {x['reason']}", file=r.out)
     return EXIT_OK
 
 
@@ -352,7 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args, r)
     except ReglessError as exc:
         r.close()
-        print(f"regless: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if getattr(args, "config_kind", None) == "skaffold":
+            from .skaffold import in_skaffold_words
+
+            message = in_skaffold_words(message)
+        print(f"regless: error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         r.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,8 +26,10 @@ except AttributeError:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Requirement:
+    """An artifact built before this one; its hash is part of this one's."""
+
     image: str  # the required artifact's `image`, as written in the config
-    alias: str  # build arg that receives IMAGE:HASH@DIGEST
+    alias: str  # build arg that receives IMAGE:HASH@DIGEST; "" (skaffold.yaml without alias): build order only
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,15 @@ class Artifact:
     requires: tuple[Requirement, ...] = ()
     tags: tuple[str, ...] = ()
     line: int = 0
+    deploy_tag: str | None = None  # skaffold.yaml's tagPolicy tag: also in `tags`, and what --file-output reports
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An artifact left out on purpose (--skip-unsupported), listed in every result."""
+
+    name: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,9 @@ class Project:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     builder: BuilderSettings = field(default_factory=BuilderSettings)
     default_repo: str | None = None
-    warnings: tuple[str, ...] = ()  # e.g. skaffold.yaml fields regless does not use
+    warnings: tuple[str, ...] = ()  # e.g. skaffold.yaml build hooks, which regless does not run
+    skipped: tuple[Skipped, ...] = ()
+    kind: str = "regless"  # or "skaffold": which file's words messages use
 
     def artifact(self, name: str) -> Artifact:
         for a in self.artifacts:
@@ -135,9 +149,10 @@ class _Reader:
             if key in out:
                 raise self.fail(key_node, f"duplicate key {key!r} in {where}")
             if key not in allowed:
-                raise self.fail(
-                    key_node, f"unknown key {key!r} in {where}", hint=f"allowed keys: {', '.join(sorted(allowed))}"
-                )
+                close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+                raise self.fail(key_node, f"unknown key {key!r} in {where}",
+                                hint=f"did you mean `{close[0]}`?" if close else
+                                f"allowed keys: {', '.join(sorted(allowed))}")
             out[key] = value_node
         for key, required in allowed.items():
             if required and key not in out:
@@ -187,22 +202,22 @@ def expand_env(text: str, env: dict[str, str] | os._Environ[str]) -> str:
 # ---------------------------------------------------------------- loading
 
 
-def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | None = None) -> Project:
+def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | None = None,
+         profiles: tuple[str, ...] = (), skip_unsupported: bool = False, command: str = "build") -> Project:
+    """Read regless.yaml, or a skaffold.yaml (`profiles` and `skip_unsupported` apply to those only)."""
     path = path.resolve()
     if not path.is_file():
         raise ConfigError("config file not found", path=str(path), hint="check the path given to -f")
-    text = path.read_text(encoding="utf-8")
-    try:
-        docs = [d for d in yaml.compose_all(text, Loader=_Loader) if d is not None]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(f"not valid YAML: {exc.problem}", path=str(path),
-                          line=mark.line + 1 if mark else None) from exc
+    from .skaffold import configs as skaffold_configs
+
+    docs = skaffold_configs.read_docs(path)
     if path.name in SKAFFOLD_NAMES or _is_skaffold(docs):
         from . import skaffold
 
-        return skaffold.load(path, docs, _Reader(path), default_repo=default_repo,
-                             env=os.environ if env is None else env)
+        return skaffold.load(path, docs, default_repo=default_repo, env=os.environ if env is None else env,
+                             profiles=profiles, skip_unsupported=skip_unsupported)
+    if profiles:
+        raise ConfigError("-p/--profile applies to skaffold.yaml; regless.yaml has no profiles", path=str(path))
     if len(docs) > 1:
         raise ConfigError("regless.yaml holds several YAML documents", path=str(path),
                           line=docs[1].start_mark.line + 1, hint="keep one document")

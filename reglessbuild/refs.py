@@ -102,3 +102,35 @@ def registry_matches(registry: str, patterns: tuple[str, ...] | list[str]) -> bo
     """True when `registry` (host[:port]) is named by one of `patterns` (host or host:port)."""
     host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
     return any(p == registry or p == host for p in patterns)
+
+
+_ESCAPE_RE = re.compile(r"[/._:@]")
+# Skaffold's prefixRegex (pkg/skaffold/docker/default_repo.go): a registry domain and a GCP project id
+_GCP_PREFIX_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+                            r"(?::[0-9]+)?/[a-z][a-z0-9-]{4,28}[a-z0-9]/?")
+MAX_NAME = 255
+
+
+def skaffold_default_repo(default_repo: str | None, image: str, *, multi_level: bool | None = None) -> str:
+    """The name Skaffold pushes `image` (as written in skaffold.yaml, no tag) to under `default_repo`.
+
+    Skaffold's rules ("Image Repository Handling"; SubstituteDefaultRepoIntoImage): an image that already
+    starts with the default repo is kept; for a default repo on gcr.io or Artifact Registry (which take
+    repositories of any depth) the image is appended, minus a project prefix both share; for any other
+    registry the image is escaped (`/ . _ : @` become `_`) and appended, so two names never collide. Each
+    result is cut to 255 characters. `multi_level` (Skaffold's --multi-level-repo) forces the first way.
+    """
+    if not default_repo:
+        return image
+    if image.startswith(default_repo):
+        return image
+    original = _GCP_PREFIX_RE.match(image)
+    repo_prefix = _GCP_PREFIX_RE.match(default_repo)
+    original_p = original.group(0) if original else ""
+    repo_p = repo_prefix.group(0) if repo_prefix else ""
+    multi = "gcr.io" in repo_p or "-docker.pkg.dev" in repo_p or (multi_level if multi_level is not None else False)
+    if multi:
+        if original_p == repo_p:
+            return default_repo + "/" + image[len(original_p):]
+        return (default_repo + "/" + image)[:MAX_NAME]
+    return (default_repo + "/" + _ESCAPE_RE.sub("_", image))[:MAX_NAME]

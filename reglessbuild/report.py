@@ -20,6 +20,7 @@ class ArtifactResult:
     error: str | None = None
     tail: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    deploy_tag: str | None = None  # the tag Skaffold's tagPolicy gives this image (None: the hash is the tag)
 
     @property
     def reference(self) -> str:
@@ -35,10 +36,12 @@ class Report:
     builder: str
     registry_calls: int = 0
     builds_started: int = 0
+    warnings: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
-        return any(r.outcome in ("failed", "skipped") for r in self.results)
+        """An artifact failed, or was skipped because one it requires failed (left out on purpose is no failure)."""
+        return any(r.outcome == "failed" or (r.outcome == "skipped" and r.error) for r in self.results)
 
     @property
     def saved_seconds(self) -> float:
@@ -64,14 +67,26 @@ def to_json(report: Report) -> str:
         "phases": {k: round(v, 3) for k, v in report.phases.items()},
         "registryTool": report.registry_tool, "builder": report.builder,
         "registryCalls": report.registry_calls, "buildsStarted": report.builds_started,
+        "warnings": list(report.warnings),
     }, indent=2)
 
 
-def skaffold_builds(report: Report) -> str:
-    """Skaffold's build output (`skaffold build --file-output`), readable by `skaffold deploy -a`."""
-    return json.dumps({"builds": [{"imageName": r.image, "tag": r.reference}
-                                  for r in report.results if r.digest and r.outcome not in ("failed", "skipped")]},
-                      indent=2)
+def deploy_reference(r: ArtifactResult) -> str:
+    """What Skaffold reports as an image's `tag`: the pushed name, its policy's tag (or the hash) and the digest."""
+    return f"{r.image}:{r.deploy_tag or r.hash}@{r.digest}" if r.digest else r.reference
+
+
+def skaffold_builds(report: Report, order: list[str] | tuple[str, ...] = ()) -> str:
+    """Skaffold's build output (`skaffold build --file-output`), readable by `skaffold deploy --build-artifacts`.
+
+    `imageName` is the image exactly as written in the config: `skaffold deploy` looks each artifact of its
+    skaffold.yaml up by that string (cmd/skaffold/app/cmd/util.go, build.MergeWithPreviousBuilds), and fails
+    with "no tag provided for image [...]" for one it does not find. Entries follow `order` (the config's).
+    """
+    rank = {name: i for i, name in enumerate(order)}
+    done = [r for r in report.results if r.digest and r.outcome in ("built", "cached", "retagged")]
+    done.sort(key=lambda r: rank.get(r.name, len(rank)))
+    return json.dumps({"builds": [{"imageName": r.name, "tag": deploy_reference(r)} for r in done]}, indent=2)
 
 
 def summary(report: Report) -> str:

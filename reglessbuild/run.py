@@ -84,7 +84,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
     """Workspace hash of each artifact (requires first), with base images resolved through the registry."""
     analyses: dict[str, dockerfile.Analysis] = {}
     for a in order:
-        args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires}
+        args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires if r.alias}
         analyses[a.name] = dockerfile.analyze(a.dockerfile, build_args=args, target=a.target,
                                               platform=platforms.parse(a.platform) if a.platform else None)
     bases = _bases(project, order, analyses, registry, project.registry.concurrency)
@@ -167,7 +167,7 @@ class Runner:
 
     def act(self, p: Prepared, d: plan.Decision, done: dict[str, ArtifactResult]) -> ArtifactResult:
         a = p.artifact
-        base = dict(name=a.name, image=str(a.ref), hash=p.inputs.hash, reason=d.reason)
+        base = dict(name=a.name, image=str(a.ref), hash=p.inputs.hash, reason=d.reason, deploy_tag=a.deploy_tag)
         blocked = [r.image for r in a.requires if done[r.image].outcome in ("failed", "skipped")]
         if blocked:
             return ArtifactResult(**base, outcome="skipped", error=f"requires {', '.join(blocked)}, which failed")
@@ -203,7 +203,7 @@ class Runner:
 
     def _build(self, p: Prepared, done: dict[str, ArtifactResult]) -> tuple[str, dict[str, float]]:
         a = p.artifact
-        args = list(a.build_args) + [(r.alias, done[r.image].reference) for r in a.requires]
+        args = list(a.build_args) + [(r.alias, done[r.image].reference) for r in a.requires if r.alias]
         bases_insecure = any(self._insecure(parse(t)) for t, _ in p.inputs.settings.bases) or any(
             self._insecure(parse(done[r.image].image)) for r in a.requires)
         req = BuildRequest(context=a.context, dockerfile=a.dockerfile, destination=p.target, target=a.target,

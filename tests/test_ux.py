@@ -124,48 +124,4 @@ def test_top_level_help_names_every_command():
     for c in ("build", "plan", "explain", "hash", "deps", "cache", "version", "exit codes"):
         assert c in p.stdout
 
-
-# ---------------------------------------------------------------- skaffold.yaml
-
-def test_skaffold_microservices_needs_no_warning(make_project):
-    proj = make_project("skaffold")
-    res = proj.run("plan", "--output", "json", "--insecure-registry", "127.0.0.1",
-                   cwd=proj.path / "microservices")  # skaffold.yaml is found without -f
-    assert res.returncode == 0, res.stderr
-    assert [a["name"] for a in res.json()["artifacts"]] == ["leeroy-web", "leeroy-app"]
-    assert "warning" not in res.stderr  # deploy and portForward are not build fields
-
-
-def test_skaffold_unsupported_fields_in_one_warning(make_project):
-    proj = make_project("skaffold")
-    res = proj.run("plan", "-f", str(proj.path / "kaniko" / "skaffold.yaml"), "--insecure-registry", "127.0.0.1")
-    assert res.returncode == 0, res.stderr
-    warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
-    assert len(warnings) == 1
-    for field in ("kaniko.buildContext (line 9)", "kaniko.cache (line 11)", "jib artifacts are not built",
-                  "build.cluster (line 14)"):
-        assert field in warnings[0]
-
-
-def test_skaffold_requires_builds_end_to_end(make_project):
-    proj = make_project("skaffold")
-    proj.env["USER_NAME"] = "ann"
-    f = str(proj.path / "requires" / "skaffold.yaml")
-    res = proj.run("build", "-f", f, "--output", "json")
-    assert res.returncode == 0, res.stderr
-    assert res.outcomes() == {"base": "built", "leeroy-app": "built"}
-    assert "build.tagPolicy (line 9)" in res.stderr and "docker.cacheFrom (line 26)" in res.stderr
-    arts = {a["name"]: a for a in res.json()["artifacts"]}
-    app_build = next(c for c in harness.calls(proj.builds_log) if "/leeroy-app:" in c and " build " in c)
-    assert "GREETING=hello ann" in app_build and "FLAG=on" in app_build and "--target release" in app_build
-    assert f"BASE={arts['base']['reference']}" in app_build and "Dockerfile.prod" in app_build
-    again = proj.run("build", "-f", f, "--output", "json")
-    assert again.outcomes() == {"base": "cached", "leeroy-app": "cached"}
-
-
-def test_skaffold_errors_point_at_its_lines(make_project, tmp_path):
-    bad = tmp_path / "skaffold.yaml"
-    bad.write_text("apiVersion: skaffold/v4beta5\nkind: Config\nbuild:\n  artifacts:\n    - image: x\n"
-                   "      context: missing\n")
-    res = make_project("skaffold").run("plan", "-f", str(bad))
-    assert res.returncode == 2 and "skaffold.yaml:6:" in res.stderr and "does not exist" in res.stderr
+# skaffold.yaml: tests/test_skaffold_cli.py

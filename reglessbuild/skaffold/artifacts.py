@@ -1,0 +1,186 @@
+"""One skaffold.yaml artifact -> a regless Artifact, in skaffold.yaml's own words and paths.
+
+What regless honours, what has no effect on the image (accepted), and what would change
+the image in a way regless cannot reproduce (refused, exit 2) is decided here, field by
+field; README.md's table says the same.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import refs
+from ..config import Artifact, Requirement
+from . import templates
+from .data import Places
+from .schema import BUILDABLE_TYPES, UNSUPPORTED_TYPES
+
+_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SKAFFOLD_VARS = ("IMAGE_REPO", "IMAGE_NAME", "IMAGE_TAG")
+
+# fields that change the image and that regless cannot pass on to its builder
+REFUSED = {
+    "docker": {"network": "buildah's network mode is not configurable per artifact",
+               "addHost": "extra /etc/hosts entries are not passed to the builder",
+               "cliFlags": "docker CLI flags have no buildah equivalent regless could trust",
+               "squash": "squashing changes the layers, which regless does not do",
+               "secrets": "build secrets are not passed to the builder",
+               "ssh": "SSH agent forwarding is not passed to the builder"},
+    "kaniko": {"contextSubPath": "it moves the build context", "destination": "regless pushes IMAGE:HASH itself",
+               "env": "executor environment variables are not passed", "label": "labels change the image",
+               "reproducible": "it changes the image's timestamps", "singleSnapshot": "it changes the layers",
+               "ignorePaths": "it changes what the snapshot holds", "whitelistVarRun": "it changes the layers",
+               "flags": "executor flags are not passed", "tarPath": "regless pushes to the registry only",
+               "ociLayoutPath": "regless pushes to the registry only"},
+}
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """An artifact as regless builds it, or the reason it cannot be (an unsupported builder)."""
+
+    artifact: Artifact | None
+    name: str
+    unsupported: str | None = None  # e.g. "jib"
+    warnings: tuple[str, ...] = ()
+
+
+def _str(places: Places, parent: Any, key: str | int, where: str) -> str:
+    value = parent[key]
+    if not isinstance(value, str):
+        raise places.fail(f"{where} must be a string, not {type(value).__name__ if value is not None else 'null'}",
+                          parent, key)
+    return str(value)
+
+
+def build_args(places: Places, node: Any, where: str, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """buildArgs with templates evaluated as Skaffold does; a null value is `--build-arg NAME`, as in the docker
+    CLI: the variable's value when it is set, else the Dockerfile's default (the argument is left out)."""
+    if node is None:
+        return ()
+    if not isinstance(node, dict):
+        raise places.fail(f"{where} must be a mapping of names to values", node)
+    out = []
+    for name, value in node.items():
+        at = f"{where}.{name}"
+        if value is None:
+            if name in env:
+                out.append((name, env[name]))
+            continue
+        if isinstance(value, (dict, list)):
+            raise places.fail(f"{at} must be a string, not a {'mapping' if isinstance(value, dict) else 'list'}",
+                              node, name)
+        text = node.raw.get(name, str(value)) if hasattr(node, "raw") and not isinstance(value, str) else str(value)
+        used = [v for v in _SKAFFOLD_VARS if re.search(r"\.\s*" + v + r"\b", text)]
+        if used:
+            raise places.fail(f"{at} uses {used[0]}, which regless does not provide", node, name,
+                              hint="regless tags with the workspace hash, of which build args are a part")
+        try:
+            expanded, unset = templates.expand(text, env)
+        except templates.TemplateError as exc:
+            raise places.fail(f"{at}: {exc.message}", node, name, hint=exc.hint) from exc
+        if templates.NO_VALUE in expanded and unset:
+            raise places.fail(f"{at}: {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set, so Skaffold "
+                              f"would pass {expanded!r}", node, name,
+                              hint=f"set it, or give a default: {{{{default \"\" .{unset[0]}}}}}")
+        out.append((name, expanded))
+    return tuple(out)
+
+
+def _requires(places: Places, art: Any, where: str) -> tuple[Requirement, ...]:
+    node = art.get("requires")
+    if node is None:
+        return ()
+    if not isinstance(node, list):
+        raise places.fail(f"{where}.requires must be a list", art, "requires")
+    out = []
+    for j, req in enumerate(node):
+        at = f"{where}.requires[{j}]"
+        if not isinstance(req, dict):
+            raise places.fail(f"{at} must be a mapping with `image` (and optionally `alias`), not "
+                              f"{req!r}", node, j, hint=f"write `- image: {req}`" if isinstance(req, str) else None)
+        for k in req:
+            if k not in ("image", "alias", "configs"):
+                raise places.fail(f"unknown key {k!r} in {at}", req, k, hint="known keys here: alias, image")
+        if req.get("image") is None:
+            raise places.fail(f"{at} needs `image`", node, j)
+        alias = _str(places, req, "alias", f"{at}.alias") if req.get("alias") is not None else ""
+        if alias and not _ARG_NAME.match(alias):
+            raise places.fail(f"{at}.alias {alias!r} is not a valid build arg name", req, "alias")
+        out.append(Requirement(_str(places, req, "image", f"{at}.image"), alias))
+    return tuple(out)
+
+
+def _platform(places: Places, art: Any, where: str, build_platforms: list[str]) -> str | None:
+    chosen = art.get("platforms") or build_platforms
+    if len(chosen) > 1:
+        raise places.fail(f"{where}.platforms lists {len(chosen)} platforms ({', '.join(map(str, chosen))}): regless "
+                          "builds one platform per artifact", art if art.get("platforms") else None, "platforms",
+                          hint="keep one platform, or build the others with Skaffold")
+    return str(chosen[0]) if chosen else None
+
+
+def _type(places: Places, art: Any, where: str) -> tuple[str, Any]:
+    kinds = [k for k in (*BUILDABLE_TYPES, *UNSUPPORTED_TYPES) if k in art]
+    if len(kinds) > 1:
+        raise places.fail(f"{where} sets {' and '.join(kinds)}: an artifact has one builder", art, kinds[1])
+    kind = kinds[0] if kinds else "docker"
+    return kind, art.get(kind) or {}
+
+
+def _refuse(places: Places, spec: Any, kind: str, where: str) -> None:
+    for field, why in REFUSED.get(kind, {}).items():
+        value = spec.get(field)
+        if value not in (None, "", [], {}, False) and not (field == "network" and value == "default"):
+            raise places.fail(f"{where}.{kind}.{field} changes the image and regless cannot honour it: {why}",
+                              spec, field, hint=f"remove {field}, or build this artifact with Skaffold")
+
+
+def artifact(places: Places, art: Any, i: int, *, root: Path, default_repo: str | None, env: Mapping[str, str],
+             build_platforms: list[str], deploy_tag: str | None) -> Mapped:
+    """Map build.artifacts[i] (of the config in folder `root`)."""
+    where = f"build.artifacts[{i}]"
+    if not isinstance(art, dict):
+        raise places.fail(f"{where} must be a mapping with an `image`", art)
+    if art.get("image") is None:
+        raise places.fail(f"{where} needs `image`", art)
+    name = _str(places, art, "image", f"{where}.image")
+    kind, spec = _type(places, art, where)
+    if kind in UNSUPPORTED_TYPES:
+        return Mapped(None, name, unsupported=kind)
+    if not isinstance(spec, dict):
+        raise places.fail(f"{where}.{kind} must be a mapping", art, kind)
+    _refuse(places, spec, kind, where)
+    try:
+        parsed = refs.parse(refs.skaffold_default_repo(default_repo, name))
+    except refs.RefError as exc:
+        raise places.fail(f"{where}.image: {exc}", art, "image") from exc
+    if parsed.tag or parsed.digest:
+        raise places.fail(f"{where}.image {name!r} carries a tag or digest", art, "image",
+                          hint="name the repository only, as Skaffold requires; tags come from build.tagPolicy")
+    context = (root / (_str(places, art, "context", f"{where}.context") if art.get("context") is not None
+                       else ".")).resolve()
+    if not context.is_dir():
+        raise places.fail(f"{where}.context: the folder {context} does not exist", art,
+                          "context" if "context" in art else None,
+                          hint="context is relative to the folder of this skaffold.yaml")
+    dockerfile = context / (_str(places, spec, "dockerfile", f"{where}.{kind}.dockerfile")
+                            if spec.get("dockerfile") is not None else "Dockerfile")
+    if not dockerfile.is_file():
+        raise places.fail(f"{where}.{kind}.dockerfile: {dockerfile} does not exist", spec if "dockerfile" in spec
+                          else art, "dockerfile" if "dockerfile" in spec else None,
+                          hint="dockerfile is relative to the artifact's context")
+    warnings = ()
+    if art.get("hooks"):
+        warnings = (f"{where}.hooks ({name}): regless does not run build hooks",)
+    return Mapped(Artifact(
+        name=name, ref=parsed, context=context, dockerfile=dockerfile,
+        target=_str(places, spec, "target", f"{where}.{kind}.target") if spec.get("target") is not None else None,
+        build_args=build_args(places, spec.get("buildArgs"), f"{where}.{kind}.buildArgs", env),
+        platform=_platform(places, art, where, build_platforms), requires=_requires(places, art, where),
+        tags=(deploy_tag,) if deploy_tag else (), line=art.src.line if getattr(art, "src", None) else 0,
+        deploy_tag=deploy_tag,
+    ), name, warnings=warnings)

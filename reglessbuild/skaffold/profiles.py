@@ -1,0 +1,128 @@
+"""skaffold.yaml profiles: which are active, and the config they make (Skaffold's pkg/skaffold/schema/profiles.go).
+
+A profile is active when named with `-p` (`-p -name` turns an auto-activated one off),
+or when one of its `activation` entries holds (all of them with
+`requiresAllActivations`); an entry holds when each condition it sets holds: `env`
+(`KEY=VALUE`, VALUE a regular expression searched in the variable, `!` negating it;
+`KEY=` means unset or empty) and `command` (a regular expression on Skaffold's
+command: `build` for regless build, plan, hash, deps and explain). `kubeContext` is
+refused: regless has no cluster. Profiles apply in the order they are declared.
+Applying one overlays its pipeline sections on the config (a mapping merges key by key,
+a non-empty list or a set value replaces, and a tagger, builder or artifact type
+replaces the whole choice), then applies its `patches` (JSON Patch, `op` defaulting to
+`replace`).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any, Mapping, Sequence
+
+import jsonpatch
+import jsonpointer
+
+from .data import Map, Places, Str
+
+# mappings whose keys are alternatives: a profile that sets one replaces whichever the config had
+_ONE_OF = {"tagPolicy", "local", "googleCloudBuild", "cluster", "docker", "kaniko", "jib", "bazel", "buildpacks",
+           "custom", "ko"}
+_BUILD_TYPES = ("local", "googleCloudBuild", "cluster")
+PIPELINE_KEYS = ("build", "test", "manifests", "deploy", "portForward", "resourceSelector", "verify", "customActions")
+COMMAND = "build"
+
+
+def _search(pattern: str, text: str) -> bool:
+    """Skaffold's RegexEqual: `!` negates; equal strings match; an invalid expression matches nothing."""
+    if pattern.startswith("!"):
+        return not _search(pattern[1:], text)
+    if pattern == text:
+        return True
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
+
+
+def _holds(cond: Mapping[str, Any], env: Mapping[str, str], where: str, places: Places) -> bool:
+    if cond.get("kubeContext"):
+        raise places.fail(f"{where}.kubeContext: regless has no Kubernetes context to match", cond, "kubeContext",
+                          hint="activate the profile with -p NAME, or by env or command")
+    ok = True
+    if cond.get("command"):
+        ok = _search(str(cond["command"]), COMMAND)
+    if cond.get("env"):
+        key, sep, value = str(cond["env"]).partition("=")
+        if not sep:
+            raise places.fail(f"{where}.env {cond['env']!r} must be KEY=VALUE", cond, "env")
+        ok = ok and (not env.get(key, "") if value == "" else _search(value, env.get(key, "")))
+    return ok
+
+
+def active(profiles: Sequence[Any], named: Sequence[str], env: Mapping[str, str], places: Places) -> list[Any]:
+    """The profiles that apply, in Skaffold's order: auto-activated ones, then those named with -p."""
+    names = [str(p.get("name", "")) for p in profiles]
+    on: list[str] = []
+    for i, p in enumerate(profiles):
+        conds = p.get("activation") or []
+        where = f"profiles[{i}].activation"
+        results = [_holds(c or {}, env, f"{where}[{j}]", places) for j, c in enumerate(conds)]
+        if (all(results) if p.get("requiresAllActivations") else any(results)) and results:
+            on.append(names[i])
+    for n in named:
+        if n.startswith("-"):
+            on = [x for x in on if x != n[1:]]
+        elif n in names and n not in on:
+            on.append(n)
+    return [profiles[names.index(n)] for n in on]
+
+
+def _overlay(base: Any, over: Any, key: str = "") -> Any:
+    if over is None:
+        return base
+    if isinstance(over, dict):
+        if key in _ONE_OF or not isinstance(base, dict):
+            return over
+        merged = copy.copy(base)
+        if key == "build" and any(over.get(t) is not None for t in _BUILD_TYPES):
+            for t in _BUILD_TYPES:
+                merged.pop(t, None)
+        for k, v in over.items():
+            merged[k] = _overlay(base.get(k), v, k)
+            if isinstance(merged, Map) and isinstance(over, Map) and k in over.at:
+                merged.at[k] = over.at[k]
+        return merged
+    if isinstance(over, list):
+        return over if over else base
+    return over if over not in ("", 0, False) else base
+
+
+def apply(config: Map, profile: Map, index: int, places: Places) -> Map:
+    """The config with one profile applied: its sections overlaid, then its patches."""
+    out = copy.copy(config)
+    for key in PIPELINE_KEYS:
+        if profile.get(key) is not None:
+            out[key] = _overlay(config.get(key), profile[key], key)
+    patches = profile.get("patches") or []
+    for j, patch in enumerate(patches):
+        where = f"profiles[{index}].patches[{j}]"
+        if not isinstance(patch, dict) or not patch.get("path"):
+            raise places.fail(f"{where} needs a `path`", patches, j)
+        op = {"op": str(patch.get("op") or "replace"), "path": str(patch["path"])}
+        if patch.get("from") is not None:
+            op["from"] = str(patch["from"])
+        if op["op"] in ("add", "replace", "test"):
+            op["value"] = patch.get("value")
+        try:
+            out = jsonpatch.apply_patch(out, [op])
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise places.fail(f"{where} ({op['op']} {op['path']}) of profile {profile.get('name')!r} does not apply: "
+                              f"{exc}", patches, j, hint="the path is a JSON Pointer into the config, e.g. "
+                              "/build/artifacts/0/docker/dockerfile") from exc
+        except (TypeError, ValueError) as exc:
+            raise places.fail(f"{where}: {exc}", patches, j) from exc
+    return out
+
+
+def names(profiles: Sequence[Any]) -> list[str]:
+    return [str(p.get("name")) for p in profiles if isinstance(p, dict) and isinstance(p.get("name"), Str)]
