@@ -97,10 +97,10 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
     named = [p.strip() for text in (*profiles, *([env["SKAFFOLD_PROFILE"]] if not profiles and
                                                  env.get("SKAFFOLD_PROFILE") else []))
              for p in text.split(",") if p.strip()]
-    loaded = configs.load_all(path, docs, named, env)
+    warnings: list[str] = []
+    loaded = configs.load_all(path, docs, named, env, warnings)
     mapped: list[tuple[arts.Mapped, Any]] = []
     insecure: list[str] = [x for x in env.get("SKAFFOLD_INSECURE_REGISTRY", "").split(",") if x]
-    warnings: list[str] = []
     concurrency = BuilderSettings().concurrency
     seen: dict[str, Any] = {}
     for cfg in loaded:

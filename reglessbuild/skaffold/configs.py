@@ -69,6 +69,7 @@ class _Walk:
         self.done: set[tuple[Path, int]] = set()
         self.stack: list[Path] = []
         self.profile_names: set[str] = set()
+        self.notes: list[str] = []
 
     def file(self, path: Path, docs: list[yaml.Node], only: list[str] | None, extra_profiles: list[str],
              from_src: Src | None = None) -> None:
@@ -127,7 +128,7 @@ class _Walk:
             self.file(target, read_docs(target), only, active, Src(path, dep.src.line if dep.src else 0))
 
     def effective(self, cfg: Map, path: Path, places: Places, extra: list[str]) -> Loaded:
-        for profile in prof.active(cfg.get("profiles") or [], [*self.named, *extra], self.env, places):
+        for profile in prof.active(cfg.get("profiles") or [], [*self.named, *extra], self.env, places, self.notes):
             index = (cfg.get("profiles") or []).index(profile)
             cfg = prof.apply(cfg, profile, index, places)
         schema.check(cfg, schema.CONFIG, "", places)  # patches may have written anything
@@ -149,12 +150,16 @@ class _Walk:
                       [str(x) for x in insecure], concurrency or 1)
 
 
-def load_all(path: Path, docs: list[yaml.Node], named: list[str], env: Mapping[str, str]) -> list[Loaded]:
-    """Every config reachable from `path`, required ones first, with their active profiles applied."""
+def load_all(path: Path, docs: list[yaml.Node], named: list[str], env: Mapping[str, str],
+             notes: list[str] | None = None) -> list[Loaded]:
+    """Every config reachable from `path`, required ones first, with their active profiles applied; `notes`
+    gets what the user should know (profiles that cannot auto-activate here)."""
     walk = _Walk(named, env)
     walk.file(path, docs, None, [])
     unknown = [n for n in named if not n.startswith("-") and n not in walk.profile_names]
     if unknown:
         raise ConfigError(f"no profile named {', '.join(map(repr, unknown))} in this project", path=str(path),
                           hint=f"profiles here: {', '.join(sorted(walk.profile_names)) or 'none'}")
+    if notes is not None:
+        notes += walk.notes
     return walk.out

@@ -5,8 +5,8 @@ or when one of its `activation` entries holds (all of them with
 `requiresAllActivations`); an entry holds when each condition it sets holds: `env`
 (`KEY=VALUE`, VALUE a regular expression searched in the variable, `!` negating it;
 `KEY=` means unset or empty) and `command` (a regular expression on Skaffold's
-command: `build` for regless build, plan, hash, deps and explain). `kubeContext` is
-refused: regless has no cluster. Profiles apply in the order they are declared.
+command: `build` for regless build, plan, hash, deps and explain). A `kubeContext`
+condition never holds: regless has no cluster (a warning says so). Profiles apply in the order they are declared.
 Applying one overlays its pipeline sections on the config (a mapping merges key by key,
 a non-empty list or a set value replaces, and a tagger, builder or artifact type
 replaces the whole choice), then applies its `patches` (JSON Patch, `op` defaulting to
@@ -46,8 +46,7 @@ def _search(pattern: str, text: str) -> bool:
 
 def _holds(cond: Mapping[str, Any], env: Mapping[str, str], where: str, places: Places) -> bool:
     if cond.get("kubeContext"):
-        raise places.fail(f"{where}.kubeContext: regless has no Kubernetes context to match", cond, "kubeContext",
-                          hint="activate the profile with -p NAME, or by env or command")
+        return False  # regless has no Kubernetes context: such a condition never holds (active() says so)
     ok = True
     if cond.get("command"):
         ok = _search(str(cond["command"]), COMMAND)
@@ -59,12 +58,19 @@ def _holds(cond: Mapping[str, Any], env: Mapping[str, str], where: str, places: 
     return ok
 
 
-def active(profiles: Sequence[Any], named: Sequence[str], env: Mapping[str, str], places: Places) -> list[Any]:
-    """The profiles that apply, in Skaffold's order: auto-activated ones, then those named with -p."""
+def active(profiles: Sequence[Any], named: Sequence[str], env: Mapping[str, str], places: Places,
+           notes: list[str] | None = None) -> list[Any]:
+    """The profiles that apply, in Skaffold's order: auto-activated ones, then those named with -p.
+
+    An activation on `kubeContext` never holds here (regless has no cluster); `notes` gets a line saying so.
+    """
     names = [str(p.get("name", "")) for p in profiles]
     on: list[str] = []
     for i, p in enumerate(profiles):
         conds = p.get("activation") or []
+        if notes is not None and names[i] not in named and any((c or {}).get("kubeContext") for c in conds):
+            notes.append(f"profile {names[i]!r} activates on a kubeContext, which regless does not have: it is "
+                         f"not activated that way (name it with -p {names[i]} to apply it)")
         where = f"profiles[{i}].activation"
         results = [_holds(c or {}, env, f"{where}[{j}]", places) for j, c in enumerate(conds)]
         if (all(results) if p.get("requiresAllActivations") else any(results)) and results:
