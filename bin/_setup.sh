@@ -39,8 +39,48 @@ ensure_venv() {
   "$ROOT/.venv/bin/python" -m compileall -q "$ROOT/reglessbuild" >/dev/null
 }
 
+# Foreign platforms (issue 19): RUN steps of linux/arm64 images run here under qemu-user-static through
+# binfmt_misc, and the tests build an arm64 base image from Debian's busybox-static:arm64. All of it needs
+# root (the kernel's binfmt_misc, dpkg); without root it is skipped and the multi-platform build tests say
+# what they lack. Failures here only warn: the rest of the suite does not need it.
+ensure_foreign() {
+  local arch; arch="$(dpkg --print-architecture)"
+  [ "$arch" = amd64 ] || return 0   # the tests' foreign platform is arm64, seen from amd64
+  if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+    echo "regless setup: not root: skipping qemu-user-static and binfmt_misc (multi-platform tests will skip)" >&2
+    return 0
+  fi
+  if ! dpkg-query -W -f='${Status}' qemu-user-static 2>/dev/null | grep -q "install ok installed"; then
+    echo "regless setup: installing qemu-user-static" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null \
+      || { echo "regless setup: warning: qemu-user-static did not install" >&2; return 0; }
+  fi
+  local binfmt=/proc/sys/fs/binfmt_misc
+  [ -e "$binfmt/register" ] || as_root mount -t binfmt_misc binfmt_misc "$binfmt" \
+    || echo "regless setup: warning: could not mount binfmt_misc at $binfmt" >&2
+  if [ -e "$binfmt/register" ] && [ ! -e "$binfmt/qemu-aarch64" ]; then
+    as_root sh -c "cat /usr/lib/binfmt.d/qemu-aarch64.conf > $binfmt/register" \
+      || echo "regless setup: warning: could not register qemu-aarch64 with binfmt_misc" >&2
+  fi
+  local bb="$ROOT/.venv/foreign/arm64/busybox"
+  if [ ! -x "$bb" ]; then
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+      { as_root dpkg --add-architecture arm64 && as_root apt-get -o DPkg::Lock::Timeout=300 update -qq; } \
+        || { echo "regless setup: warning: could not add the arm64 architecture to apt" >&2; return 0; }
+    fi
+    local tmp; tmp="$(mktemp -d)"
+    if (cd "$tmp" && apt-get download -qq busybox-static:arm64 2>/dev/null && dpkg-deb -x busybox-static_*_arm64.deb x); then
+      mkdir -p "$(dirname "$bb")" && cp "$tmp/x/bin/busybox" "$bb"
+    else
+      echo "regless setup: warning: could not fetch busybox-static:arm64" >&2
+    fi
+    rm -rf "$tmp"
+  fi
+}
+
 setup_all() {
   ensure_packages
   ensure_venv
+  ensure_foreign
   export PATH="$ROOT/.venv/bin:$PATH"
 }

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__, cache, config, explain, inputs, proc, registry, report, run
+from . import __version__, cache, config, explain, inputs, multiplatform, proc, registry, report, run
 from . import index as index_mod
 from .builders import choose as choose_builder
 from .errors import InputError, ReglessError
@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="skaffold.yaml: leave out artifacts regless cannot build (jib, buildpacks, ko, custom, "
                         "bazel) and those that require them; they are listed as skipped")
     common.add_argument("--output", choices=("text", "json"), default="text", help="result format on stdout")
+    common.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[,OS/ARCH...]",
+                        help="build every artifact for these platforms (several: one image index), over the config")
     common.add_argument("-v", "--verbose", action="store_true", help="also say why each artifact is built")
     common.add_argument("-q", "--quiet", action="store_true", help="no builder output, results only")
 
@@ -132,6 +134,8 @@ def _project(args: argparse.Namespace, r: Console) -> config.Project:
     if args.insecure_registry:
         project = dataclasses.replace(project, registry=dataclasses.replace(
             project.registry, insecure=(*project.registry.insecure, *args.insecure_registry)))
+    if args.platform:
+        project = multiplatform.with_platforms(project, args.platform)
     for w in project.warnings:
         r(Event("warning", None, w))
     args.config_kind = project.kind

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import yaml
 
-from . import refs
+from . import platforms, refs
 from .errors import ConfigError
 
 CONFIG_NAMES = ("regless.yaml", "regless.yml")
@@ -41,6 +41,7 @@ class Artifact:
     target: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()
     platform: str | None = None
+    platforms: tuple[str, ...] = ()  # two or more (normalized): one image index; one is `platform`
     requires: tuple[Requirement, ...] = ()
     tags: tuple[str, ...] = ()
     line: int = 0
@@ -317,7 +318,7 @@ def _builder(r: _Reader, node: yaml.Node) -> BuilderSettings:
 
 
 _ARTIFACT_KEYS = {"image": True, "context": False, "dockerfile": False, "target": False, "buildArgs": False,
-                  "platform": False, "requires": False, "tags": False}
+                  "platform": False, "platforms": False, "requires": False, "tags": False}
 
 
 def _artifacts(r: _Reader, node: yaml.Node, root: Path, repo: str | None, env: Any) -> tuple[Artifact, ...]:
@@ -381,11 +382,39 @@ def _artifacts(r: _Reader, node: yaml.Node, root: Path, repo: str | None, env: A
             name=name, ref=ref, context=context, dockerfile=dockerfile,
             target=r.string(m["target"], f"{where}.target") if "target" in m else None,
             build_args=tuple(build_args),
-            platform=r.string(m["platform"], f"{where}.platform") if "platform" in m else None,
+            **_platforms(r, m, where),
             requires=tuple(requires), tags=tuple(tags), line=line,
         ))
     _check_requires(r, out, items)
     return tuple(out)
+
+
+def _platforms(r: _Reader, m: dict[str, yaml.Node], where: str) -> dict[str, Any]:
+    """`platform: P`, or `platforms: [P, …]` (one build per platform, one image index); one entry is `platform`."""
+    if "platform" in m and "platforms" in m:
+        raise r.fail(m["platforms"], f"{where} has both platform and platforms", hint="keep one of them")
+    if "platform" in m:
+        text = r.string(m["platform"], f"{where}.platform")
+        try:
+            platforms.parse(text)
+        except platforms.PlatformError as exc:
+            raise r.fail(m["platform"], f"{where}.platform: {exc.message}", hint=exc.hint) from exc
+        return {"platform": text}
+    if "platforms" not in m:
+        return {}
+    texts = r.strings(m["platforms"], f"{where}.platforms")
+    if not texts:
+        raise r.fail(m["platforms"], f"{where}.platforms is empty", hint="list one platform or more, or leave it out")
+    seen: list[str] = []
+    for node, text in zip(m["platforms"].value, texts):
+        try:
+            name = str(platforms.parse(text))
+        except platforms.PlatformError as exc:
+            raise r.fail(node, f"{where}.platforms: {exc.message}", hint=exc.hint) from exc
+        if name in seen:
+            raise r.fail(node, f"{where}.platforms lists {name} twice")
+        seen.append(name)
+    return {"platform": texts[0]} if len(texts) == 1 else {"platforms": tuple(seen)}
 
 
 def _check_requires(r: _Reader, artifacts: list[Artifact], nodes: list[yaml.Node]) -> None:

@@ -142,7 +142,17 @@ def emulation(target: Platform) -> str | None:
     return None if state == "enabled" else f"the binfmt_misc handler {handler} is {state}"
 
 
-EMULATION_HINT = ("a RUN step of a foreign platform needs an emulator: install qemu-user-static (Debian/Ubuntu: "
-                  "apt-get install qemu-user-static) and register its handlers with binfmt_misc (as root: mount -t "
-                  "binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc, then write /usr/lib/binfmt.d/qemu-<arch>.conf "
-                  "to /proc/sys/fs/binfmt_misc/register)")
+EMULATION_HINT = ("A RUN step of a foreign platform needs an emulator: install qemu-user-static (apt-get install "
+                  "qemu-user-static) and, as root, register its handler with binfmt_misc (mount -t binfmt_misc "
+                  "binfmt_misc /proc/sys/fs/binfmt_misc; cat /usr/lib/binfmt.d/qemu-<arch>.conf > "
+                  "/proc/sys/fs/binfmt_misc/register)")
+
+
+def foreign_run_failure(output: str, platform_text: str | None) -> tuple[str, str] | None:
+    """(message, hint) when a build's output shows a program that could not start for want of an emulator
+    (`exec format error`) on a foreign platform; None for any other failure."""
+    if "exec format error" not in output:
+        return None
+    target = parse(platform_text) if platform_text else host()
+    why = emulation(target) or "this machine could not start its programs"
+    return (f"a RUN step for {target} could not start a {target.arch} program: {why}", EMULATION_HINT)

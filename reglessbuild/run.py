@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from . import dockerfile, explain, ignore, inputs, plan, platforms, proc
+from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, proc
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
-from .errors import BuildError, DockerfileError, RegistryError
+from .errors import BuildError, DockerfileError, InputError, RegistryError
 from .events import Event, Sink
 from .index import Index, Result
 from .refs import ImageRef, RefError, parse, registry_matches
@@ -85,9 +85,11 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
     analyses: dict[str, dockerfile.Analysis] = {}
     for a in order:
         args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires if r.alias}
-        analyses[a.name] = dockerfile.analyze(a.dockerfile, build_args=args, target=a.target,
-                                              platform=platforms.parse(a.platform) if a.platform else None)
-    bases = _bases(project, order, analyses, registry, project.registry.concurrency)
+        analyses[a.name] = multiplatform.analyze(a, args) if a.platforms else dockerfile.analyze(
+            a.dockerfile, build_args=args, target=a.target,
+            platform=platforms.parse(a.platform) if a.platform else None)
+    bases = _bases(project, [a for a in order if not a.platforms], analyses, registry, project.registry.concurrency)
+    bases |= _platform_bases(project, [a for a in order if a.platforms], analyses, registry)
     memo = index.memo()
     prepared: dict[str, Prepared] = {}
     new_memo: dict[str, inputs.MemoDir] = {}
@@ -106,7 +108,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
                 builder=project.builder.kind, dockerfile=a.dockerfile.read_bytes(), target=a.target,
                 platform=_hashed_platform(a, an), build_args=a.build_args,
                 requires=tuple((r.alias, prepared[r.image].inputs.hash) for r in a.requires),
-                bases=tuple((b.text, bases[b.text]) for b in an.bases if b.text in bases),
+                bases=_hashed_bases(a, an, bases),
                 remote=an.remote,
             )
             h = inputs.workspace_hash(settings, files)
@@ -122,9 +124,29 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
 def _hashed_platform(a: Artifact, an: dockerfile.Analysis) -> str | None:
     """The platform as it enters the hash: as configured; else the runner's when the Dockerfile names an
     automatic platform ARG (their values come from it), and none as before otherwise."""
+    if a.platforms:
+        return multiplatform.hashed_platform(a)
     if a.platform:
         return a.platform
     return str(platforms.host()) if an.platform_args else None
+
+
+def _hashed_bases(a: Artifact, an: dockerfile.Analysis, bases: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """(base, digest) pairs: by FROM text for one platform (as before); by platform and text for several."""
+    key = multiplatform.base_key if a.platforms else (lambda b: b.text)
+    return tuple((key(b), bases[key(b)]) for b in an.bases if key(b) in bases)
+
+
+def _platform_bases(project: Project, multi: list[Artifact], analyses: dict[str, dockerfile.Analysis],
+                    registry: Reliable) -> dict[str, str]:
+    """Each base of each multi-platform artifact, resolved to its platform's manifest digest."""
+    wanted = [w for a in multi for w in multiplatform.wanted(a, analyses[a.name])]
+    if not wanted:
+        return {}
+    reader = manifests.Reader(registry, insecure=project.registry.insecure, ca_file=project.registry.ca_file,
+                              timeout=min(30.0, project.registry.timeout))
+    found = manifests.resolve(wanted, reader, project.registry.concurrency)
+    return {f"{p} {t}": d for (t, p), d in found.items()}
 
 
 def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cache: bool,
@@ -204,10 +226,11 @@ class Runner:
     def _build(self, p: Prepared, done: dict[str, ArtifactResult]) -> tuple[str, dict[str, float]]:
         a = p.artifact
         args = list(a.build_args) + [(r.alias, done[r.image].reference) for r in a.requires if r.alias]
-        bases_insecure = any(self._insecure(parse(t)) for t, _ in p.inputs.settings.bases) or any(
+        bases_insecure = any(self._insecure(parse(t.split(" ")[-1])) for t, _ in p.inputs.settings.bases) or any(
             self._insecure(parse(done[r.image].image)) for r in a.requires)
         req = BuildRequest(context=a.context, dockerfile=a.dockerfile, destination=p.target, target=a.target,
-                           platform=a.platform, build_args=tuple(args), insecure_pull=bases_insecure,
+                           platform=a.platform, platforms=a.platforms, build_args=tuple(args),
+                           insecure_pull=bases_insecure,
                            insecure_push=self._insecure(p.target),
                            cert_dir=tls.cert_dir(self.project.registry.ca_file) if self.project.registry.ca_file else None)
         with self.build_slots:
@@ -280,6 +303,11 @@ def build(project: Project, index: Index, registry: Reliable, builder: Builder, 
           names: Iterable[str] | None = None, no_cache: bool = False, registry_source: str = "",
           builder_source: str = "") -> Report:
     order = closure(project, names)
+    several = [a.name for a in order if a.platforms]
+    if several and not getattr(builder, "multi_platform", False):
+        raise InputError(f"{builder.name} builds one platform per run, and {', '.join(several)} "
+                         f"list{'s' if len(several) == 1 else ''} several platforms",
+                         hint="use builder.kind: buildah for multi-platform images, or give each artifact one platform")
     t0 = time.perf_counter()
     emit(Event("phase", None, "hash"))
     prepared = prepare(project, order, index, registry, emit)

@@ -125,6 +125,51 @@ def make_base_image(registry: str, name: str = "base/busybox:stable") -> str:
         return f"{ref}@{digestfile.read_text().strip()}"
 
 
+# foreign busybox binaries that bin/_setup.sh extracts from Debian's busybox-static:<arch> (issue 19)
+FOREIGN = Path(__file__).resolve().parent.parent / ".venv" / "foreign"
+
+
+def busybox_root(folder: Path, busybox: str = BUSYBOX) -> Path:
+    """A root file system of one busybox binary and its applet links."""
+    root = folder / "bin"
+    root.mkdir(parents=True)
+    shutil.copy2(busybox, root / "busybox")
+    for applet in (*APPLETS, "uname"):
+        (root / applet).symlink_to("busybox")
+    return folder
+
+
+def fake_elf_root(folder: Path, machine: int = 0xF3) -> Path:
+    """A root whose /bin/sh is only an ELF header of another machine (default RISC-V): a RUN step there
+    fails with `exec format error` unless a binfmt_misc handler claims that machine."""
+    root = folder / "bin"
+    root.mkdir(parents=True)
+    header = (b"\x7fELF\x02\x01\x01" + bytes(9) + (2).to_bytes(2, "little") + machine.to_bytes(2, "little")
+              + (1).to_bytes(4, "little") + bytes(64 - 24))
+    (root / "sh").write_bytes(header)
+    (root / "sh").chmod(0o755)
+    return folder
+
+
+def make_index_image(registry: str, name: str, roots: dict[str, Path]) -> str:
+    """One image per platform (FROM scratch, COPY the root), pushed as one image index; returns REF@DIGEST."""
+    ref = f"{registry}/{name}"
+    manifest = f"regless-test-{os.getpid()}-{time.monotonic_ns()}"
+    with tempfile.TemporaryDirectory(prefix="regless-index-") as tmp:
+        subprocess.run(["buildah", *STORAGE, "manifest", "create", manifest], check=True, stdout=subprocess.DEVNULL)
+        try:
+            for platform, root in roots.items():
+                (root.parent / "Dockerfile").write_text(f"FROM scratch\nCOPY {root.name}/ /\nENV PATH=/bin\n")
+                subprocess.run(["buildah", *STORAGE, "build", "--isolation", "chroot", "-q", "--platform", platform,
+                                "--manifest", manifest, str(root.parent)], check=True, stdout=subprocess.DEVNULL)
+            digestfile = Path(tmp) / "digest"
+            subprocess.run(["buildah", *STORAGE, "manifest", "push", "-q", "--all", "--tls-verify=false",
+                            "--digestfile", str(digestfile), manifest, f"docker://{ref}"], check=True)
+        finally:
+            subprocess.run(["buildah", *STORAGE, "manifest", "rm", manifest], stdout=subprocess.DEVNULL)
+        return f"{ref}@{digestfile.read_text().strip()}"
+
+
 def counting_shim(folder: Path, tool: str = "buildah") -> Path:
     """A `tool` first on PATH that logs each call to `folder/<tool>.calls`, then runs the real tool.
 

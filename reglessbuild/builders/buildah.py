@@ -71,6 +71,7 @@ def _push_failed(done: proc.Completed) -> bool:
 
 class Buildah:
     name = "buildah"
+    multi_platform = True  # several platforms: builders/buildah_index.py
 
     def __init__(self, settings: BuildahSettings, *, push_deadline: float = 60.0, push_wait: float = 0.5) -> None:
         self.settings = settings
@@ -95,9 +96,13 @@ class Buildah:
             return exc.args[0]  # type: ignore[no-any-return]
 
     def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        from . import buildah_index  # it builds on this module
+
+        if request.platforms:
+            return buildah_index.build_index(self, request, on_line)
         done = self._again(build_argv(request, self.settings), on_line, _pull_failed)
         if not done.ok:
-            raise BuildError(f"buildah build exited {done.returncode}", tail=done.tail)
+            raise buildah_index.failed(f"buildah build exited {done.returncode}", done, request.platform)
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
             # pushed again, never rebuilt: buildah's own --retry gives up on some faults (a 503 on a blob check)

@@ -1,4 +1,8 @@
-"""Builder adapter over kaniko's executor: one call builds and pushes, `--digest-file` tells the digest."""
+"""Builder adapter over kaniko's executor: one call builds and pushes, `--digest-file` tells the digest.
+
+kaniko builds one platform per run (`--custom-platform`) and cannot push an image index, so an artifact
+with several `platforms` is refused before anything runs (exit 2): `multi_platform` is False.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ def build_argv(req: BuildRequest, settings: KanikoSettings, digestfile: str) -> 
 
 class Kaniko:
     name = "kaniko"
+    multi_platform = False
 
     def __init__(self, settings: KanikoSettings) -> None:
         self.settings = settings

@@ -16,6 +16,7 @@ class BuildRequest:
     destination: ImageRef  # IMAGE:HASH
     target: str | None = None
     platform: str | None = None
+    platforms: tuple[str, ...] = ()  # two or more: one build each, pushed as one image index under destination
     build_args: tuple[tuple[str, str], ...] = ()
     insecure_pull: bool = False  # a base image lives on a plain-http / unverified registry
     insecure_push: bool = False
@@ -24,6 +25,7 @@ class BuildRequest:
 
 class Builder(Protocol):
     name: str
+    multi_platform: bool  # builds `platforms` into one image index (else regless refuses such artifacts)
 
     def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
         """Build and push `request.destination`; return the pushed manifest digest. Raises BuildError."""

@@ -1,0 +1,72 @@
+"""buildah's multi-platform build: one `buildah build --platform P --manifest LIST` per platform, then
+`buildah manifest push --all LIST docker://IMAGE:HASH` pushes every platform's image and the image
+index that names them, whose digest (`--digestfile`) is the artifact's.
+
+The list is a local name of this build only, removed afterwards. Platforms are built one after the
+other, so that a failure names its platform; a RUN step of a foreign platform that cannot start
+(no binfmt_misc handler: `exec format error`) says so, naming qemu-user-static and binfmt_misc.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import replace
+from typing import Callable
+
+from .. import proc
+from ..config import BuildahSettings
+from ..errors import BuildError
+from ..platforms import foreign_run_failure
+from .buildah import INSTALL_HINT, Buildah, _global, _pull_failed, _push_failed, build_argv
+from .protocol import BuildRequest
+
+
+def platform_build_argv(req: BuildRequest, settings: BuildahSettings, platform: str, manifest: str) -> list[str]:
+    """The build of one platform, added to the local list `manifest` instead of tagged."""
+    argv = build_argv(replace(req, platform=platform, platforms=()), settings)
+    i = len(argv) - 1 - argv[::-1].index("-t")
+    return [*argv[:i], "--manifest", manifest, *argv[i + 2:]]
+
+
+def manifest_push_argv(req: BuildRequest, settings: BuildahSettings, manifest: str, digestfile: str) -> list[str]:
+    tls = ["--tls-verify=false"] if req.insecure_push else ["--cert-dir", req.cert_dir] if req.cert_dir else []
+    return [*_global(settings), "manifest", "push", "--all", "--digestfile", digestfile, *tls, manifest,
+            f"docker://{req.destination}"]
+
+
+def manifest_rm_argv(settings: BuildahSettings, manifest: str) -> list[str]:
+    return [*_global(settings), "manifest", "rm", manifest]
+
+
+def failed(message: str, done: proc.Completed, platform: str | None) -> BuildError:
+    """A build that failed; one whose foreign RUN step could not start says why and what to install."""
+    foreign = foreign_run_failure(done.stderr_text, platform)
+    if foreign is not None:
+        return BuildError(f"{message}: {foreign[0]}. {foreign[1]}", tail=done.tail)
+    return BuildError(message, tail=done.tail)
+
+
+def build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None]) -> str:
+    """Build every platform of `req`, push them as one image index; returns the index's digest."""
+    manifest = f"regless-index-{uuid.uuid4().hex[:12]}"
+    try:
+        for platform in req.platforms:
+            say = (lambda line, p=platform: on_line(f"[{p}] {line}"))
+            done = b._again(platform_build_argv(req, b.settings, platform, manifest), say, _pull_failed)
+            if not done.ok:
+                raise failed(f"buildah build for {platform} exited {done.returncode}", done, platform)
+        with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
+            digestfile = os.path.join(tmp, "digest")
+            pushed = b._again(manifest_push_argv(req, b.settings, manifest, digestfile), on_line, _push_failed)
+            if not pushed.ok:
+                raise BuildError(f"buildah manifest push of {req.destination} exited {pushed.returncode}",
+                                 tail=pushed.tail)
+            with open(digestfile, encoding="ascii") as f:
+                digest = f.read().strip()
+    finally:
+        proc.run(manifest_rm_argv(b.settings, manifest), install_hint=INSTALL_HINT)
+    if not digest.startswith("sha256:"):
+        raise BuildError(f"buildah manifest push wrote no digest for {req.destination}")
+    return digest
