@@ -349,6 +349,7 @@ def _cache_action(args: argparse.Namespace, r: Console, index: Index) -> int:
         if args.path == "-":
             n = cache.export_lines(index, out)
         else:
+            _writable(Path(args.path), "cache export")
             with open(args.path, "w", encoding="utf-8") as f:
                 n = cache.export_lines(index, f)
         print(f"exported {n} entries", file=r.err)

@@ -40,7 +40,13 @@ def read_patterns(text: str) -> list[str]:
 def load(context: Path, dockerfile: Path) -> IgnoreRules:
     for candidate in (dockerfile.with_name(dockerfile.name + ".dockerignore"), context / ".dockerignore"):
         if candidate.is_file():
-            patterns = read_patterns(candidate.read_text(encoding="utf-8"))
+            try:
+                patterns = read_patterns(candidate.read_text(encoding="utf-8"))
+            except UnicodeDecodeError as exc:
+                raise DockerfileError(f"not UTF-8 text (byte {exc.start})", path=str(candidate),
+                                      hint="save the file as UTF-8") from exc
+            except OSError as exc:
+                raise DockerfileError(f"cannot be read: {exc.strerror}", path=str(candidate)) from exc
             try:
                 PatternMatcher(patterns)
             except Exception as exc:  # the port raises ValueError-like errors for bad patterns

@@ -9,6 +9,7 @@ Messages use skaffold.yaml's own paths (`build.artifacts[0].docker.buildArgs.MSG
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -108,14 +109,12 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
         insecure += cfg.insecure
         concurrency = max(concurrency, cfg.concurrency)
         for i, node in enumerate(build.get("artifacts") or []):
-            name = node.get("image") if isinstance(node, dict) else None
-            tag = None
-            if isinstance(name, str) and not any(k in node for k in configs.UNSUPPORTED):
-                tag = tags.policy_tag(build.get("tagPolicy"), image=str(name),
-                                      workspace=(cfg.root / str(node.get("context") or ".")).resolve(), env=env,
-                                      places=cfg.places, where="build.tagPolicy")
             m = arts.artifact(cfg.places, node, i, root=cfg.root, default_repo=repo, env=env,
-                              build_platforms=[str(p) for p in build.get("platforms") or []], deploy_tag=tag)
+                              build_platforms=[str(p) for p in build.get("platforms") or []], deploy_tag=None)
+            if m.artifact is not None and build.get("tagPolicy"):
+                tag = tags.policy_tag(build["tagPolicy"], image=m.name, workspace=m.artifact.context, env=env,
+                                      places=cfg.places, where="build.tagPolicy")
+                m = dataclasses.replace(m, artifact=dataclasses.replace(m.artifact, deploy_tag=tag, tags=(tag,)))
             if m.name in seen:
                 other = seen[m.name]
                 raise cfg.places.fail(f"build.artifacts[{i}]: the image {m.name!r} is also built at "
@@ -140,6 +139,7 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
 _REGLESS_WORDS = ((re.compile(r"registry\.insecure: \[([^\]]*)\]"),
                    r"build.insecureRegistries: [\1] in skaffold.yaml, or pass --insecure-registry \1"),
                   (re.compile(r"\bregistry\.insecure\b"), "build.insecureRegistries"),
+                  (re.compile(r"; registry\.timeout sets how long to retry"), ""),
                   (re.compile(r"\bdefaultRepo\b"), "--default-repo"),
                   (re.compile(r"\bregless\.yaml\b"), "skaffold.yaml"))
 

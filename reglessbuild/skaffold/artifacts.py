@@ -155,12 +155,13 @@ def artifact(places: Places, art: Any, i: int, *, root: Path, default_repo: str 
         raise places.fail(f"{where}.{kind} must be a mapping", art, kind)
     _refuse(places, spec, kind, where)
     try:
+        written = refs.parse(name)
+        if written.tag or written.digest:
+            raise places.fail(f"{where}.image {name!r} carries a tag or digest", art, "image",
+                              hint="name the repository only, as Skaffold requires; tags come from build.tagPolicy")
         parsed = refs.parse(refs.skaffold_default_repo(default_repo, name))
     except refs.RefError as exc:
         raise places.fail(f"{where}.image: {exc}", art, "image") from exc
-    if parsed.tag or parsed.digest:
-        raise places.fail(f"{where}.image {name!r} carries a tag or digest", art, "image",
-                          hint="name the repository only, as Skaffold requires; tags come from build.tagPolicy")
     context = (root / (_str(places, art, "context", f"{where}.context") if art.get("context") is not None
                        else ".")).resolve()
     if not context.is_dir():

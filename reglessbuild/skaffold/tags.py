@@ -55,7 +55,7 @@ def go_time_format(layout: str, when: dt.datetime) -> str:
 def _git(workspace: Path, *args: str) -> str:
     done = proc.run(["git", "-C", str(workspace), *args], timeout=60, install_hint="gitCommit tags need git")
     if not done.ok:
-        raise TagPolicyError(f"git {' '.join(args)} in {workspace} failed: {done.stderr_text().strip()[-200:]}")
+        raise TagPolicyError(f"git {' '.join(args)} in {workspace} failed: {done.stderr_text.strip()[-200:]}")
     return done.stdout.decode("utf-8", "replace").strip()
 
 
@@ -151,9 +151,10 @@ def policy_tag(policy: Any, *, image: str, workspace: Path, env: Mapping[str, st
     kind = chosen[0]
     try:
         tag = one(kind, policy[kind], image=image, workspace=workspace, env=env)
-    except (TagPolicyError, templates.TemplateError) as exc:
-        hint = exc.hint if isinstance(exc, templates.TemplateError) else None
-        raise places.fail(f"{where}.{kind}: {exc.args[0] if exc.args else exc}", policy, kind, hint=hint) from exc
+    except templates.TemplateError as exc:
+        raise places.fail(f"{where}.{kind}: {exc.message}", policy, kind, hint=exc.hint) from exc
+    except TagPolicyError as exc:
+        raise places.fail(f"{where}.{kind}: {exc}", policy, kind) from exc
     if not _TAG_RE.match(tag):
         raise places.fail(f"{where}.{kind} gives {tag!r}, which is not a valid image tag", policy, kind,
                           hint="a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`")

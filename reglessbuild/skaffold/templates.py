@@ -92,7 +92,7 @@ def _cmd(name: str, *args: str) -> str:
     done = proc.run([name, *map(_text, args)], timeout=120, install_hint=f"the template's cmd runs {name}")
     if not done.ok:
         raise TemplateError(f"cmd {name} {' '.join(map(_text, args))} exited {done.returncode}: "
-                            f"{done.stderr_text()[-300:]}")
+                            f"{done.stderr_text[-300:]}")
     return done.stdout.decode("utf-8", "replace").strip()
 
 
