@@ -300,8 +300,10 @@ def cmd_cache(args: argparse.Namespace, r: Console) -> int:
 
 
 def _cache_registry(args: argparse.Namespace) -> tuple[registry.Reliable, int]:
-    found = args.file or next((Path.cwd() / n for n in config.CONFIG_NAMES if (Path.cwd() / n).is_file()), None)
-    settings = config.load(found, default_repo=args.default_repo).registry if found else config.RegistrySettings()
+    names = config.CONFIG_NAMES + config.SKAFFOLD_NAMES
+    found = args.file or next((Path.cwd() / n for n in names if (Path.cwd() / n).is_file()), None)
+    settings = config.load(found, default_repo=args.default_repo, profiles=tuple(args.profile),
+                           skip_unsupported=True).registry if found else config.RegistrySettings()
     reg, _ = _reliable(settings, (*settings.insecure, *args.insecure_registry))
     return reg, settings.concurrency
 
