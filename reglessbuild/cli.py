@@ -192,7 +192,7 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     if args.file_output:
         args.file_output.write_text(report.skaffold_builds(rep, [a.name for a in project.artifacts]) + "\n",
                                     encoding="utf-8")
-    return EXIT_FAILED if rep.failed else EXIT_OK
+    return rep.exit_code
 
 
 def cmd_plan(args: argparse.Namespace, r: Console) -> int:

@@ -28,6 +28,7 @@ class Completed:
     returncode: int
     stdout: bytes
     tail: tuple[str, ...]  # last lines of stderr (or of the merged stream)
+    log: str = ""  # all of stderr (run only): a tool's debug log, read for what the tail may miss
 
     @property
     def ok(self) -> bool:
@@ -69,19 +70,24 @@ def run(argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: floa
         err += f"\nregless: timed out after {timeout} s".encode()
     finally:
         _forget(p)
-    lines = err.decode("utf-8", "replace").splitlines()
-    return Completed(tuple(argv), p.returncode, out, tuple(lines[-TAIL_LINES:]))
+    text = err.decode("utf-8", "replace")
+    lines = text.splitlines()
+    return Completed(tuple(argv), p.returncode, out, tuple(lines[-TAIL_LINES:]), text)
 
 
 def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
-           install_hint: str = "") -> Completed:
-    """Run with stdout and stderr merged, handing each line to `on_line` as it comes."""
+           install_hint: str = "", aside: Callable[[str], bool] | None = None) -> Completed:
+    """Run with stdout and stderr merged, handing each line to `on_line` as it comes. A line that
+    `aside` takes (returns true for) goes to it alone: neither shown nor kept in the tail (a tool's
+    debug log, read for one fact)."""
     p = _spawn(argv, env, True, install_hint)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         assert p.stdout is not None
         for raw in p.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
+            if aside is not None and aside(line):
+                continue
             tail.append(line)
             on_line(line)
         p.wait()

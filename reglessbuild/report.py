@@ -21,6 +21,7 @@ class ArtifactResult:
     tail: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     deploy_tag: str | None = None  # the tag Skaffold's tagPolicy gives this image (None: the hash is the tag)
+    exit_code: int = 1  # of a failed one: 3 where the registry refused it or could not be reached
 
     @property
     def reference(self) -> str:
@@ -42,6 +43,12 @@ class Report:
     def failed(self) -> bool:
         """An artifact failed, or was skipped because one it requires failed (left out on purpose is no failure)."""
         return any(r.outcome == "failed" or (r.outcome == "skipped" and r.error) for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0, or the gravest exit code of the artifacts that failed (3 for a registry's refusal over 1)."""
+        return max((r.exit_code for r in self.results if r.outcome == "failed" or (r.outcome == "skipped" and r.error)),
+                   default=0)
 
     @property
     def saved_seconds(self) -> float:

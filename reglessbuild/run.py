@@ -218,7 +218,7 @@ class Runner:
                 outcome, source, saved = "built", None, 0.0
             tags = self._tags(p, digest)
         except (BuildError, RegistryError) as exc:
-            return ArtifactResult(**base, outcome="failed", error=exc.message,
+            return ArtifactResult(**base, outcome="failed", error=str(exc), exit_code=exc.exit_code,
                                   tail=getattr(exc, "tail", ()), seconds={"hash": p.seconds})
         return ArtifactResult(**base, outcome=outcome, digest=digest, source=source, tags=tags,
                               seconds={"hash": p.seconds, **secs}, saved_seconds=saved)

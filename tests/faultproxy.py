@@ -3,6 +3,9 @@
 It forwards every request to the upstream registry and, by rule or at random,
 answers instead with 500/502/503, 429 with Retry-After, a reset connection, or a
 stall; it can also delay every request. It runs an aiohttp server in a thread.
+Its 5xx and 429 answers carry the body `{"errors": [{"code": "UNAVAILABLE", "message": "injected"}]}`,
+as the proxy that recorded shared/reference/crane-faults.md did, so that the crane double's recorded
+texts are the ones the real crane prints here.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
@@ -39,10 +43,12 @@ class FaultProxy:
     delay: float = 0.0  # seconds added to every request
     rate: float = 0.0  # share of requests that fail at random with one of `random_faults`
     random_faults: tuple[str, ...] = ("500", "502", "503", "reset")
+    random_retry_after: float | None = None  # Retry-After of a random 429
     stall_seconds: float = 30.0
     seed: int = 1
     rules: list[Rule] = field(default_factory=list)
     log: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, fault or "")
+    stamps: list[float] = field(default_factory=list)  # time.monotonic() at which each request of `log` came
     down: bool = False  # answer 503 to everything
     port: int = 0
 
@@ -105,12 +111,14 @@ class FaultProxy:
                 rule.times -= 1
                 return rule.fault, rule.retry_after
         if self.rate and self._random.random() < self.rate:
-            return self._random.choice(self.random_faults), None
+            fault = self._random.choice(self.random_faults)
+            return fault, self.random_retry_after if fault == "429" else None
         return "", None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path_qs
         fault, retry_after = self._pick(request.method, path)
+        self.stamps.append(time.monotonic())
         self.log.append((request.method, request.path, fault))
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -127,10 +135,9 @@ class FaultProxy:
         elif fault:
             await request.read()
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-            code, message = {"429": ("TOOMANYREQUESTS", "too many requests"),
-                             "401": ("UNAUTHORIZED", "authentication required"),
+            code, message = {"401": ("UNAUTHORIZED", "authentication required"),
                              "403": ("DENIED", "requested access to the resource is denied")}.get(
-                fault, ("UNAVAILABLE", "service unavailable"))
+                fault, ("UNAVAILABLE", "injected"))
             if fault == "401":
                 headers["WWW-Authenticate"] = 'Basic realm="regless-test"'
             return web.json_response({"errors": [{"code": code, "message": message}]},

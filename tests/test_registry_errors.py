@@ -8,7 +8,7 @@ import tenacity
 from reglessbuild.errors import RegistryAuthError, RegistryError
 from reglessbuild.registry import retry
 from reglessbuild.registry.errors import (Fault, TransientRegistryError, classify, last_error_line, midway,
-                                          raise_for)
+                                          raise_for, retry_after)
 from reglessbuild.registry.retry import Policy
 
 CASES = [
@@ -45,6 +45,118 @@ CASES = [
     ('level=fatal msg="copying: trying to reuse blob: denied: requested access to the resource is denied"', Fault.AUTH),
     ("Error: parsing reference \"BAD//ref:v1\": could not parse reference: BAD//ref:v1", Fault.PERMANENT),
 ]
+
+# crane v0.20.2 through a fault proxy, verbatim from shared/reference/crane-faults.md: the whole stderr,
+# the joined HTTPS-then-HTTP errors read by their plain-HTTP attempt (and `midway`: did the registry
+# answer its ping before the fault?)
+_J = 'Get "https://127.0.0.1:{p}/v2/": http: server gave HTTP response to HTTPS client; '
+CRANE_FAULTS = [
+    ("every request answered: 503, digest",
+     "2026/12/01 20:21:31 retrying GET http://127.0.0.1:45125/v2/: UNAVAILABLE: injected\n" * 3
+     + "2026/12/01 20:21:31 HEAD request failed, falling back on GET: " + _J.format(p=45125)
+     + "GET http://127.0.0.1:45125/v2/: unexpected status code 503 Service Unavailable\n"
+     + "2026/12/01 20:21:31 retrying GET http://127.0.0.1:45125/v2/: UNAVAILABLE: injected\n" * 3
+     + "Error: " + _J.format(p=45125) + "GET http://127.0.0.1:45125/v2/: unexpected status code 503 Service Unavailable",
+     Fault.TRANSIENT, False),
+    ("every request answered: 502, copy",
+     "2026/12/01 20:21:36 Copying from 127.0.0.1:35661/demo/app:v1 to 127.0.0.1:35661/demo/app2:v1\n"
+     + "2026/12/01 20:21:36 retrying GET http://127.0.0.1:35661/v2/: UNAVAILABLE: injected\n" * 3
+     + 'Error: fetching "127.0.0.1:35661/demo/app:v1": ' + _J.format(p=35661)
+     + "GET http://127.0.0.1:35661/v2/: unexpected status code 502 Bad Gateway", Fault.TRANSIENT, False),
+    ("every request answered: 429, digest",
+     "2026/12/01 20:21:38 HEAD request failed, falling back on GET: " + _J.format(p=38649)
+     + "GET http://127.0.0.1:38649/v2/: UNAVAILABLE: injected\n"
+     + "Error: " + _J.format(p=38649) + "GET http://127.0.0.1:38649/v2/: UNAVAILABLE: injected", Fault.TRANSIENT, False),
+    ("every request answered: reset, digest",
+     "2026/12/01 20:21:39 retrying read tcp 127.0.0.1:44896->127.0.0.1:33975: read: connection reset by peer\n"
+     + "Error: " + _J.format(p=33975) + 'Get "http://127.0.0.1:33975/v2/": read tcp 127.0.0.1:44958->127.0.0.1:33975: '
+     "read: connection reset by peer", Fault.TRANSIENT, False),
+    ("every request answered: stall (crane waits; regless's attempt timeout ends it)",
+     "2026/12/01 20:22:22 retrying EOF\nregless: timed out after 30.0 s", Fault.TRANSIENT, False),
+    ("half of the requests fail, copy try 2",
+     "2026/12/01 20:24:44 Copying from 127.0.0.1:45051/demo/app:v1 to 127.0.0.1:45051/demo/copy2:v1\n"
+     "2026/12/01 20:24:45 retrying read tcp 127.0.0.1:45480->127.0.0.1:45051: read: connection reset by peer\n"
+     'Error: fetching "127.0.0.1:45051/demo/app:v1": Get "http://127.0.0.1:45051/v2/demo/app/manifests/v1": '
+     "read tcp 127.0.0.1:45480->127.0.0.1:45051: read: connection reset by peer", Fault.TRANSIENT, True),
+    ("half of the requests fail, copy try 3",
+     "2026/12/01 20:24:46 retrying HEAD http://127.0.0.1:45051/v2/demo/copy3/manifests/v1: unexpected status code "
+     "502 Bad Gateway (HEAD responses have no body, use GET for details)\n"
+     "Error: HEAD http://127.0.0.1:45051/v2/demo/copy3/manifests/v1: unexpected status code 502 Bad Gateway "
+     "(HEAD responses have no body, use GET for details)", Fault.TRANSIENT, True),
+    ("not found: digest of a missing repo",
+     "2026/12/01 20:24:48 HEAD request failed, falling back on GET: HEAD http://127.0.0.1:50449/v2/demo/none/manifests/"
+     "nope: unexpected status code 404 Not Found (HEAD responses have no body, use GET for details)\n"
+     "Error: GET http://127.0.0.1:50449/v2/demo/none/manifests/nope: MANIFEST_UNKNOWN: manifest unknown; map[Tag:nope]",
+     Fault.NOT_FOUND, False),
+    ("digest, connection refused",
+     'Error: Get "https://127.0.0.1:42999/v2/": dial tcp 127.0.0.1:42999: connect: connection refused; '
+     'Get "http://127.0.0.1:42999/v2/": dial tcp 127.0.0.1:42999: connect: connection refused', Fault.TRANSIENT, False),
+    ("digest, no such host",
+     'Error: Get "https://no-such-host.invalid/v2/": dial tcp: lookup no-such-host.invalid on 10.255.255.53:53: '
+     "no such host", Fault.PERMANENT, False),
+    ("plain-http registry on a non-loopback name without --insecure (crane-cli.md)",
+     'Error: Get "https://127.0.0.2:5080/v2/": http: server gave HTTP response to HTTPS client', Fault.TLS, False),
+    # tests/doubles/crane-recorded.md
+    ("a TLS registry whose CA crane does not trust",
+     'Error: Get "https://127.0.0.1:46751/v2/": x509: certificate signed by unknown authority; GET '
+     "http://127.0.0.1:46751/v2/: unexpected status code 400 Bad Request: Client sent an HTTP request to an HTTPS "
+     "server.", Fault.TLS, False),
+    ("manifests answered 403",
+     "Error: GET http://127.0.0.1:35813/v2/base/busybox/manifests/stable: DENIED: requested access to the resource "
+     "is denied", Fault.AUTH, False),
+]
+
+
+@pytest.mark.parametrize("case,stderr,fault,answered", CRANE_FAULTS, ids=[c[0] for c in CRANE_FAULTS])
+def test_classify_cranes_recorded_faults(case: str, stderr: str, fault: Fault, answered: bool) -> None:
+    assert classify(stderr) is fault
+    assert midway(stderr) is answered
+
+
+def test_a_joined_error_is_reported_by_the_cause_that_tells():
+    with pytest.raises(TransientRegistryError) as down:
+        raise_for(CRANE_FAULTS[0][1], registry="127.0.0.1:45125", action="digest x")
+    assert str(down.value) == "digest x: GET http://127.0.0.1:45125/v2/: unexpected status code 503 Service Unavailable"
+    with pytest.raises(RegistryError) as tls:
+        raise_for(CRANE_FAULTS[-2][1], registry="127.0.0.1:46751", action="digest x")
+    assert "x509: certificate signed by unknown authority" in str(tls.value)
+
+
+CRANE_V_429 = """2026/12/01 21:03:20 <-- 429 http://127.0.0.1:41759/v2/base/busybox/manifests/stable (220.338µs)
+2026/12/01 21:03:20 HTTP/1.1 429 Too Many Requests
+Content-Length: 73
+Content-Type: application/json; charset=utf-8
+Date: Tue, 01 Dec 2026 21:03:20 GMT
+Retry-After: 2
+Server: Python/3.11 aiohttp/3.14.5
+
+Error: GET http://127.0.0.1:41759/v2/base/busybox/manifests/stable: TOOMANYREQUESTS: too many requests"""
+SKOPEO_DEBUG_429 = ('time="2026-12-01T21:03:27Z" level=debug msg="GET http://127.0.0.1:38941/v2/base/busybox/manifests/'
+                    'stable"\ntime="2026-12-01T21:03:27Z" level=debug msg="Detected \'Retry-After\' header \\"1\\""\n'
+                    'time="2026-12-01T21:03:31Z" level=fatal msg="Error parsing image name \\"docker://127.0.0.1:38941/'
+                    'base/busybox:stable\\": reading manifest stable in 127.0.0.1:38941/base/busybox: toomanyrequests"')
+
+
+def test_retry_after_is_read_from_the_tools_logs():
+    assert retry_after(CRANE_V_429) == 2.0
+    assert retry_after(SKOPEO_DEBUG_429) == 1.0
+    assert retry_after("Retry-After: Tue, 01 Dec 2026 21:03:30 GMT", now=1_796_158_990.0) == 20.0
+    assert retry_after("Retry-After: soon") is None
+    assert retry_after(CASES[3][0]) is None
+    with pytest.raises(TransientRegistryError) as exc:
+        raise_for(SKOPEO_DEBUG_429, registry="r", action="inspect", log=SKOPEO_DEBUG_429)
+    assert exc.value.retry_after == 1.0 and classify(SKOPEO_DEBUG_429) is Fault.TRANSIENT
+
+
+def test_the_wait_is_at_least_retry_after_within_the_deadline():
+    policy = Policy(deadline=10.0, initial=0.5, maximum=4.0, soon=0.25)
+    wait = retry.wait(policy, lambda exc: exc.midway)  # type: ignore[attr-defined]
+    asked = TransientRegistryError("manifest: 429", registry="r", midway=True, retry_after=3.0)
+    state = _failed(asked)
+    assert wait(state) >= 3.0
+    late = _failed(TransientRegistryError("429", registry="r", retry_after=60.0))
+    late.start_time -= 8.0  # 8 s of the 10 s gone: the wait is what is left, so no attempt follows
+    assert 1.9 <= wait(late) <= 2.01
 
 
 @pytest.mark.parametrize("stderr,fault", CASES)

@@ -1,6 +1,9 @@
 """Builder adapter over buildah: `buildah build`, then `buildah push --digestfile`.
 
-A push that fails on a transient registry fault is pushed again, never rebuilt.
+A push that fails on a transient registry fault is pushed again, never rebuilt. regless is the one
+layer that runs a failed build or push again (buildah's own `--retry` is 0 unless configured), so
+that every rerun waits as the registry asked: buildah runs with `--log-level=debug`, whose
+containers/image lines tell the Retry-After of a 429; those lines are read, not shown.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from .. import proc
 from ..config import BuildahSettings
 from ..errors import BuildError
 from ..registry import retry
-from ..registry.errors import Fault, classify, midway
+from ..registry.errors import Fault, classify, midway, raise_for, retry_after
 from .protocol import BuildRequest
 
 INSTALL_HINT = "install buildah (Debian/Ubuntu: apt-get install buildah)"
@@ -25,8 +28,8 @@ def _global(settings: BuildahSettings) -> list[str]:
 
 
 def _retry(settings: BuildahSettings) -> list[str]:
-    return ([f"--retry={settings.retry}"] if settings.retry is not None else []) + (
-        [f"--retry-delay={settings.retry_delay}"] if settings.retry_delay else [])
+    retry = settings.retry if settings.retry is not None else 0  # regless reruns (see the module's doc)
+    return ["--log-level=debug", f"--retry={retry}"] + ([f"--retry-delay={settings.retry_delay}"] if retry and settings.retry_delay else [])
 
 
 def build_argv(req: BuildRequest, settings: BuildahSettings) -> list[str]:
@@ -55,6 +58,13 @@ def push_argv(req: BuildRequest, settings: BuildahSettings, digestfile: str) -> 
 class _Transient(Exception):
     """A buildah call that failed on a transient registry fault; args[0] is its Completed."""
 
+    def __init__(self, done: proc.Completed, retry_after: float | None) -> None:
+        super().__init__(done)
+        self.retry_after = retry_after  # seconds the registry asked for: retry.wait honours it
+
+
+def _debug_line(line: str) -> bool:
+    return "level=debug " in line
 
 # a build that failed while pulling its base is worth another try; one whose own steps failed is not
 _PULL_FAILURE = re.compile(r"creating build container|Error fetching blob|pulling image|initializing source|"
@@ -67,6 +77,17 @@ def _pull_failed(done: proc.Completed) -> bool:
 
 def _push_failed(done: proc.Completed) -> bool:
     return classify(done.stderr_text) is Fault.TRANSIENT
+
+
+_PINGED = re.compile(r"pinging container registry ([^\s:]+(?::\d+)?)")
+
+
+def _refused(done: proc.Completed, registry: str, action: str) -> None:
+    """A build or push that a registry refused (TLS, credentials) fails as the registry's fault, exit 3,
+    with the same words and hints as a refused check; the registry is the one buildah was talking to."""
+    if classify(done.stderr_text) in (Fault.TLS, Fault.AUTH):
+        m = _PINGED.search(done.stderr_text)
+        raise_for(done.stderr_text, registry=m.group(1) if m else registry, action=action)
 
 
 class Buildah:
@@ -83,9 +104,18 @@ class Buildah:
         """Run `argv`, again while it fails on a transient registry fault, within the push deadline."""
 
         def once() -> proc.Completed:
-            done = proc.stream(argv, on_line, install_hint=INSTALL_HINT)
+            debug: list[str] = []
+
+            def aside(line: str) -> bool:
+                if not _debug_line(line):
+                    return False
+                if "Retry-After" in line:
+                    debug.append(line)
+                return True
+
+            done = proc.stream(argv, on_line, install_hint=INSTALL_HINT, aside=aside)
             if not done.ok and transient(done):
-                raise _Transient(done)
+                raise _Transient(done, retry_after("\n".join(debug)))
             return done
 
         policy = retry.Policy(deadline=self.push_deadline, initial=self.push_wait, maximum=4 * self.push_wait)
@@ -102,12 +132,14 @@ class Buildah:
             return buildah_index.build_index(self, request, on_line)
         done = self._again(build_argv(request, self.settings), on_line, _pull_failed)
         if not done.ok:
+            _refused(done, request.destination.registry, "pull")
             raise buildah_index.failed(f"buildah build exited {done.returncode}", done, request.platform)
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
             # pushed again, never rebuilt: buildah's own --retry gives up on some faults (a 503 on a blob check)
             pushed = self._again(push_argv(request, self.settings, digestfile), on_line, _push_failed)
             if not pushed.ok:
+                _refused(pushed, request.destination.registry, f"push {request.destination}")
                 raise BuildError(f"buildah push of {request.destination} exited {pushed.returncode}",
                                  tail=pushed.tail)
             with open(digestfile, encoding="ascii") as f:

@@ -2,6 +2,8 @@
 
 crane prints the digest on stdout and exits 1 for every failure, with
 MANIFEST_UNKNOWN / NAME_UNKNOWN on stderr for "not found" (shared/reference/crane-cli.md).
+Calls run with `-v`: crane's error text never says how long a 429 or 503 asked to wait, but its
+debug log shows the response's headers (secrets redacted by crane), Retry-After among them.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ INSTALL_HINT = "install crane (go install github.com/google/go-containerregistry
 
 
 def digest_argv(ref: ImageRef, insecure: bool) -> list[str]:
-    return ["crane", "digest", *(["--insecure"] if insecure else []), str(ref)]
+    return ["crane", "digest", "-v", *(["--insecure"] if insecure else []), str(ref)]
 
 
 def copy_argv(src: ImageRef, dst: ImageRef, insecure: bool) -> list[str]:
-    return ["crane", "copy", *(["--insecure"] if insecure else []), str(src), str(dst)]
+    return ["crane", "copy", "-v", *(["--insecure"] if insecure else []), str(src), str(dst)]
 
 
 class Crane:
@@ -47,7 +49,7 @@ class Crane:
             if not out.startswith("sha256:"):
                 raise RegistryError(f"crane digest {ref}: unexpected output {out[:80]!r}")
             return out
-        raise_for(done.stderr_text, registry=ref.registry, action=f"digest {ref}")
+        raise_for(done.stderr_text, registry=ref.registry, action=f"digest {ref}", log=done.log)
         return None
 
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
@@ -55,5 +57,5 @@ class Crane:
         done = proc.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT, env=self.env,
                         timeout=self.timeout)
         if not done.ok:
-            raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}")
+            raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}", log=done.log)
             raise RegistryError(f"copy {src} to {dst}: source not found")

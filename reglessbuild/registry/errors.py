@@ -1,11 +1,16 @@
 """What a registry tool's failure means, read from its stderr (crane and skopeo exit 1 for everything).
 
-`classify` is the one place that decides; `is_transient` is what the retry layer asks.
+`classify` is the one place that decides; `is_transient` is what the retry layer asks, and
+`retry_after` reads how long a registry asked to be left alone, where the tool's log shows it.
+The texts these read are the tools' own, recorded in shared/reference/crane-faults.md and
+crane-cli.md (crane v0.20.2) and in tests/test_registry_errors.py (skopeo 1.9, buildah 1.28).
 """
 
 from __future__ import annotations
 
+import email.utils
 import re
+import time
 from enum import Enum
 
 from ..errors import RegistryAuthError, RegistryError
@@ -38,24 +43,68 @@ _TRANSIENT = re.compile(
 
 
 # a transient fault at first contact, or one that asks for patience: the registry may be down or
-# overloaded, so the next attempt waits longer each time
+# overloaded, so the next attempt waits longer each time. First contact is skopeo's "pinging container
+# registry" and crane's request to the API root, `GET http://host/v2/:` or `Get "http://host/v2/":`
 _UNANSWERED = re.compile(
-    r"pinging (?:container|docker) registry|connection refused|no route to host|network is unreachable|"
+    r"pinging (?:container|docker) registry|/v2/\"?: |connection refused|no route to host|network is unreachable|"
     r"server misbehaving|temporary failure|timeout|timed out|TOOMANYREQUESTS|too many requests|\b429\b",
     re.I,
 )
 
+# crane tries HTTPS, then plain HTTP for a loopback or private registry, and joins both failures with
+# "; " (crane-faults.md): `Get "https://h/v2/": <why https failed>; GET http://h/v2/: <why http failed>`.
+# The HTTP attempt's cause is what happened; the HTTPS one only says the registry speaks plain HTTP.
+_HTTP_ATTEMPT = re.compile(r'; (?=(?:Get|GET|HEAD) "?http://)')
+
+
+_SPEAKS_HTTPS = re.compile(r"HTTP request to an HTTPS server")
+
+
+def last_attempt(line: str) -> str:
+    """The cause that tells what happened in a message that joins an HTTPS and a plain-HTTP attempt:
+    the plain-HTTP one, unless the registry answered it that it speaks HTTPS (a TLS registry whose CA
+    crane does not trust), where the HTTPS failure (x509: ...) is the cause."""
+    parts = _HTTP_ATTEMPT.split(line)
+    if len(parts) > 1 and _SPEAKS_HTTPS.search(parts[-1]):
+        return parts[0]
+    return parts[-1]
+
 
 def classify(stderr: str) -> Fault:
-    if _TLS.search(stderr):
+    """The fault behind a tool's failure, read from its final error message only: earlier lines are the
+    tool's own retries and fallbacks (crane's "HEAD request failed, falling back on GET: ...")."""
+    line = last_attempt(final_message(stderr))
+    if _TLS.search(line):
         return Fault.TLS
-    if _AUTH.search(stderr):
+    if _AUTH.search(line):
         return Fault.AUTH
-    if _NOT_FOUND.search(stderr):
+    if _NOT_FOUND.search(line):
         return Fault.NOT_FOUND
-    if _TRANSIENT.search(stderr):
+    if _TRANSIENT.search(line):
         return Fault.TRANSIENT
     return Fault.PERMANENT
+
+
+# where a tool's log shows a Retry-After header: crane -v dumps response headers (`Retry-After: 2`);
+# containers/image (skopeo --debug, buildah --log-level=debug) logs `Detected 'Retry-After' header "2"`
+_RETRY_AFTER = re.compile(r"""^Retry-After: *(.+?)\s*$|Detected 'Retry-After' header \\?"([^"\\]+)""",
+                          re.M | re.I)
+
+
+def retry_after(log: str, *, now: float | None = None) -> float | None:
+    """Seconds the registry asked to wait (the last Retry-After in the tool's log), or None. The header is
+    delta-seconds or an HTTP date (RFC 9110 10.2.3); a value that is neither is ignored."""
+    found = [a or b for a, b in _RETRY_AFTER.findall(log)]
+    if not found:
+        return None
+    value = found[-1].strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def midway(stderr: str) -> bool:
@@ -64,17 +113,19 @@ def midway(stderr: str) -> bool:
     operations, and an attempt succeeds only when all its requests do, so such a fault is worth
     another attempt soon; backing off as for a registry that is down lets a flaky one outlast the
     deadline. Read from the tool's last error line (earlier lines may be its own retries)."""
-    line = last_error_line(stderr)
+    line = last_attempt(final_message(stderr))
     return classify(line) is Fault.TRANSIENT and not _UNANSWERED.search(line)
 
 
 class TransientRegistryError(RegistryError):
     """A fault worth another try; outlives the retries as RegistryUnreachable."""
 
-    def __init__(self, message: str, *, registry: str, midway: bool = False) -> None:
+    def __init__(self, message: str, *, registry: str, midway: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.registry = registry
         self.midway = midway  # see midway(): the next attempt starts soon
+        self.retry_after = retry_after  # seconds the registry asked for (Retry-After): the least wait
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -82,23 +133,32 @@ def is_transient(exc: BaseException) -> bool:
 
 
 _LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+_DEBUG = re.compile(r"level=debug ")
 
 
-def last_error_line(stderr: str) -> str:
-    """The tool's own message, without log prefixes (skopeo: time=… level=fatal msg="…")."""
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+def final_message(stderr: str) -> str:
+    """The tool's own last message, whole, without log prefixes (skopeo: time=… level=fatal msg="…").
+    Debug lines (skopeo --debug, buildah --log-level=debug) are passed over: they come after an error
+    at times."""
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip() and not _DEBUG.search(ln)]
     if not lines:
         return "(no message)"
     line = lines[-1]
     if m := _LOGRUS_MSG.search(line):
         line = m.group(1).replace('\\"', '"')
-    return line.removeprefix("Error: ")[:400]
+    return line.removeprefix("Error: ")
 
 
-def raise_for(stderr: str, *, registry: str, action: str) -> None:
-    """Turn a tool failure into the right error. Returns only for NOT_FOUND."""
+def last_error_line(stderr: str) -> str:
+    """final_message, cut to a length fit for a one-line report."""
+    return final_message(stderr)[:400]
+
+
+def raise_for(stderr: str, *, registry: str, action: str, log: str = "") -> None:
+    """Turn a tool failure into the right error. Returns only for NOT_FOUND. `log` is the tool's whole
+    output where it may hold a Retry-After (the tail in `stderr` may not reach back to it)."""
     fault = classify(stderr)
-    msg = f"{action}: {last_error_line(stderr)}"
+    msg = f"{action}: {last_attempt(last_error_line(stderr))}"
     if fault is Fault.NOT_FOUND:
         return
     if fault is Fault.AUTH:
@@ -107,5 +167,6 @@ def raise_for(stderr: str, *, registry: str, action: str) -> None:
         raise RegistryError(f"TLS to registry {registry} failed ({msg})",
                             hint=f"for a plain-http registry list it under registry.insecure: [{registry}]")
     if fault is Fault.TRANSIENT:
-        raise TransientRegistryError(msg, registry=registry, midway=midway(stderr))
+        raise TransientRegistryError(msg, registry=registry, midway=midway(stderr),
+                                     retry_after=retry_after(log or stderr))
     raise RegistryError(f"registry {registry}: {msg}")

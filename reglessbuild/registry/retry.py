@@ -27,7 +27,9 @@ def wait(policy: Policy, midway: Callable[[BaseException], bool]) -> Callable[[t
     """The wait before the next attempt of one operation. After a fault midway (the registry had
     answered: see errors.midway) a short random wait. Otherwise exponential backoff with jitter,
     counted over the faults since the last one midway: a registry that is down or refuses at first
-    contact gets longer and longer pauses, while a flaky one that fails a ping now and then does not."""
+    contact gets longer and longer pauses, while a flaky one that fails a ping now and then does not.
+    A registry that said how long to wait (Retry-After, read by errors.retry_after) gets at least
+    that, up to what is left of the deadline: a longer wait ends the retries there."""
     streak = 0
 
     def next_wait(state: tenacity.RetryCallState) -> float:
@@ -35,9 +37,15 @@ def wait(policy: Policy, midway: Callable[[BaseException], bool]) -> Callable[[t
         exc = state.outcome.exception() if state.outcome is not None else None
         if exc is not None and midway(exc):
             streak = 0
-            return random.uniform(0.0, policy.soon)
-        streak += 1
-        return min(policy.maximum, policy.initial * 2 ** (streak - 1) + random.uniform(0.0, policy.initial))
+            pause = random.uniform(0.0, policy.soon)
+        else:
+            streak += 1
+            pause = min(policy.maximum, policy.initial * 2 ** (streak - 1) + random.uniform(0.0, policy.initial))
+        asked = getattr(exc, "retry_after", None)
+        if asked:
+            left = policy.deadline - (state.seconds_since_start or 0.0)
+            pause = max(pause, min(float(asked), left))
+        return pause
 
     return next_wait
 

@@ -1,4 +1,8 @@
-"""Registry adapter over skopeo: `inspect --raw` for digests, `copy --preserve-digests` for retags."""
+"""Registry adapter over skopeo: `inspect --raw` for digests, `copy --preserve-digests` for retags.
+
+Calls run with `--debug`: skopeo's error text never says how long a 429 asked to wait, but
+containers/image logs the Retry-After it honours between its own attempts.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +26,12 @@ def _tls(prefix: str, insecure: bool, cert_dir: str | None) -> list[str]:
 
 
 def digest_argv(ref: ImageRef, insecure: bool, cert_dir: str | None = None) -> list[str]:
-    return ["skopeo", "inspect", "--raw", *_tls("", insecure, cert_dir), f"docker://{ref}"]
+    return ["skopeo", "--debug", "inspect", "--raw", *_tls("", insecure, cert_dir), f"docker://{ref}"]
 
 
 def copy_argv(src: ImageRef, dst: ImageRef, src_insecure: bool, dst_insecure: bool,
               cert_dir: str | None = None) -> list[str]:
-    return ["skopeo", "copy", "--quiet", "--all", "--preserve-digests", *_tls("src-", src_insecure, cert_dir),
+    return ["skopeo", "--debug", "copy", "--quiet", "--all", "--preserve-digests", *_tls("src-", src_insecure, cert_dir),
             *_tls("dest-", dst_insecure, cert_dir), f"docker://{src}", f"docker://{dst}"]
 
 
@@ -49,12 +53,12 @@ class Skopeo:
         if done.ok:
             # the digest is the sha256 of the manifest bytes exactly as the registry serves them
             return "sha256:" + hashlib.sha256(done.stdout).hexdigest()
-        raise_for(done.stderr_text, registry=ref.registry, action=f"inspect {ref}")
+        raise_for(done.stderr_text, registry=ref.registry, action=f"inspect {ref}", log=done.log)
         return None
 
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
         done = proc.run(copy_argv(src, dst, self._insecure(src), self._insecure(dst), self.cert_dir),
                         install_hint=INSTALL_HINT, timeout=self.timeout)
         if not done.ok:
-            raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}")
+            raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}", log=done.log)
             raise RegistryError(f"copy {src} to {dst}: source not found")
