@@ -133,14 +133,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 _LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
-_DEBUG = re.compile(r"level=debug ")
+_BELOW_ERROR = re.compile(r"level=(?:trace|debug|info|warning) ")
 
 
 def final_message(stderr: str) -> str:
     """The tool's own last message, whole, without log prefixes (skopeo: time=… level=fatal msg="…").
-    Debug lines (skopeo --debug, buildah --log-level=debug) are passed over: they come after an error
-    at times."""
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip() and not _DEBUG.search(ln)]
+    Log lines below error (skopeo --debug, buildah's `level=info msg="failed to shutdown storage..."`)
+    are passed over: they come after the error at times."""
+    every = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    lines = [ln for ln in every if not _BELOW_ERROR.search(ln)] or every
     if not lines:
         return "(no message)"
     line = lines[-1]
