@@ -266,3 +266,33 @@ def _run_mounts(ins, st: _Stage, by_name: dict[str, int], lx: ShellLex, where: s
         if mtype == "bind":
             src = opts.get("source", opts.get("src", "."))
             st.sources.append(Source(_clean(src, where, ins.start_line), ins.start_line, "RUN"))
+
+
+def declare_automatic_args(text: str) -> str | None:
+    """The Dockerfile with `ARG NAME` lines before its first FROM for each automatic platform ARG that a
+    FROM line uses without declaring it; None when there is none (or the text does not parse).
+
+    BuildKit defines them in the global scope, so `FROM bin-$TARGETARCH` works as it is; buildah 1.28
+    expands in FROM lines only the ARGs declared there (it then gives them its platform values), and
+    would stop at `FROM bin-`. A declaration without a value changes nothing for BuildKit."""
+    try:
+        ast = parse_dockerfile_ast(text)
+    except DockerfileSyntaxError:
+        return None
+    declared: set[str] = set()
+    used: list[str] = []
+    first_from: int | None = None
+    for ins in ast.instructions:
+        name = ins.name.upper()
+        if name == "ARG" and first_from is None:
+            declared.update(d.partition("=")[0] for d in ins.args)
+        elif name == "FROM":
+            first_from = ins.start_line if first_from is None else first_from
+            for m in platforms.MENTIONS.findall(" ".join([*ins.flags, *ins.args])):
+                if m not in declared and m not in used:
+                    used.append(m)
+    if not used or first_from is None:
+        return None
+    lines = text.splitlines(keepends=True)
+    at = first_from - 1
+    return "".join([*lines[:at], *(f"ARG {n}\n" for n in used), *lines[at:]])

@@ -206,3 +206,18 @@ def test_pick_finds_a_platforms_manifest_in_an_index() -> None:
         platforms.pick(index, platforms.parse("linux/s390x"))
     assert "linux/amd64, linux/arm64, linux/arm/v7" in (err.value.hint or "")
     assert platforms.pick(b'{"schemaVersion": 2, "config": {}, "layers": []}', platforms.parse("linux/amd64")) is None
+
+
+# ---------------------------------------------------------------- what buildah is given
+
+def test_automatic_args_that_from_lines_use_are_declared_for_buildah() -> None:
+    text = "# syntax=docker/dockerfile:1\nARG BASE=x\nFROM --platform=$BUILDPLATFORM a AS b\nFROM bin-$TARGETOS\nRUN true\n"
+    assert dockerfile.declare_automatic_args(text) == (
+        "# syntax=docker/dockerfile:1\nARG BASE=x\nARG BUILDPLATFORM\nARG TARGETOS\n"
+        "FROM --platform=$BUILDPLATFORM a AS b\nFROM bin-$TARGETOS\nRUN true\n")
+
+
+def test_nothing_is_declared_twice_or_where_no_from_line_needs_it() -> None:
+    assert dockerfile.declare_automatic_args("ARG TARGETOS\nFROM bin-$TARGETOS\n") is None
+    assert dockerfile.declare_automatic_args("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH /\n") is None
+    assert dockerfile.declare_automatic_args("FROM scratch\n") is None

@@ -96,7 +96,7 @@ def test_one_index_holds_each_platforms_image_with_its_run_output(proj: Project,
     res = proj.build()
     multi = artifact(res, "multi")
     assert multi["outcome"] == "built"
-    assert proj.builds_started() == 3  # multi: one buildah build per platform; plain: one
+    assert proj.builds_started() == 5  # multi and picked: one buildah build per platform; plain: one
     ref = f"{multi['image']}:{multi['hash']}"
     assert proj.digest(ref) == multi["digest"]  # the index, under IMAGE:HASH, with the digest regless reports
     kids = children(ref)
@@ -110,6 +110,19 @@ def test_one_index_holds_each_platforms_image_with_its_run_output(proj: Project,
         assert file_in(child, "/copied", tmp_path) == (proj.path / "multi" / f"only-{arch}.txt").read_text()
     assert artifact(res, "plain")["outcome"] == "built"
     assert "manifests" not in json.loads(raw(f"{artifact(res, 'plain')['image']}:{artifact(res, 'plain')['hash']}"))
+
+
+def test_a_stage_picked_by_an_undeclared_automatic_arg_builds_with_buildah(proj: Project, tmp_path: Path) -> None:
+    """`FROM bin-$TARGETARCH` with no ARG line, as BuildKit allows: regless declares it for buildah."""
+    deps = proj.run("deps", "picked")
+    assert deps.returncode == 0, deps.stderr
+    assert [line.split()[-1] for line in deps.stdout.splitlines()] == ["amd64.txt", "arm64.txt"]
+    picked = artifact(proj.build("picked"), "picked")
+    kids = children(f"{picked['image']}:{picked['hash']}")
+    for platform in ARCHES:
+        arch = platform.split("/")[1]
+        assert file_in(f"{picked['image']}@{kids[platform]}", "/picked.txt", tmp_path) == f"picked for {arch}\n"
+    assert "ARG TARGETARCH" not in (proj.path / "picked" / "Dockerfile").read_text()  # the user's file as it was
 
 
 def test_restart_is_cached_with_one_check_and_one_base_read(proj: Project) -> None:

@@ -130,7 +130,8 @@ class Buildah:
 
         if request.platforms:
             return buildah_index.build_index(self, request, on_line)
-        done = self._again(build_argv(request, self.settings), on_line, _pull_failed)
+        with buildah_index.declared(request) as declared:  # FROM bin-$TARGETARCH: buildah needs `ARG TARGETARCH`
+            done = self._again(build_argv(declared, self.settings), on_line, _pull_failed)
         if not done.ok:
             _refused(done, request.destination.registry, "pull")
             raise buildah_index.failed(f"buildah build exited {done.returncode}", done, request.platform)

@@ -9,14 +9,18 @@ other, so that a failure names its platform; a RUN step of a foreign platform th
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import replace
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 from .. import proc
 from ..config import BuildahSettings
+from ..dockerfile import declare_automatic_args
 from ..errors import BuildError
 from ..platforms import foreign_run_failure
 from .buildah import INSTALL_HINT, Buildah, _global, _pull_failed, _push_failed, build_argv
@@ -51,6 +55,11 @@ def failed(message: str, done: proc.Completed, platform: str | None) -> BuildErr
 def build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None]) -> str:
     """Build every platform of `req`, push them as one image index; returns the index's digest."""
     manifest = f"regless-index-{uuid.uuid4().hex[:12]}"
+    with declared(req) as req:
+        return _build_index(b, req, on_line, manifest)
+
+
+def _build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None], manifest: str) -> str:
     try:
         for platform in req.platforms:
             say = (lambda line, p=platform: on_line(f"[{p}] {line}"))
@@ -70,3 +79,26 @@ def build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None]) -
     if not digest.startswith("sha256:"):
         raise BuildError(f"buildah manifest push wrote no digest for {req.destination}")
     return digest
+
+
+@contextlib.contextmanager
+def declared(req: BuildRequest) -> Iterator[BuildRequest]:
+    """`req` with a Dockerfile that declares the automatic platform ARGs its FROM lines use (buildah 1.28
+    expands only declared ones there; see dockerfile.declare_automatic_args), in a temporary folder with
+    a copy of the Dockerfile's own .dockerignore; `req` itself when nothing needs declaring."""
+    try:
+        text = req.dockerfile.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        yield req
+        return
+    changed = declare_automatic_args(text)
+    if changed is None:
+        yield req
+        return
+    with tempfile.TemporaryDirectory(prefix="regless-dockerfile-") as tmp:
+        path = Path(tmp) / req.dockerfile.name
+        path.write_text(changed, encoding="utf-8")
+        own_ignore = req.dockerfile.with_name(req.dockerfile.name + ".dockerignore")
+        if own_ignore.is_file():
+            shutil.copyfile(own_ignore, Path(tmp) / own_ignore.name)
+        yield replace(req, dockerfile=path)

@@ -10,6 +10,7 @@ Scenarios (each a `regless build` of a generated project):
 Baselines: peer = `buildah build --layers` + `buildah push` for every artifact (what a user
 without regless runs); floor = stat every input file + one concurrent manifest HEAD per artifact.
 Also: 64 registry checks through the 100 ms proxy, at concurrency 1 and 16 and 64.
+--platforms: the restart of multi-platform artifacts (linux/amd64 + linux/arm64) against single-platform ones.
 """
 
 from __future__ import annotations
@@ -144,7 +145,17 @@ def main() -> None:
                     help="only the hashing benchmark: 100,000 files and 1 GB, cold and warm (--quick: a tenth)")
     ap.add_argument("--checks", action="store_true",
                     help="only the 64 registry checks through a proxy adding 100 ms per request")
+    ap.add_argument("--platforms", action="store_true",
+                    help="only multi-platform against single-platform restarts (10 artifacts; --artifacts)")
     args = ap.parse_args()
+    if args.platforms:
+        from bench.platforms import run as platforms_bench
+
+        shape = Shape(artifacts=args.artifacts or 10, files=args.files or 200, size=args.size or 1024,
+                      shared=0.2 if args.shared is None else args.shared, run_steps=True)
+        args.json.write_text(json.dumps({"platforms": platforms_bench(shape, regless, storage_env, REGLESS_ENV)},
+                                        indent=2))
+        return
     if args.checks:
         with tempfile.TemporaryDirectory(prefix="regless-bench-") as tmp_s, \
                 harness.LocalRegistry(Path(tmp_s)) as reg:
