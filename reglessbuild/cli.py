@@ -130,7 +130,7 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
 def _project(args: argparse.Namespace, r: Console) -> config.Project:
     path = args.file if args.file else config.find_config(Path.cwd())
     project = config.load(path, default_repo=args.default_repo, profiles=tuple(args.profile),
-                          skip_unsupported=args.skip_unsupported, command=args.command)
+                          skip_unsupported=args.skip_unsupported)
     if args.insecure_registry:
         project = dataclasses.replace(project, registry=dataclasses.replace(
             project.registry, insecure=(*project.registry.insecure, *args.insecure_registry)))

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from . import platforms, refs
 from .errors import ConfigError
+from .settings import (BuildahSettings, BuilderSettings, KanikoSettings,  # noqa: F401 - the config's types
+                       RegistrySettings)
+from .settings import builder as _builder
+from .settings import registry as _registry
+from .yamlread import Reader as _Reader
 
 CONFIG_NAMES = ("regless.yaml", "regless.yml")
 SKAFFOLD_NAMES = ("skaffold.yaml", "skaffold.yml")
 API_VERSION = "regless/v1"
-
-try:  # libyaml is ~8x faster; both give marks
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
 
 
 @dataclass(frozen=True)
@@ -54,41 +53,6 @@ class Skipped:
 
     name: str
     reason: str
-
-
-@dataclass(frozen=True)
-class RegistrySettings:
-    tool: str = "auto"
-    insecure: tuple[str, ...] = ()
-    concurrency: int = 16
-    timeout: float = 60.0  # total seconds of retrying one registry operation
-    ca_file: Path | None = None  # PEM CA bundle trusted for TLS registries, besides the system's
-
-
-@dataclass(frozen=True)
-class BuildahSettings:
-    storage_driver: str = "vfs"
-    isolation: str = "chroot"
-    layers: bool = True
-    retry: int | None = None  # buildah's own --retry for pulls and pushes (its default: 3)
-    # buildah's --retry-delay. Not buildah's 2 s: regless paces the attempts of a push itself (retry.py),
-    # and at a flaky registry (30% of requests failing) the 2 s made each attempt 2.5x longer (measured)
-    retry_delay: str | None = "100ms"
-
-
-@dataclass(frozen=True)
-class KanikoSettings:
-    executor: str = "/kaniko/executor"
-    cache: bool = False
-    cache_repo: str | None = None
-
-
-@dataclass(frozen=True)
-class BuilderSettings:
-    kind: str = "buildah"
-    concurrency: int = 1
-    buildah: BuildahSettings = field(default_factory=BuildahSettings)
-    kaniko: KanikoSettings = field(default_factory=KanikoSettings)
 
 
 @dataclass(frozen=True)
@@ -127,64 +91,6 @@ def find_config(start: Path) -> Path:
     )
 
 
-# ---------------------------------------------------------------- node walking
-
-
-class _Reader:
-    """Typed access to a composed YAML tree, with errors at file:line."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, node: yaml.Node | None, message: str, hint: str | None = None) -> ConfigError:
-        line = node.start_mark.line + 1 if node is not None else None
-        return ConfigError(message, path=str(self.path), line=line, hint=hint)
-
-    def mapping(self, node: yaml.Node, where: str, allowed: dict[str, bool]) -> dict[str, yaml.Node]:
-        """Keys of a mapping node; `allowed` maps each key to whether it is required."""
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{where} must be a mapping")
-        out: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in out:
-                raise self.fail(key_node, f"duplicate key {key!r} in {where}")
-            if key not in allowed:
-                close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-                raise self.fail(key_node, f"unknown key {key!r} in {where}",
-                                hint=f"did you mean `{close[0]}`?" if close else
-                                f"allowed keys: {', '.join(sorted(allowed))}")
-            out[key] = value_node
-        for key, required in allowed.items():
-            if required and key not in out:
-                raise self.fail(node, f"{where} needs the key {key!r}")
-        return out
-
-    def scalar(self, node: yaml.Node, where: str, kind: type, check: Callable[[Any], bool] | None = None,
-               expect: str = "") -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, f"{where} must be {expect or kind.__name__}")
-        value = yaml.constructor.SafeConstructor().construct_object(node)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or (check and not check(value)):
-            raise self.fail(node, f"{where} must be {expect or kind.__name__}, not {node.value!r}")
-        return value
-
-    def string(self, node: yaml.Node, where: str) -> str:
-        return str(self.scalar(node, where, str, expect="a string"))
-
-    def strings(self, node: yaml.Node, where: str) -> list[str]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, f"{where} must be a list of strings")
-        return [self.string(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
-
-    def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, f"{where} must be a list")
-        return list(node.value)
-
-
 _ENV_RE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*)|(?P<dollar>\$))")
 
 
@@ -204,7 +110,7 @@ def expand_env(text: str, env: dict[str, str] | os._Environ[str]) -> str:
 
 
 def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | None = None,
-         profiles: tuple[str, ...] = (), skip_unsupported: bool = False, command: str = "build") -> Project:
+         profiles: tuple[str, ...] = (), skip_unsupported: bool = False) -> Project:
     """Read regless.yaml, or a skaffold.yaml (`profiles` and `skip_unsupported` apply to those only)."""
     path = path.resolve()
     if not path.is_file():
@@ -250,71 +156,6 @@ def _is_skaffold(docs: list[yaml.Node]) -> bool:
                 if k.value == "apiVersion" and isinstance(v, yaml.ScalarNode) and v.value.startswith("skaffold/"):
                     return True
     return False
-
-
-def _positive_int(r: _Reader, node: yaml.Node, where: str) -> int:
-    return int(r.scalar(node, where, int, lambda v: v > 0, "a positive integer"))
-
-
-def _registry(r: _Reader, node: yaml.Node) -> RegistrySettings:
-    m = r.mapping(node, "registry", {"tool": False, "insecure": False, "concurrency": False, "timeout": False,
-                                     "caFile": False})
-    d = RegistrySettings()
-    ca_file = None
-    if "caFile" in m:
-        ca_file = (r.path.parent / r.string(m["caFile"], "registry.caFile")).resolve()
-        if not ca_file.is_file():
-            raise r.fail(m["caFile"], f"registry.caFile {ca_file} does not exist",
-                         hint="a PEM file of the CA that signed the registry's certificate, relative to this file")
-    return RegistrySettings(
-        ca_file=ca_file,
-        tool=r.scalar(m["tool"], "registry.tool", str, lambda v: v in ("auto", "crane", "skopeo"),
-                      "one of auto, crane, skopeo") if "tool" in m else d.tool,
-        insecure=tuple(r.strings(m["insecure"], "registry.insecure")) if "insecure" in m else d.insecure,
-        concurrency=_positive_int(r, m["concurrency"], "registry.concurrency") if "concurrency" in m else d.concurrency,
-        timeout=r.scalar(m["timeout"], "registry.timeout", float, lambda v: v > 0, "a positive number of seconds")
-        if "timeout" in m else d.timeout,
-    )
-
-
-def _builder(r: _Reader, node: yaml.Node) -> BuilderSettings:
-    m = r.mapping(node, "builder", {"kind": False, "concurrency": False, "buildah": False, "kaniko": False})
-    d = BuilderSettings()
-    buildah = d.buildah
-    if "buildah" in m:
-        b = r.mapping(m["buildah"], "builder.buildah", {"storageDriver": False, "isolation": False, "layers": False,
-                                                        "retry": False, "retryDelay": False})
-        buildah = BuildahSettings(
-            storage_driver=r.string(b["storageDriver"], "builder.buildah.storageDriver")
-            if "storageDriver" in b else buildah.storage_driver,
-            isolation=r.scalar(b["isolation"], "builder.buildah.isolation", str,
-                               lambda v: v in ("chroot", "oci", "rootless"), "one of chroot, oci, rootless")
-            if "isolation" in b else buildah.isolation,
-            layers=r.scalar(b["layers"], "builder.buildah.layers", bool, expect="true or false")
-            if "layers" in b else buildah.layers,
-            retry=r.scalar(b["retry"], "builder.buildah.retry", int, lambda v: v >= 0, "0 or more")
-            if "retry" in b else buildah.retry,
-            retry_delay=r.scalar(b["retryDelay"], "builder.buildah.retryDelay", str,
-                                 lambda v: re.fullmatch(r"\d+(\.\d+)?(ms|s|m)", v) is not None,
-                                 "a duration such as 500ms or 2s") if "retryDelay" in b else buildah.retry_delay,
-        )
-    kaniko = d.kaniko
-    if "kaniko" in m:
-        k = r.mapping(m["kaniko"], "builder.kaniko", {"executor": False, "cache": False, "cacheRepo": False})
-        kaniko = KanikoSettings(
-            executor=r.string(k["executor"], "builder.kaniko.executor") if "executor" in k else kaniko.executor,
-            cache=r.scalar(k["cache"], "builder.kaniko.cache", bool, expect="true or false")
-            if "cache" in k else kaniko.cache,
-            cache_repo=r.string(k["cacheRepo"], "builder.kaniko.cacheRepo")
-            if "cacheRepo" in k and k["cacheRepo"].tag != "tag:yaml.org,2002:null" else None,
-        )
-    return BuilderSettings(
-        kind=r.scalar(m["kind"], "builder.kind", str, lambda v: v in ("buildah", "kaniko"), "buildah or kaniko")
-        if "kind" in m else d.kind,
-        concurrency=_positive_int(r, m["concurrency"], "builder.concurrency") if "concurrency" in m else d.concurrency,
-        buildah=buildah,
-        kaniko=kaniko,
-    )
 
 
 _ARTIFACT_KEYS = {"image": True, "context": False, "dockerfile": False, "target": False, "buildArgs": False,

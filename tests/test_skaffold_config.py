@@ -66,11 +66,14 @@ def test_a_docker_field_that_changes_the_image_is_refused_by_name(tmp_path, fiel
     assert f"build.artifacts[0].docker.{field} changes the image" in msg and "skaffold.yaml:6:" in msg
 
 
-def test_two_platforms_are_refused_and_one_is_honoured(tmp_path):
-    two = write(tmp_path, "build:\n  platforms: [linux/amd64, linux/arm64]\n  artifacts:\n  - image: app\n")
-    assert "lists 2 platforms" in error(two)
-    one = write(tmp_path, "build:\n  artifacts:\n  - image: app\n    platforms: [linux/arm64]\n")
+def test_platforms_one_or_several_from_the_artifact_or_the_build(tmp_path):
+    two = write(tmp_path, "build:\n  platforms: [linux/amd64, linux/aarch64]\n  artifacts:\n  - image: app\n")
+    assert load(two).artifacts[0].platforms == ("linux/amd64", "linux/arm64")
+    one = write(tmp_path, "build:\n  platforms: [linux/amd64]\n  artifacts:\n  - image: app\n"
+                "    platforms: [linux/arm64]\n")
     assert load(one).artifacts[0].platform == "linux/arm64"
+    bad = write(tmp_path, "build:\n  artifacts:\n  - image: app\n    platforms: [linux/amd64, linux/x86_64]\n")
+    assert "skaffold.yaml:6: build.artifacts[0].platforms lists linux/amd64 twice" in error(bad)
 
 
 def test_local_push_false_is_refused_with_the_reason(tmp_path):

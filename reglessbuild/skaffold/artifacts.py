@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .. import refs
+from .. import platforms, refs
 from ..config import Artifact, Requirement
 from . import templates
 from .data import Places
@@ -114,13 +114,24 @@ def _requires(places: Places, art: Any, where: str) -> tuple[Requirement, ...]:
     return tuple(out)
 
 
-def _platform(places: Places, art: Any, where: str, build_platforms: list[str]) -> str | None:
-    chosen = art.get("platforms") or build_platforms
-    if len(chosen) > 1:
-        raise places.fail(f"{where}.platforms lists {len(chosen)} platforms ({', '.join(map(str, chosen))}): regless "
-                          "builds one platform per artifact", art if art.get("platforms") else None, "platforms",
-                          hint="keep one platform, or build the others with Skaffold")
-    return str(chosen[0]) if chosen else None
+def _platforms(places: Places, art: Any, where: str, build_platforms: list[str]) -> dict[str, Any]:
+    """The artifact's `platforms`, else build.platforms: one is `platform`, several make one image index."""
+    own = bool(art.get("platforms"))
+    chosen = [str(p) for p in (art.get("platforms") or build_platforms)]
+    at = f"{where}.platforms" if own else "build.platforms"
+    seen: list[str] = []
+    for j, text in enumerate(chosen):
+        try:
+            name = str(platforms.parse(text))
+        except platforms.PlatformError as exc:
+            raise places.fail(f"{at}[{j}]: {exc.message}", art["platforms"] if own else None, j if own else None,
+                              hint=exc.hint) from exc
+        if name in seen:
+            raise places.fail(f"{at} lists {name} twice", art if own else None, "platforms" if own else None)
+        seen.append(name)
+    if not chosen:
+        return {}
+    return {"platform": chosen[0]} if len(chosen) == 1 else {"platforms": tuple(seen)}
 
 
 def _type(places: Places, art: Any, where: str) -> tuple[str, Any]:
@@ -181,7 +192,7 @@ def artifact(places: Places, art: Any, i: int, *, root: Path, default_repo: str 
         name=name, ref=parsed, context=context, dockerfile=dockerfile,
         target=_str(places, spec, "target", f"{where}.{kind}.target") if spec.get("target") is not None else None,
         build_args=build_args(places, spec.get("buildArgs"), f"{where}.{kind}.buildArgs", env),
-        platform=_platform(places, art, where, build_platforms), requires=_requires(places, art, where),
+        **_platforms(places, art, where, build_platforms), requires=_requires(places, art, where),
         tags=(deploy_tag,) if deploy_tag else (), line=art.src.line if getattr(art, "src", None) else 0,
         deploy_tag=deploy_tag,
     ), name, warnings=warnings)

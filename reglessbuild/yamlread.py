@@ -1,0 +1,66 @@
+"""Typed access to a composed YAML tree (regless.yaml), with every error at file:line."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import ConfigError
+
+
+class Reader:
+    """Typed access to a composed YAML tree, with errors at file:line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, node: yaml.Node | None, message: str, hint: str | None = None) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(message, path=str(self.path), line=line, hint=hint)
+
+    def mapping(self, node: yaml.Node, where: str, allowed: dict[str, bool]) -> dict[str, yaml.Node]:
+        """Keys of a mapping node; `allowed` maps each key to whether it is required."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{where} must be a mapping")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out:
+                raise self.fail(key_node, f"duplicate key {key!r} in {where}")
+            if key not in allowed:
+                close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+                raise self.fail(key_node, f"unknown key {key!r} in {where}",
+                                hint=f"did you mean `{close[0]}`?" if close else
+                                f"allowed keys: {', '.join(sorted(allowed))}")
+            out[key] = value_node
+        for key, required in allowed.items():
+            if required and key not in out:
+                raise self.fail(node, f"{where} needs the key {key!r}")
+        return out
+
+    def scalar(self, node: yaml.Node, where: str, kind: type, check: Callable[[Any], bool] | None = None,
+               expect: str = "") -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"{where} must be {expect or kind.__name__}")
+        value = yaml.constructor.SafeConstructor().construct_object(node)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or (check and not check(value)):
+            raise self.fail(node, f"{where} must be {expect or kind.__name__}, not {node.value!r}")
+        return value
+
+    def string(self, node: yaml.Node, where: str) -> str:
+        return str(self.scalar(node, where, str, expect="a string"))
+
+    def strings(self, node: yaml.Node, where: str) -> list[str]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{where} must be a list of strings")
+        return [self.string(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
+
+    def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{where} must be a list")
+        return list(node.value)
