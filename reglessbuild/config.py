@@ -45,6 +45,9 @@ class Artifact:
     tags: tuple[str, ...] = ()
     line: int = 0
     deploy_tag: str | None = None  # skaffold.yaml's tagPolicy tag: also in `tags`, and what --file-output reports
+    # tagPolicy inputDigest: (the Dockerfile as written, the folder Skaffold resolves it from); the tag is set
+    # once the input files are listed (skaffold/inputdigest.py)
+    input_digest: tuple[str, Path] | None = None
 
 
 @dataclass(frozen=True)

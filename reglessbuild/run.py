@@ -22,6 +22,7 @@ from .index import Index, Result
 from .refs import ImageRef, RefError, parse, registry_matches
 from .registry import Reliable, tls
 from .report import ArtifactResult, Report
+from .skaffold import inputdigest as input_digest
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ def build(project: Project, index: Index, registry: Reliable, builder: Builder, 
                          hint="use builder.kind: buildah for multi-platform images, or give each artifact one platform")
     t0 = time.perf_counter()
     emit(Event("phase", None, "hash"))
-    prepared = prepare(project, order, index, registry, emit)
+    prepared = input_digest.apply(prepare(project, order, index, registry, emit))  # skaffold.yaml's inputDigest tags
     t1 = time.perf_counter()
     emit(Event("phase", None, "check"))
     f = facts(prepared, index, registry, no_cache=no_cache, concurrency=project.registry.concurrency)

@@ -213,3 +213,37 @@ def test_profile_and_patch_change_what_is_built(make_project, tmp_path: Path):
     assert plain.returncode == patched.returncode == off.returncode == 0, patched.stderr
     assert plain.stdout != patched.stdout  # the patched build arg is in the hash
     assert off.stdout == plain.stdout  # --profile=-prod turned the auto-activated profile off
+
+
+def test_input_digest_tag_is_skaffolds_formula_and_a_retag(make_project, tmp_path):
+    import hashlib
+
+    proj = make_project("skaffold")
+    root = proj.path / "digest"
+    root.mkdir()
+    (root / "Dockerfile").write_text("FROM scratch\nCOPY a.txt /\n")
+    (root / "a.txt").write_text("a\n")
+    (root / "unused.txt").write_text("not copied\n")
+    (root / "skaffold.yaml").write_text("apiVersion: skaffold/v4beta13\nkind: Config\nbuild:\n"
+                                        "  insecureRegistries: [127.0.0.1]\n  tagPolicy: {inputDigest: {}}\n"
+                                        "  artifacts:\n  - image: app\n")
+    out = tmp_path / "b.json"
+    res = proj.build("-f", str(root / "skaffold.yaml"), "--file-output", str(out))
+
+    # Skaffold's input_digest.go, by hand: the dependencies (absolute), then the Dockerfile as written, sorted;
+    # md5(path relative to the context + content) each; sha256 of the JSON list and a newline
+    def md5(rel: str, body: bytes) -> str:
+        return hashlib.md5(rel.encode() + body).hexdigest()
+
+    entries = sorted([str(root / "Dockerfile"), str(root / "a.txt"), "Dockerfile"])
+    bodies = {str(root / "Dockerfile"): ("Dockerfile", (root / "Dockerfile").read_bytes()),
+              str(root / "a.txt"): ("a.txt", b"a\n"), "Dockerfile": ("Dockerfile", (root / "Dockerfile").read_bytes())}
+    hashes = [md5(*bodies[e]) for e in entries]
+    want = hashlib.sha256(("[" + ",".join(f'"{h}"' for h in hashes) + "]\n").encode()).hexdigest()
+    build = json.loads(out.read_text())["builds"][0]
+    digest = res.json()["artifacts"][0]["digest"]
+    assert build == {"imageName": "app", "tag": f"{proj.repo}/app:{want}@{digest}"}
+    assert proj.digest(f"{proj.repo}/app:{want}") == digest
+    (root / "unused.txt").write_text("changed, still not copied\n")
+    again = proj.build("-f", str(root / "skaffold.yaml"), "--file-output", str(out))
+    assert again.outcomes() == {"app": "cached"} and json.loads(out.read_text())["builds"][0] == build

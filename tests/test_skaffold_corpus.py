@@ -162,7 +162,8 @@ BAD_CONFIGS = {
     "regless apiVersion": ("regless.yaml", "apiVersion: regless/v9\n" + REGLESS_OK),
     "gitCommit outside git": ("skaffold.yaml", SKAFFOLD_OK + "  tagPolicy: {gitCommit: {}}\n"),
     "two taggers": ("skaffold.yaml", SKAFFOLD_OK + "  tagPolicy: {sha256: {}, gitCommit: {}}\n"),
-    "inputDigest tagger": ("skaffold.yaml", SKAFFOLD_OK + "  tagPolicy: {inputDigest: {}}\n"),
+    "inputDigest in a customTemplate": ("skaffold.yaml", SKAFFOLD_OK + "  tagPolicy: {customTemplate: {template: "
+                                        "'{{.D}}', components: [{name: D, inputDigest: {}}]}}\n"),
     "bad timezone": ("skaffold.yaml", SKAFFOLD_OK + "  tagPolicy: {dateTime: {timezone: Mars/Base}}\n"),
     "bad env activation": ("skaffold.yaml", SKAFFOLD_OK + "profiles:\n- name: p\n  activation: [{env: NOEQUALS}]\n"),
 }

@@ -114,7 +114,13 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
             if m.artifact is not None and build.get("tagPolicy"):
                 tag = tags.policy_tag(build["tagPolicy"], image=m.name, workspace=m.artifact.context, env=env,
                                       places=cfg.places, where="build.tagPolicy")
-                m = dataclasses.replace(m, artifact=dataclasses.replace(m.artifact, deploy_tag=tag, tags=(tag,)))
+                if tag == tags.INPUT_DIGEST:
+                    spec = node.get("docker") or node.get("kaniko") or {}
+                    written = str(spec.get("dockerfile") or "Dockerfile")
+                    m = dataclasses.replace(m, artifact=dataclasses.replace(m.artifact, input_digest=(written,
+                                                                                                      cfg.root)))
+                else:
+                    m = dataclasses.replace(m, artifact=dataclasses.replace(m.artifact, deploy_tag=tag, tags=(tag,)))
             if m.name in seen:
                 other = seen[m.name]
                 raise cfg.places.fail(f"build.artifacts[{i}]: the image {m.name!r} is also built at "

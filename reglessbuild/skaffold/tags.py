@@ -18,6 +18,7 @@ from ..refs import _TAG_RE
 from . import templates
 from .data import Places
 
+INPUT_DIGEST = "<inputDigest>"  # stands for the tag until hashing lists the files
 DEFAULT_DATE_FORMAT = "2006-01-02_15-04-05.999_MST"
 _GO_LAYOUT = [("January", "%B"), ("Monday", "%A"), ("2006", "%Y"), ("-0700", "%z"), ("-07:00", "%:z"),
               ("Jan", "%b"), ("Mon", "%a"), ("MST", "%Z"), ("01", "%m"), ("02", "%d"), ("15", "%H"), ("03", "%I"),
@@ -126,9 +127,7 @@ def one(kind: str, spec: Any, *, image: str, workspace: Path, env: Mapping[str, 
         values = {n: one(k, s, image=image, workspace=workspace, env=env) for n, (k, s) in named.items() if n in used}
         return _template(str(spec.get("template") or ""), values)
     if kind == "inputDigest":
-        raise TagPolicyError("inputDigest is not supported by regless: its digest covers the files Skaffold's "
-                             "own Dockerfile walk finds, which regless does not reproduce; use sha256, gitCommit, "
-                             "or leave tagPolicy out (regless then tags with its workspace hash)")
+        return INPUT_DIGEST  # known once the input files are listed (inputdigest.py)
     raise TagPolicyError(f"unknown tagger {kind!r}")
 
 
@@ -155,7 +154,10 @@ def policy_tag(policy: Any, *, image: str, workspace: Path, env: Mapping[str, st
         raise places.fail(f"{where}.{kind}: {exc.message}", policy, kind, hint=exc.hint) from exc
     except TagPolicyError as exc:
         raise places.fail(f"{where}.{kind}: {exc}", policy, kind) from exc
-    if not _TAG_RE.match(tag):
+    if tag == INPUT_DIGEST and kind == "customTemplate":
+        raise places.fail(f"{where}.customTemplate: an inputDigest component is not supported by regless", policy,
+                          kind, hint="use inputDigest as the tag policy itself")
+    if tag != INPUT_DIGEST and not _TAG_RE.match(tag):
         raise places.fail(f"{where}.{kind} gives {tag!r}, which is not a valid image tag", policy, kind,
                           hint="a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`")
     return tag

@@ -1,0 +1,66 @@
+"""build.tagPolicy.inputDigest: Skaffold's digest of an artifact's input files, as its tag.
+
+Skaffold (pkg/skaffold/tag/input_digest.go) lists the artifact's transitive source
+dependencies (its own files, the Dockerfile among them, as absolute paths, then those of
+every artifact it requires, repeats kept), appends the Dockerfile path as written in the
+config (relative: Skaffold resolves it from its working folder, the skaffold.yaml's
+here), sorts the list as strings, hashes each entry as md5 of its path relative to the
+artifact's context (or the path as given when it cannot be made relative) followed by its
+content (a non-regular file: the path alone; a missing file: skipped), and tags with the
+hex sha256 of the JSON list of those hashes (Go's json.Encoder: compact, a newline after).
+regless's input files (what COPY and ADD reach after .dockerignore) stand for Skaffold's
+dependency list; the tag is known once they are listed, so it is set after hashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable
+
+CHUNK = 1 << 20
+
+
+def _file_hash(path: str, workspace: str, cwd: str) -> str | None:
+    h = hashlib.md5(usedforsecurity=False)
+    real = path if os.path.isabs(path) else os.path.join(cwd, path)
+    try:
+        os.lstat(real)
+    except FileNotFoundError:
+        return None
+    h.update((os.path.relpath(path, workspace) if os.path.isabs(path) else path).encode())
+    if os.path.isfile(real) and not os.path.islink(real):
+        with open(real, "rb") as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def digest(paths: Iterable[str], workspace: Path, cwd: Path) -> str:
+    """The inputDigest tag of these paths (absolute, or relative to `cwd`) for an artifact whose context
+    is `workspace`."""
+    hashes = [h for p in sorted(paths) if (h := _file_hash(p, str(workspace), str(cwd))) is not None]
+    return hashlib.sha256((json.dumps(hashes or None, separators=(",", ":")) + "\n").encode()).hexdigest()
+
+
+def apply(prepared: list[Any]) -> list[Any]:
+    """Set the inputDigest tag of each artifact whose tag policy asks for it, from the files hashing listed."""
+    by_name = {p.artifact.name: p for p in prepared}
+
+    def files(name: str) -> list[str]:
+        p = by_name[name]
+        own = {str(p.artifact.context / f.path) for f in p.inputs.files} | {str(p.artifact.dockerfile)}
+        return sorted(own) + [f for r in p.artifact.requires if r.image in by_name for f in files(r.image)]
+
+    out = []
+    for p in prepared:
+        a = p.artifact
+        if a.input_digest is not None:
+            written, cwd = a.input_digest
+            tag = digest([*files(a.name), written], a.context, cwd)
+            p = replace(p, artifact=replace(a, deploy_tag=tag, tags=(*a.tags, tag)))
+        out.append(p)
+    return out
