@@ -247,3 +247,18 @@ def test_input_digest_tag_is_skaffolds_formula_and_a_retag(make_project, tmp_pat
     (root / "unused.txt").write_text("changed, still not copied\n")
     again = proj.build("-f", str(root / "skaffold.yaml"), "--file-output", str(out))
     assert again.outcomes() == {"app": "cached"} and json.loads(out.read_text())["builds"][0] == build
+
+
+def test_file_output_for_regless_yaml_without_default_repo(demo, tmp_path):
+    cfg = demo.path / "regless.yaml"
+    text = cfg.read_text()
+    for name in ("web", "tools", "app"):
+        text = text.replace(f"image: {name} ", f"image: {demo.repo}/{name} ")
+    cfg.write_text(text.replace("{image: tools,", f"{{image: {demo.repo}/tools,"))
+    out = tmp_path / "builds.json"
+    res = demo.run("build", "--output", "json", "--file-output", str(out), default_repo=False)
+    assert res.returncode == 0, res.stderr
+    names = [f"{demo.repo}/{n}" for n in ("web", "tools", "app")]
+    builds = json.loads(out.read_text())
+    assert [b["imageName"] for b in builds["builds"]] == names
+    _deployed_digests_match(demo, skaffold_deploy_tags(names, builds, None), res.json())
