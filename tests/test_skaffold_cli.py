@@ -262,3 +262,17 @@ def test_file_output_for_regless_yaml_without_default_repo(demo, tmp_path):
     builds = json.loads(out.read_text())
     assert [b["imageName"] for b in builds["builds"]] == names
     _deployed_digests_match(demo, skaffold_deploy_tags(names, builds, None), res.json())
+
+
+def test_multi_config_project_builds_each_config_from_its_own_folder(make_project, tmp_path):
+    proj = make_project("skaffold")
+    proj.env["RELEASE"] = "r1"
+    f = str(proj.path / "multi-config" / "skaffold.yaml")
+    out = tmp_path / "b.json"
+    res = proj.build("-f", f, "--file-output", str(out))
+    assert res.outcomes() == {"base": "built", "app": "built"}
+    builds = json.loads(out.read_text())
+    deployed = skaffold_deploy_tags(["base", "app"], builds, proj.repo)
+    assert deployed["base"].startswith(f"{proj.repo}/base:")  # base has no tagPolicy: the hash
+    assert deployed["app"].startswith(f"{proj.repo}/app:r1@")  # app's envTemplate tag
+    _deployed_digests_match(proj, deployed, res.json())
