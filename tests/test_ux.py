@@ -11,7 +11,6 @@ import subprocess
 
 import pytest
 
-import harness
 from conftest import REGLESS
 
 

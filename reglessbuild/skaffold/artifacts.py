@@ -103,7 +103,7 @@ def _requires(places: Places, art: Any, where: str) -> tuple[Requirement, ...]:
             raise places.fail(f"{at} must be a mapping with `image` (and optionally `alias`), not "
                               f"{req!r}", node, j, hint=f"write `- image: {req}`" if isinstance(req, str) else None)
         for k in req:
-            if k not in ("image", "alias", "configs"):
+            if k not in ("image", "alias"):
                 raise places.fail(f"unknown key {k!r} in {at}", req, k, hint="known keys here: alias, image")
         if req.get("image") is None:
             raise places.fail(f"{at} needs `image`", node, j)

@@ -86,6 +86,9 @@ class _Walk:
                 raise places.fail("a skaffold.yaml document must be a mapping", cfg)
             schema.check(cfg, schema.CONFIG, "", places)
             api = cfg.get("apiVersion")
+            if api is None:
+                raise places.fail("a skaffold.yaml document needs apiVersion", cfg,
+                                  hint="e.g. apiVersion: skaffold/v4beta13")
             if not isinstance(api, str) or not api.startswith("skaffold/"):
                 raise places.fail(f"apiVersion {api!r} is not a Skaffold config version", cfg, "apiVersion",
                                   hint="e.g. apiVersion: skaffold/v4beta13")
