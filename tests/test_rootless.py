@@ -23,7 +23,7 @@ import harness
 from conftest import ROOT
 
 USER = "regless-rootless"
-RUNTIME = ("reglessbuild", "lmdb", "yaml", "xxhash", "tenacity", "e2b_dockerfile_utils")
+RUNTIME = ("reglessbuild", "lmdb", "yaml", "xxhash", "tenacity", "e2b_dockerfile_utils", "jsonpatch", "jsonpointer")
 
 
 def _ensure_user() -> pwd.struct_passwd:
