@@ -164,8 +164,13 @@ def _wiring(args: argparse.Namespace, r: Console, project: config.Project) -> tu
 
 def _writable(path: Path | None, flag: str) -> None:
     """Refuse an output file that cannot be written before any work is done, not after the builds."""
-    if path is not None and not path.parent.is_dir():
-        raise InputError(f"{flag} {path}: the folder {path.parent} does not exist", hint="create it first")
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise InputError(f"{flag} {path}: {path.parent} {what}", hint="give a file in an existing folder")
+    if path.is_dir():
+        raise InputError(f"{flag} {path} is a folder", hint="give the path of a file to write")
 
 
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
@@ -190,8 +195,11 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
             r.line(f"{r.paint('skipped')} {s.name:<{r.width}}  — {s.reason}")
     r.line(report.to_json(rep) if args.output == "json" else report.summary(rep))
     if args.file_output:
-        args.file_output.write_text(report.skaffold_builds(rep, [a.name for a in project.artifacts]) + "\n",
-                                    encoding="utf-8")
+        try:
+            args.file_output.write_text(report.skaffold_builds(rep, [a.name for a in project.artifacts]) + "\n",
+                                        encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--file-output {args.file_output}: {exc.strerror}") from exc
     return rep.exit_code
 
 

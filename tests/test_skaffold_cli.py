@@ -98,6 +98,8 @@ def test_file_output_for_regless_yaml_names_images_as_written(demo, tmp_path):
 def test_file_output_in_a_missing_folder_is_refused_before_building(demo, tmp_path):
     res = demo.run("build", "--file-output", str(tmp_path / "nope" / "b.json"))
     assert res.returncode == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr
+    res = demo.run("build", "--file-output", str(tmp_path))
+    assert res.returncode == 2 and "is a folder" in res.stderr and "Traceback" not in res.stderr
     assert demo.builds_started() == 0
 
 
