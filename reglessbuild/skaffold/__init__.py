@@ -56,8 +56,6 @@ def _cascade(mapped: list[tuple[arts.Mapped, Any]], skip: bool) -> tuple[list[Ar
         changed = False
         for a, _, _ in pending:
             if a.name not in gone and (blocked := [r.image for r in a.requires if r.image in gone]):
-                if not skip:
-                    raise AssertionError("unreachable: nothing is gone without --skip-unsupported")
                 skipped.append(Skipped(a.name, f"requires {', '.join(blocked)}, which --skip-unsupported left out"))
                 gone.add(a.name)
                 changed = True
@@ -108,6 +106,9 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
         build = cfg.build
         insecure += cfg.insecure
         concurrency = max(concurrency, cfg.concurrency)
+        if build.get("hooks"):
+            warnings.append(f"{cfg.places.path.name}: build.hooks are not run by regless; if they make files the "
+                            "build reads, run them before regless")
         for i, node in enumerate(build.get("artifacts") or []):
             m = arts.artifact(cfg.places, node, i, root=cfg.root, default_repo=repo, env=env,
                               build_platforms=[str(p) for p in build.get("platforms") or []], deploy_tag=None)

@@ -187,7 +187,8 @@ def artifact(places: Places, art: Any, i: int, *, root: Path, default_repo: str 
                           hint="dockerfile is relative to the artifact's context")
     warnings = ()
     if art.get("hooks"):
-        warnings = (f"{where}.hooks ({name}): regless does not run build hooks",)
+        warnings = (f"{where}.hooks ({name}): regless does not run build hooks; if they make files the build "
+                    "reads, run them before regless",)
     return Mapped(Artifact(
         name=name, ref=parsed, context=context, dockerfile=dockerfile,
         target=_str(places, spec, "target", f"{where}.{kind}.target") if spec.get("target") is not None else None,

@@ -90,6 +90,8 @@ def _overlay(base: Any, over: Any, key: str = "") -> Any:
         if key in _ONE_OF or not isinstance(base, dict):
             return over
         merged = copy.copy(base)
+        if isinstance(merged, Map):  # a shallow copy shares the key lines: give it its own
+            merged.at, merged.raw = dict(base.at), dict(base.raw)
         if key == "build" and any(over.get(t) is not None for t in _BUILD_TYPES):
             for t in _BUILD_TYPES:
                 merged.pop(t, None)
@@ -97,6 +99,9 @@ def _overlay(base: Any, over: Any, key: str = "") -> Any:
             merged[k] = _overlay(base.get(k), v, k)
             if isinstance(merged, Map) and isinstance(over, Map) and k in over.at:
                 merged.at[k] = over.at[k]
+                merged.raw.pop(k, None)
+                if k in over.raw:
+                    merged.raw[k] = over.raw[k]
         return merged
     if isinstance(over, list):
         return over if over else base
