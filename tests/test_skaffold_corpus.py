@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,11 @@ def test_each_real_example_is_read_or_refused_with_a_reason(name):
 def _break(folder: Path, how: str) -> None:
     cfg = folder / "skaffold.yaml"
     if how == "typo":
-        cfg.write_text(cfg.read_text().replace("  artifacts:", "  artifact:", 1))
+        text = cfg.read_text()
+        broken = text.replace("  artifacts:", "  artifact:", 1) if "  artifacts:" in text else \
+            text.replace("requires:", "requirs:", 1)
+        assert broken != text
+        cfg.write_text(broken)
     elif how == "no-dockerfile":
         for d in folder.rglob("Dockerfile"):
             d.unlink()
@@ -101,6 +106,7 @@ def _break(folder: Path, how: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_command_on_each_real_example_broken_gives_one_clear_error(name, tmp_path):
     ways = ("typo", "no-dockerfile", "not-utf8", "bad-yaml")
+    cases = []
     for i, cmd in enumerate(CONFIG_COMMANDS):
         folder = tmp_path / f"{name}-{i}"
         shutil.copytree(EXAMPLES / name, folder)
@@ -108,8 +114,12 @@ def test_every_command_on_each_real_example_broken_gives_one_clear_error(name, t
         if how == "no-dockerfile" and isinstance(EXPECTED[name], str):
             how = "typo"
         _break(folder, how)
-        res = run(*cmd, "--default-repo", "127.0.0.1:5000/x", cwd=folder)
+        cases.append((folder, cmd, how))
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:  # the commands are independent
+        results = list(pool.map(lambda c: run(*c[1], "--default-repo", "127.0.0.1:5000/x", cwd=c[0]), cases))
+    for (_, cmd, how), res in zip(cases, results):
         one_clear_error(res, f"{name} broken by {how}: regless {' '.join(cmd)}")
+        assert "no artifact named" not in res.stderr  # the breakage was found, not the command's argument
     res = run("plan", "--default-repo", "Not A/Repo", cwd=tmp_path / f"{name}-0")
     one_clear_error(res, f"{name}: a bad --default-repo")
 
@@ -181,10 +191,13 @@ def _project(folder: Path, case: str) -> None:
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_every_config_command_on_a_bad_config_gives_one_clear_error(case, tmp_path):
-    for i, cmd in enumerate(CONFIG_COMMANDS):
-        folder = tmp_path / f"p{i}"
+    folders = [tmp_path / f"p{i}" for i in range(len(CONFIG_COMMANDS))]
+    for folder in folders:
         _project(folder, case)
-        res = run(*cmd, "--default-repo", "127.0.0.1:5000/x", cwd=folder)
+    with ThreadPoolExecutor(max_workers=len(CONFIG_COMMANDS)) as pool:  # the commands are independent
+        results = list(pool.map(lambda fc: run(*fc[1], "--default-repo", "127.0.0.1:5000/x", cwd=fc[0]),
+                                zip(folders, CONFIG_COMMANDS)))
+    for cmd, res in zip(CONFIG_COMMANDS, results):
         one_clear_error(res, f"{case}: regless {' '.join(cmd)}")
 
 
