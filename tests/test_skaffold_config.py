@@ -128,12 +128,16 @@ def test_templates_evaluate_as_skaffold_does(template, env, expected):
     assert templates.expand(template, env)[0] == expected
 
 
-def test_template_with_an_unset_variable_or_an_unknown_function_is_refused_in_skaffold_words(tmp_path):
+def test_template_with_an_unset_variable_is_skaffolds_no_value_with_a_warning(tmp_path):
     unset = write(tmp_path, "build:\n  artifacts:\n  - image: app\n    docker:\n      buildArgs:\n"
-                  "        MSG: '{{.NOPE_UNSET}}'\n")
-    msg = error(unset)
-    assert "skaffold.yaml:8: build.artifacts[0].docker.buildArgs.MSG: NOPE_UNSET is not set" in msg
-    assert "<no value>" in msg
+                  "        MSG: 'x-{{.NOPE_UNSET}}'\n")
+    p = load(unset)
+    assert p.artifacts[0].build_args == (("MSG", "x-<no value>"),)  # what Go's template gives Skaffold
+    assert any(w.startswith("skaffold.yaml:8: build.artifacts[0].docker.buildArgs.MSG: NOPE_UNSET is not set")
+               for w in p.warnings)
+
+
+def test_template_with_an_unknown_function_or_an_action_is_refused_in_skaffold_words(tmp_path):
     unknown = write(tmp_path, "build:\n  artifacts:\n  - image: app\n    docker:\n      buildArgs:\n"
                     "        MSG: '{{ now | date \"2006\" }}'\n")
     assert "the template function `now` is not supported" in error(unknown)

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from .. import platforms, refs
 from ..config import Artifact, Requirement
 from . import templates
-from .data import Places
+from .data import Places, line_of
 from .schema import BUILDABLE_TYPES, UNSUPPORTED_TYPES
 
 _ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -56,9 +56,13 @@ def _str(places: Places, parent: Any, key: str | int, where: str) -> str:
     return str(value)
 
 
-def build_args(places: Places, node: Any, where: str, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+def build_args(places: Places, node: Any, where: str, env: Mapping[str, str],
+               warnings: list[str]) -> tuple[tuple[str, str], ...]:
     """buildArgs with templates evaluated as Skaffold does; a null value is `--build-arg NAME`, as in the docker
-    CLI: the variable's value when it is set, else the Dockerfile's default (the argument is left out)."""
+    CLI: the variable's value when it is set, else the Dockerfile's default (the argument is left out).
+
+    An unset variable prints `<no value>`, as Go's templates make it in Skaffold: the same image Skaffold
+    would build, and a warning in `warnings` naming the variable."""
     if node is None:
         return ()
     if not isinstance(node, dict):
@@ -83,9 +87,10 @@ def build_args(places: Places, node: Any, where: str, env: Mapping[str, str]) ->
         except templates.TemplateError as exc:
             raise places.fail(f"{at}: {exc.message}", node, name, hint=exc.hint) from exc
         if templates.NO_VALUE in expanded and unset:
-            raise places.fail(f"{at}: {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set, so Skaffold "
-                              f"would pass {expanded!r}", node, name,
-                              hint=f"set it, or give a default: {{{{default \"\" .{unset[0]}}}}}")
+            src = line_of(node, name)
+            warnings.append(f"{src.path.name + ':' + str(src.line) + ': ' if src else ''}{at}: {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} "
+                            f"not set, so the value is {expanded!r}, as in Skaffold (set it, or give a default: "
+                            f"{{{{default \"\" .{unset[0]}}}}})")
         out.append((name, expanded))
     return tuple(out)
 
@@ -185,15 +190,15 @@ def artifact(places: Places, art: Any, i: int, *, root: Path, default_repo: str 
         raise places.fail(f"{where}.{kind}.dockerfile: {dockerfile} does not exist", spec if "dockerfile" in spec
                           else art, "dockerfile" if "dockerfile" in spec else None,
                           hint="dockerfile is relative to the artifact's context")
-    warnings = ()
+    warnings: list[str] = []
     if art.get("hooks"):
-        warnings = (f"{where}.hooks ({name}): regless does not run build hooks; if they make files the build "
-                    "reads, run them before regless",)
+        warnings.append(f"{where}.hooks ({name}): regless does not run build hooks; if they make files the build "
+                        "reads, run them before regless")
     return Mapped(Artifact(
         name=name, ref=parsed, context=context, dockerfile=dockerfile,
         target=_str(places, spec, "target", f"{where}.{kind}.target") if spec.get("target") is not None else None,
-        build_args=build_args(places, spec.get("buildArgs"), f"{where}.{kind}.buildArgs", env),
+        build_args=build_args(places, spec.get("buildArgs"), f"{where}.{kind}.buildArgs", env, warnings),
         **_platforms(places, art, where, build_platforms), requires=_requires(places, art, where),
         tags=(deploy_tag,) if deploy_tag else (), line=art.src.line if getattr(art, "src", None) else 0,
         deploy_tag=deploy_tag,
-    ), name, warnings=warnings)
+    ), name, warnings=tuple(warnings))
