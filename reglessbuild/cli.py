@@ -46,15 +46,17 @@ def default_cache_dir() -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-f", "--file", type=Path, help="config file (default: regless.yaml in this folder)")
+    common.add_argument("-f", "--file", type=Path, help="config file (default: regless.yaml, else skaffold.yaml, in this folder)")
     common.add_argument("--cache-dir", type=Path, help="index folder (default: $REGLESS_CACHE_DIR, "
                         "$XDG_CACHE_HOME/regless or ~/.cache/regless)")
     common.add_argument("--default-repo", help="prefix for image names without a registry, e.g. "
-                        "registry.example.com/team (overrides defaultRepo)")
+                        "registry.example.com/team (overrides defaultRepo); for skaffold.yaml Skaffold's rules, "
+                        "and $SKAFFOLD_DEFAULT_REPO when not given")
     common.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                         help="plain http / no TLS verification for this registry (adds to registry.insecure)")
     common.add_argument("-p", "--profile", action="append", default=[], metavar="NAME[,NAME]",
-                        help="skaffold.yaml: activate these profiles (-NAME deactivates one); also $SKAFFOLD_PROFILE")
+                        help="skaffold.yaml: activate these profiles (--profile=-NAME turns an auto-activated one off); "
+                        "default $SKAFFOLD_PROFILE")
     common.add_argument("--skip-unsupported", action="store_true",
                         help="skaffold.yaml: leave out artifacts regless cannot build (jib, buildpacks, ko, custom, "
                         "bazel) and those that require them; they are listed as skipped")
