@@ -125,6 +125,45 @@ def test_a_stage_picked_by_an_undeclared_automatic_arg_builds_with_buildah(proj:
     assert "ARG TARGETARCH" not in (proj.path / "picked" / "Dockerfile").read_text()  # the user's file as it was
 
 
+def push_index(ref: str, children: dict[str, str]) -> None:
+    """An image index at `ref` of existing manifests (platform -> REF@DIGEST), as buildah makes one."""
+    name = f"regless-test-{abs(hash(ref))}"
+    storage = list(harness.STORAGE)
+    subprocess.run(["buildah", *storage, "manifest", "create", name], check=True, capture_output=True)
+    try:
+        for platform, child in children.items():
+            os_name, arch = platform.split("/")
+            subprocess.run(["buildah", *storage, "manifest", "add", "--tls-verify=false", "--os", os_name,
+                            "--arch", arch, name, f"docker://{child}"], check=True, capture_output=True)
+        subprocess.run(["buildah", *storage, "manifest", "push", "-q", "--all", "--tls-verify=false", name,
+                        f"docker://{ref}"], check=True, capture_output=True)
+    finally:
+        subprocess.run(["buildah", *storage, "manifest", "rm", name], capture_output=True)
+
+
+def test_each_platforms_base_enters_the_hash_by_its_own_manifest(proj: Project, multiarch_base: str) -> None:
+    """Not the index's digest: an index re-made of the same manifests keeps the hash; another arm64
+    manifest under linux/arm64 changes it."""
+    kids = children(multiarch_base)
+    repo = multiarch_base.rsplit(":", 1)[0]
+    base = f"{proj.repo}/base:1"  # this test's own tag: the session's base stays as it is
+    push_index(base, {p: f"{repo}@{kids[p]}" for p in ("linux/amd64", "linux/arm64", "linux/riscv64")})
+    proj.env["REGLESS_MULTIARCH_BASE"] = base
+
+    def hashes() -> tuple[str, str]:
+        multi, single = proj.run("hash", "multi"), proj.run("hash", "multi", "--platform", "linux/amd64")
+        assert multi.returncode == 0 and single.returncode == 0, multi.stderr + single.stderr
+        return multi.stdout, single.stdout
+
+    first = hashes()
+    push_index(base, {p: f"{repo}@{kids[p]}" for p in ("linux/amd64", "linux/arm64")})  # same manifests
+    second = hashes()
+    assert second[0] == first[0]
+    assert second[1] != first[1]  # one platform: the tag's digest, as before issue 19
+    push_index(base, {"linux/amd64": f"{repo}@{kids['linux/amd64']}", "linux/arm64": f"{repo}@{kids['linux/riscv64']}"})
+    assert hashes()[0] != first[0]
+
+
 def test_restart_is_cached_with_one_check_and_one_base_read(proj: Project) -> None:
     first = proj.build("multi")
     again = proj.build("multi")
