@@ -65,6 +65,15 @@ def one_clear_error(res: subprocess.CompletedProcess[str], what: str) -> None:
     assert not others, f"{what}: more than one error line:\n{res.stderr}"
 
 
+REGLESS_WORDS = ("regless.yaml", "registry.insecure", "defaultRepo", "builder.", "registry.timeout")
+
+
+def in_skaffold_words(res: subprocess.CompletedProcess[str], what: str) -> None:
+    """A skaffold.yaml's errors speak its own words, not regless.yaml's."""
+    for word in REGLESS_WORDS:
+        assert word not in res.stderr, f"{what}: {word!r} in a skaffold.yaml's message:\n{res.stderr}"
+
+
 def test_the_corpus_holds_at_least_ten_real_skaffold_examples():
     found = sorted(p.parent.name for p in EXAMPLES.glob("*/skaffold.yaml"))
     assert len(found) >= 10 and set(EXPECTED) == set(found)
@@ -119,6 +128,7 @@ def test_every_command_on_each_real_example_broken_gives_one_clear_error(name, t
         results = list(pool.map(lambda c: run(*c[1], "--default-repo", "127.0.0.1:5000/x", cwd=c[0]), cases))
     for (_, cmd, how), res in zip(cases, results):
         one_clear_error(res, f"{name} broken by {how}: regless {' '.join(cmd)}")
+        in_skaffold_words(res, f"{name} broken by {how}")
         assert "no artifact named" not in res.stderr  # the breakage was found, not the command's argument
     res = run("plan", "--default-repo", "Not A/Repo", cwd=tmp_path / f"{name}-0")
     one_clear_error(res, f"{name}: a bad --default-repo")
@@ -199,6 +209,8 @@ def test_every_config_command_on_a_bad_config_gives_one_clear_error(case, tmp_pa
                                 zip(folders, CONFIG_COMMANDS)))
     for cmd, res in zip(CONFIG_COMMANDS, results):
         one_clear_error(res, f"{case}: regless {' '.join(cmd)}")
+        if BAD_CONFIGS[case][0] == "skaffold.yaml":
+            in_skaffold_words(res, case)
 
 
 BAD_FILES = {
