@@ -221,3 +221,28 @@ def test_nothing_is_declared_twice_or_where_no_from_line_needs_it() -> None:
     assert dockerfile.declare_automatic_args("ARG TARGETOS\nFROM bin-$TARGETOS\n") is None
     assert dockerfile.declare_automatic_args("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH /\n") is None
     assert dockerfile.declare_automatic_args("FROM scratch\n") is None
+
+
+# ---------------------------------------------------------------- single-platform hashes as before
+
+def test_single_platform_artifacts_keep_the_hash_they_had_before_issue_19(tmp_path: Path) -> None:
+    """Pinned: these three hashes were computed by regless at 3b323f1, before platform ARGs and
+    multi-platform images. A Dockerfile that names no platform ARG, with or without `platform`, must
+    hash exactly as it did (a changed recipe would have to change RECIPE, and every hash, on purpose)."""
+    root = tmp_path / "project"  # regless's index goes beside it, in tmp_path
+    site = root / "site"
+    (site / "static").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>hi</h1>\n")
+    (site / "static" / "a.css").write_text("body {}\n")
+    (site / "slow.txt").write_text("slow\n")
+    (site / "fast.txt").write_text("fast\n")
+    (site / "Dockerfile").write_text("FROM scratch AS files\nCOPY index.html /\nCOPY static /static\n"
+                                     "FROM files\nARG MODE=fast\nENV M=$MODE\nCOPY ${MODE:-x}.txt* /\n")
+    (root / "regless.yaml").write_text(
+        "apiVersion: regless/v1\nartifacts:\n"
+        "  - image: site\n    context: site\n    buildArgs: {MODE: slow}\n"
+        "  - image: site-arm\n    context: site\n    platform: linux/arm64\n"
+        "  - image: site-target\n    context: site\n    target: files\n    platform: linux/amd64\n")
+    assert hash_of(root, "site") == "797569924d582ef61d15ffa738dbd779"
+    assert hash_of(root, "site-arm") == "246651662761449ad1cfb2272033898f"
+    assert hash_of(root, "site-target") == "44b98d1287d7a20e974b6a1029db4f77"
