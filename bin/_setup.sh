@@ -1,10 +1,11 @@
 # Sourced by bin/demo, bin/test and bin/bench: installs what regless needs, idempotently.
 #   Debian packages: buildah skopeo docker-registry busybox-static openssl procps (apt-get, as root or through sudo),
 #     and gcc python3-dev libxxhash-dev to build regless's C part (reglessbuild/_native.c)
+#     and qemu-user-static for RUN steps of foreign platforms (ensure_foreign registers it with binfmt_misc)
 #   .venv with regless and its test extras
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(buildah skopeo docker-registry busybox-static openssl procps gcc python3-dev libxxhash-dev)
+PACKAGES=(buildah skopeo docker-registry busybox-static openssl procps gcc python3-dev libxxhash-dev qemu-user-static)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -49,11 +50,6 @@ ensure_foreign() {
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
     echo "regless setup: not root: skipping qemu-user-static and binfmt_misc (multi-platform tests will skip)" >&2
     return 0
-  fi
-  if ! dpkg-query -W -f='${Status}' qemu-user-static 2>/dev/null | grep -q "install ok installed"; then
-    echo "regless setup: installing qemu-user-static" >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null \
-      || { echo "regless setup: warning: qemu-user-static did not install" >&2; return 0; }
   fi
   local binfmt=/proc/sys/fs/binfmt_misc
   [ -e "$binfmt/register" ] || as_root mount -t binfmt_misc binfmt_misc "$binfmt" \
