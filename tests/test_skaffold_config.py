@@ -289,6 +289,21 @@ def test_active_profiles_of_a_required_config(tmp_path):
           "    tagPolicy: {sha256: {}}\n")
     top = write(tmp_path, "requires:\n- path: base\n  activeProfiles: [{name: fast}]\n", contexts=())
     assert load(top).artifacts[0].deploy_tag == "latest"
+    # activatedBy: only when one of these profiles of the requiring config is active (here: by env)
+    top = write(tmp_path, "requires:\n- path: base\n  activeProfiles: [{name: fast, activatedBy: [ci]}]\n"
+                "profiles:\n- name: ci\n  activation: [{env: CI=true}]\n", contexts=())
+    assert load(top).artifacts[0].deploy_tag is None
+    assert load(top, env={"CI": "true"}).artifacts[0].deploy_tag == "latest"
+
+
+def test_configs_of_the_same_file_and_cycles(tmp_path):
+    path = write(tmp_path, "metadata: {name: app}\nrequires: [{configs: [base]}]\nbuild:\n  artifacts:\n"
+                 "  - image: app\n    requires: [{image: base}]\n---\n" + HEAD +
+                 "metadata: {name: base}\nbuild:\n  artifacts:\n  - image: base\n")
+    assert [a.name for a in load(path).artifacts] == ["base", "app"]  # required first, each once
+    cycle = write(tmp_path, "metadata: {name: a}\nrequires: [{configs: [b]}]\n---\n" + HEAD +
+                  "metadata: {name: b}\nrequires: [{configs: [a]}]\n")
+    assert "requires cycle: skaffold.yaml#1 -> skaffold.yaml#2 -> skaffold.yaml#1" in error(cycle)
 
 
 # ---------------------------------------------------------------- tagPolicy

@@ -67,7 +67,7 @@ class _Walk:
         self.named, self.env = named, env
         self.out: list[Loaded] = []
         self.done: set[tuple[Path, int]] = set()
-        self.stack: list[Path] = []
+        self.stack: list[tuple[Path, int]] = []  # (file, document index) of the configs being loaded
         self.profile_names: set[str] = set()
         self.notes: list[str] = []
 
@@ -75,10 +75,6 @@ class _Walk:
              from_src: Src | None = None) -> None:
         path = path.resolve()
         places = Places(path)
-        if path in self.stack:
-            raise ConfigError(f"requires cycle: {' -> '.join(map(str, [*self.stack, path]))}",
-                              path=str(from_src.path if from_src else path), line=from_src.line if from_src else None)
-        self.stack.append(path)
         found = set()
         for d, node in enumerate(docs):
             cfg = from_node(node, path)
@@ -98,18 +94,29 @@ class _Walk:
             if only is not None and name not in only:
                 continue
             found.add(name)
-            if (path, d) in self.done:
+            key = (path, d)
+            if key in self.stack:
+                chain = " -> ".join(f"{p.name}#{i + 1}" for p, i in [*self.stack, key])
+                raise ConfigError(f"requires cycle: {chain} (file#document)", path=str(from_src.path if from_src
+                                  else path), line=from_src.line if from_src else None,
+                                  hint="a config cannot require itself, directly or through others")
+            if key in self.done:
                 continue
-            self.done.add((path, d))
-            self.requires(cfg, path, places)
+            self.stack.append(key)
+            active_here = [str(p.get("name")) for p in prof.active(cfg.get("profiles") or [],
+                                                                    [*self.named, *extra_profiles], self.env, places)]
+            self.requires(cfg, path, places, active_here)
             self.profile_names.update(prof.names(cfg.get("profiles") or []))
             self.out.append(self.effective(cfg, path, places, extra_profiles))
+            self.stack.pop()
+            self.done.add(key)
         if only is not None and (missing := [n for n in only if n not in found]):
             raise ConfigError(f"no config named {', '.join(map(repr, missing))} here", path=str(path),
                               hint="configs are named by metadata.name")
-        self.stack.pop()
 
-    def requires(self, cfg: Map, path: Path, places: Places) -> None:
+    def requires(self, cfg: Map, path: Path, places: Places, active_here: list[str]) -> None:
+        """Load the configs `cfg` requires (before it); `active_here` are its active profiles, which
+        `activeProfiles[].activatedBy` asks about."""
         deps = cfg.get("requires") or []
         for j, dep in enumerate(deps):
             where = f"requires[{j}]"
@@ -123,10 +130,8 @@ class _Walk:
             if not target.is_file():
                 raise places.fail(f"{where}.path: {target} does not exist", dep, "path" if "path" in dep else None,
                                   hint="path is relative to this file's folder: a folder with skaffold.yaml, or a file")
-            if target.resolve() == path and not dep.get("configs"):
-                raise places.fail(f"{where} requires this same file", dep, "path")
             active = [str(p.get("name")) for p in dep.get("activeProfiles") or []
-                      if not p.get("activatedBy") or set(map(str, p["activatedBy"])) & set(self.named)]
+                      if not p.get("activatedBy") or set(map(str, p["activatedBy"])) & set(active_here)]
             only = [str(c) for c in dep["configs"]] if dep.get("configs") else None
             self.file(target, read_docs(target), only, active, Src(path, dep.src.line if dep.src else 0))
 
