@@ -17,6 +17,7 @@ from .settings import (BuildahSettings, BuilderSettings, KanikoSettings,  # noqa
 from .settings import builder as _builder
 from .settings import registry as _registry
 from .yamlread import Reader as _Reader
+from .yamlread import read_docs
 
 CONFIG_NAMES = ("regless.yaml", "regless.yml")
 SKAFFOLD_NAMES = ("skaffold.yaml", "skaffold.yml")
@@ -118,9 +119,7 @@ def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | N
     path = path.resolve()
     if not path.is_file():
         raise ConfigError("config file not found", path=str(path), hint="check the path given to -f")
-    from .skaffold import configs as skaffold_configs
-
-    docs = skaffold_configs.read_docs(path)
+    docs = read_docs(path)
     if path.name in SKAFFOLD_NAMES or _is_skaffold(docs):
         from . import skaffold
 

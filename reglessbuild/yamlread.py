@@ -1,4 +1,5 @@
-"""Typed access to a composed YAML tree (regless.yaml), with every error at file:line."""
+"""Reading config YAML: a file's documents (regless.yaml, skaffold.yaml) and typed access to a composed
+tree (regless.yaml), with every error at file:line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,26 @@ from typing import Any, Callable
 import yaml
 
 from .errors import ConfigError
+
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~8x faster; both give marks
+
+
+def read_docs(path: Path) -> list[yaml.Node]:
+    """The YAML documents of a file, with a located error for what cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=str(path), hint="save the file as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from exc
+    try:
+        return [d for d in yaml.compose_all(text, Loader=_LOADER) if d is not None]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(f"not valid YAML: {exc.problem}", path=str(path),
+                          line=mark.line + 1 if mark else None) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", path=str(path)) from exc
 
 
 class Reader:

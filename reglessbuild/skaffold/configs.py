@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import ConfigError
+from ..yamlread import read_docs
 from . import profiles as prof
 from . import schema
 from .data import Map, Places, Src, from_node
@@ -41,25 +42,6 @@ class Loaded:
 def where_artifact(node: Any) -> str:
     """`build.artifacts[i]` for an artifact node (its index in its list, found by identity)."""
     return getattr(node, "where", None) or "build.artifacts[?]"
-
-
-def read_docs(path: Path) -> list[yaml.Node]:
-    """The YAML documents of a file, with a located error for what cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=str(path), hint="save the file as UTF-8") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from exc
-    try:
-        return [d for d in yaml.compose_all(text, Loader=yaml.CSafeLoader if hasattr(yaml, "CSafeLoader")
-                                            else yaml.SafeLoader) if d is not None]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(f"not valid YAML: {exc.problem}", path=str(path),
-                          line=mark.line + 1 if mark else None) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", path=str(path)) from exc
 
 
 class _Walk:

@@ -1,0 +1,143 @@
+"""skaffold.yaml -> Project: every config of a project (documents, `requires`), with profiles applied.
+
+Strict like Skaffold: an unknown key is an error naming the closest known one; a field
+that would change the image in a way regless cannot reproduce is refused by name; an
+artifact of a builder regless lacks (jib, buildpacks, ...) is refused unless the caller
+leaves such artifacts out on purpose (`skip_unsupported`), and then they are listed.
+Messages use skaffold.yaml's own paths (`build.artifacts[0].docker.buildArgs.MSG`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import refs
+from ..config import Artifact, BuilderSettings, Project, RegistrySettings, Skipped
+from ..errors import ConfigError, InputError
+from . import artifacts as arts
+from . import configs, tags
+
+
+def _default_repo(flag: str | None, env: Mapping[str, str]) -> str | None:
+    """--default-repo, else $SKAFFOLD_DEFAULT_REPO (Skaffold's order; its global config is not read)."""
+    repo, source = (flag, "--default-repo") if flag else (env.get("SKAFFOLD_DEFAULT_REPO"), "SKAFFOLD_DEFAULT_REPO")
+    if not repo:
+        return None
+    try:
+        parsed = refs.parse(repo)
+    except refs.RefError as exc:
+        raise InputError(f"{source} {repo!r} is not a repository: {exc}",
+                         hint="give a registry and path, e.g. registry.example.com/team") from exc
+    if parsed.tag or parsed.digest:
+        raise InputError(f"{source} {repo!r} carries a tag or digest", hint="give a registry and path only")
+    return repo.rstrip("/")
+
+
+def _cascade(mapped: list[tuple[arts.Mapped, Any]], skip: bool) -> tuple[list[Artifact], list[Skipped]]:
+    """Leave out unsupported artifacts (or refuse them), and with them those that require them."""
+    kept: list[Artifact] = []
+    skipped: list[Skipped] = []
+    gone: set[str] = set()
+    for m, (places, node) in mapped:
+        if m.unsupported:
+            if not skip:
+                raise places.fail(f"{configs.where_artifact(node)} ({m.name}) is a {m.unsupported} artifact, which "
+                                  "regless cannot build", node, m.unsupported,
+                                  hint="build it with Skaffold, or pass --skip-unsupported to leave it out "
+                                  "(it is then listed as skipped)")
+            skipped.append(Skipped(m.name, f"a {m.unsupported} artifact: regless cannot build it (--skip-unsupported)"))
+            gone.add(m.name)
+    changed = True
+    pending = [(m.artifact, places, node) for m, (places, node) in mapped if m.artifact is not None]
+    while changed:
+        changed = False
+        for a, _, _ in pending:
+            if a.name not in gone and (blocked := [r.image for r in a.requires if r.image in gone]):
+                skipped.append(Skipped(a.name, f"requires {', '.join(blocked)}, which --skip-unsupported left out"))
+                gone.add(a.name)
+                changed = True
+    kept = [a for a, _, _ in pending if a.name not in gone]
+    return kept, skipped
+
+
+def _check_requires(found: list[tuple[Artifact, Any, Any]]) -> None:
+    names = {a.name: (a, places, node) for a, places, node in found}
+    for a, places, node in found:
+        for j, req in enumerate(a.requires):
+            if req.image not in names:
+                raise places.fail(f"{configs.where_artifact(node)}.requires[{j}]: {req.image!r} is not an artifact "
+                                  "of this project", node.get("requires"), j,
+                                  hint=f"known artifacts: {', '.join(names)}")
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        a, places, node = names[name]
+        for req in a.requires:
+            if state.get(req.image) == 1:
+                cycle = path[path.index(req.image):] + [name, req.image] if req.image in path else [name, req.image]
+                raise places.fail(f"requires cycle: {' -> '.join(cycle)}", node, "requires",
+                                  hint="an artifact cannot require itself, directly or through others")
+            if req.image not in state:
+                visit(req.image, path + [name])
+        state[name] = 2
+
+    for name in names:
+        if name not in state:
+            visit(name, [])
+
+
+def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[str, str],
+         profiles: tuple[str, ...] = (), skip_unsupported: bool = False) -> Project:
+    repo = _default_repo(default_repo, env)
+    named = [p.strip() for text in (*profiles, *([env["SKAFFOLD_PROFILE"]] if not profiles and
+                                                 env.get("SKAFFOLD_PROFILE") else []))
+             for p in text.split(",") if p.strip()]
+    warnings: list[str] = []
+    loaded = configs.load_all(path, docs, named, env, warnings)
+    mapped: list[tuple[arts.Mapped, Any]] = []
+    insecure: list[str] = [x for x in env.get("SKAFFOLD_INSECURE_REGISTRY", "").split(",") if x]
+    concurrency = BuilderSettings().concurrency
+    seen: dict[str, Any] = {}
+    for cfg in loaded:
+        build = cfg.build
+        insecure += cfg.insecure
+        concurrency = max(concurrency, cfg.concurrency)
+        if build.get("hooks"):
+            warnings.append(f"{cfg.places.path.name}: build.hooks are not run by regless; if they make files the "
+                            "build reads, run them before regless")
+        for i, node in enumerate(build.get("artifacts") or []):
+            m = arts.artifact(cfg.places, node, i, root=cfg.root, default_repo=repo, env=env,
+                              build_platforms=[str(p) for p in build.get("platforms") or []], deploy_tag=None)
+            if m.artifact is not None and build.get("tagPolicy"):
+                tag = tags.policy_tag(build["tagPolicy"], image=m.name, workspace=m.artifact.context, env=env,
+                                      places=cfg.places, where="build.tagPolicy")
+                if tag == tags.INPUT_DIGEST:
+                    spec = node.get("docker") or node.get("kaniko") or {}
+                    written = str(spec.get("dockerfile") or "Dockerfile")
+                    m = dataclasses.replace(m, artifact=dataclasses.replace(m.artifact, input_digest=(written,
+                                                                                                      cfg.root)))
+                else:
+                    m = dataclasses.replace(m, artifact=dataclasses.replace(m.artifact, deploy_tag=tag, tags=(tag,)))
+            if m.name in seen:
+                other = seen[m.name]
+                raise cfg.places.fail(f"build.artifacts[{i}]: the image {m.name!r} is also built at "
+                                      f"{other.src.path}:{other.src.line}", node, "image",
+                                      hint="an image is built by one artifact of one config")
+            seen[m.name] = node
+            warnings += m.warnings
+            mapped.append((m, (cfg.places, node)))
+    if not mapped:
+        raise ConfigError("no artifacts under build.artifacts", path=str(path),
+                          hint="regless builds the artifacts of build.artifacts (in this file, its profiles or "
+                          "the configs it requires)")
+    kept, skipped = _cascade(mapped, skip_unsupported)
+    _check_requires([(m.artifact, p, n) for m, (p, n) in mapped if m.artifact is not None and m.artifact in kept])
+    warnings += [f"{s.name} left out: {s.reason}" for s in skipped]
+    return Project(path=path, root=path.parent, artifacts=tuple(kept),
+                   registry=RegistrySettings(insecure=tuple(dict.fromkeys(insecure))),
+                   builder=BuilderSettings(concurrency=concurrency), default_repo=repo, warnings=tuple(warnings),
+                   skipped=tuple(skipped), kind="skaffold")
+
