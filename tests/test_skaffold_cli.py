@@ -64,6 +64,14 @@ def test_file_output_is_what_skaffold_deploy_reads_for_a_skaffold_yaml_with_defa
     again = proj.build("-f", f, "--file-output", str(out))
     assert again.outcomes() == {"base": "cached", "leeroy-app": "cached"}
     assert json.loads(out.read_text()) == builds
+    # renamed: retagged, and still in the file under the name as written now
+    cfg = Path(f)
+    cfg.write_text(cfg.read_text().replace("image: leeroy-app", "image: leeroy-web"))
+    renamed = proj.build("-f", f, "--file-output", str(out))
+    assert renamed.outcomes() == {"base": "cached", "leeroy-web": "retagged"}
+    moved = json.loads(out.read_text())
+    assert [b["imageName"] for b in moved["builds"]] == ["base", "leeroy-web"]
+    _deployed_digests_match(proj, skaffold_deploy_tags(["base", "leeroy-web"], moved, proj.repo), renamed.json())
 
 
 def test_file_output_for_a_skaffold_yaml_without_default_repo(make_project, tmp_path):
