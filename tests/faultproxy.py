@@ -148,6 +148,13 @@ class FaultProxy:
                                          data=body if body else None, allow_redirects=False) as up:
             data = await up.read()
             out = CIMultiDict((k, v) for k, v in up.headers.items() if k.lower() not in HOP)
+            if request.method == "HEAD" and "Content-Length" in up.headers:
+                # a HEAD answer keeps the registry's Content-Length (the size of what a GET would give):
+                # crane takes a HEAD without it for a failure and asks again with a GET
+                head = web.StreamResponse(status=up.status, headers=out)
+                head.content_length = int(up.headers["Content-Length"])
+                await head.prepare(request)
+                return head
             return web.Response(status=up.status, headers=out, body=data)
 
 
