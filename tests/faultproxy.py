@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -125,6 +127,9 @@ class FaultProxy:
         if fault == "reset":
             await request.read()
             assert request.transport is not None
+            sock = request.transport.get_extra_info("socket")
+            if sock is not None:  # linger 0: the close sends RST (connection reset by peer), not FIN (EOF)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             request.transport.abort()
             return web.Response(status=500)
         if fault == "stall":
