@@ -269,6 +269,41 @@ def test_builds_pushes_and_retags_complete_with_30_percent_of_requests_failing(d
     assert demo.builds_done() == 3
 
 
+def test_six_artifacts_through_30_percent_faults_with_rate_limits(make_project, proxy):
+    """429s with Retry-After: 1 among 502s, 503s and resets, on 30% of requests: six builds at once, each
+    pushed to its own repository, all complete; what is reported is what the registry serves behind
+    the hash tag, and a restart through the same proxy finds all of it."""
+    six = make_project("six")
+    proxy.rate = 0.3
+    proxy.random_faults = ("429", "502", "503", "reset")
+    proxy.random_retry_after = 1
+    first = _build_through(six, proxy)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert set(first.outcomes().values()) == {"built"} and len(first.outcomes()) == 6
+    for a in first.json()["artifacts"]:
+        assert skopeo_digest(a["reference"].split("@")[0].replace(proxy.address, proxy.upstream)) == a["digest"]
+    again = _build_through(six, proxy)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert set(again.outcomes().values()) == {"cached"}
+    assert {a["digest"] for a in again.json()["artifacts"]} == {a["digest"] for a in first.json()["artifacts"]}
+    assert {"429", "502", "503", "reset"} <= {x[2] for x in proxy.injected()}
+
+
+def test_a_rerun_of_buildah_waits_as_retry_after_says(make_project, proxy):
+    """A push meets 429s with Retry-After: 1 until containers/image (5 tries a request) and buildah (4
+    copies) give up; regless's next push comes no sooner than the Retry-After, read from buildah's
+    debug log. (s1 has one layer: its upload meets every 429.)"""
+    six = make_project("six")
+    proxy.rules.append(Rule(r"^POST /v2/.*/s1/blobs/uploads/", "429", times=20, retry_after=1))
+    res = six.run("build", "--output", "json", "s1", "--default-repo", f"{proxy.address}/{_prefix(six)}",
+                  default_repo=False)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert [x[2] for x in proxy.injected()] == ["429"] * 20
+    pushes = [rc for c, rc in harness.exits(six.builds_log) if c.split()[2:3] == ["push"]]
+    assert pushes == [125, 0]  # buildah gave up once; regless pushed again
+    assert _gap_after_last_fault(proxy, r"^GET /v2/$") >= 1.0  # the rerun's first request, a ping
+
+
 def test_build_against_a_registry_that_stays_down_exits_3(demo, proxy):
     cfg = demo.path / "regless.yaml"
     cfg.write_text(cfg.read_text().replace("insecure: [127.0.0.1]", "insecure: [127.0.0.1]\n  timeout: 2"))

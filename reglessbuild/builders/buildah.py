@@ -1,9 +1,11 @@
 """Builder adapter over buildah: `buildah build`, then `buildah push --digestfile`.
 
-A push that fails on a transient registry fault is pushed again, never rebuilt. regless is the one
-layer that runs a failed build or push again (buildah's own `--retry` is 0 unless configured), so
-that every rerun waits as the registry asked: buildah runs with `--log-level=debug`, whose
-containers/image lines tell the Retry-After of a 429; those lines are read, not shown.
+A push that fails on a transient registry fault is pushed again, never rebuilt. Inside one push,
+containers/image tries each request without a body up to 5 times on a 429 (waiting as Retry-After
+says) and buildah 1.28 runs the whole copy up to 4 times (`--retry` does not lower that: measured,
+docs/registry-retries.md), `--retry-delay` apart; regless runs the push again after that, waiting
+at least what the registry asked. buildah runs with `--log-level=debug`: its containers/image lines
+tell that Retry-After; they are read, not shown.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def _global(settings: BuildahSettings) -> list[str]:
 
 
 def _retry(settings: BuildahSettings) -> list[str]:
-    retry = settings.retry if settings.retry is not None else 0  # regless reruns (see the module's doc)
-    return ["--log-level=debug", f"--retry={retry}"] + ([f"--retry-delay={settings.retry_delay}"] if retry and settings.retry_delay else [])
+    return ["--log-level=debug"] + ([f"--retry={settings.retry}"] if settings.retry is not None else []) + (
+        [f"--retry-delay={settings.retry_delay}"] if settings.retry_delay else [])
 
 
 def build_argv(req: BuildRequest, settings: BuildahSettings) -> list[str]:

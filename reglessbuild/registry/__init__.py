@@ -51,7 +51,7 @@ class Reliable:
 
     def digest(self, ref: ImageRef) -> str | None:
         self.calls += 1
-        return retry.call(self.policy, lambda: self.inner.digest(ref))
+        return retry.call(self.policy, lambda: self.inner.digest(ref), soon_after_midway=False)
 
     def copy(self, src: ImageRef, dst: ImageRef) -> str:
         """Copy, then check that `dst` now carries the source's digest; returns it."""

@@ -49,7 +49,8 @@ class Crane:
             if not out.startswith("sha256:"):
                 raise RegistryError(f"crane digest {ref}: unexpected output {out[:80]!r}")
             return out
-        raise_for(done.stderr_text, registry=ref.registry, action=f"digest {ref}", log=done.log)
+        raise_for(done.stderr_text, registry=ref.registry, action=f"digest {ref}", log=done.log,
+                  retries_requests=True)
         return None
 
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
@@ -57,5 +58,6 @@ class Crane:
         done = proc.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT, env=self.env,
                         timeout=self.timeout)
         if not done.ok:
-            raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}", log=done.log)
+            raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}", log=done.log,
+                      retries_requests=True)
             raise RegistryError(f"copy {src} to {dst}: source not found")

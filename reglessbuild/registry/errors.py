@@ -155,9 +155,11 @@ def last_error_line(stderr: str) -> str:
     return final_message(stderr)[:400]
 
 
-def raise_for(stderr: str, *, registry: str, action: str, log: str = "") -> None:
+def raise_for(stderr: str, *, registry: str, action: str, log: str = "", retries_requests: bool = False) -> None:
     """Turn a tool failure into the right error. Returns only for NOT_FOUND. `log` is the tool's whole
-    output where it may hold a Retry-After (the tail in `stderr` may not reach back to it)."""
+    output where it may hold a Retry-After (the tail in `stderr` may not reach back to it). A tool that
+    `retries_requests` itself (crane: 3 tries of each) failed only after a request failed several times
+    in a row: never `midway`, so the next attempt backs off (docs/registry-retries.md)."""
     fault = classify(stderr)
     msg = f"{action}: {last_attempt(last_error_line(stderr))}"
     if fault is Fault.NOT_FOUND:
@@ -168,6 +170,6 @@ def raise_for(stderr: str, *, registry: str, action: str, log: str = "") -> None
         raise RegistryError(f"TLS to registry {registry} failed ({msg})",
                             hint=f"for a plain-http registry list it under registry.insecure: [{registry}]")
     if fault is Fault.TRANSIENT:
-        raise TransientRegistryError(msg, registry=registry, midway=midway(stderr),
+        raise TransientRegistryError(msg, registry=registry, midway=midway(stderr) and not retries_requests,
                                      retry_after=retry_after(log or stderr))
     raise RegistryError(f"registry {registry}: {msg}")

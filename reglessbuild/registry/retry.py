@@ -58,9 +58,14 @@ def retrying(policy: Policy, worth: Callable[[BaseException], bool], midway: Cal
                              stop=tenacity.stop_before_delay(policy.deadline), reraise=True)
 
 
-def call(policy: Policy, fn: Callable[[], T]) -> T:
+def call(policy: Policy, fn: Callable[[], T], *, soon_after_midway: bool = True) -> T:
+    """`fn` retried while it fails transiently, within the policy's deadline. `soon_after_midway` is for
+    operations of many requests (a copy): a fault midway is worth a quick new attempt. A check is one or
+    two requests: after any fault it backs off, or a registry that answers pings but fails manifests
+    would get an attempt every few tens of milliseconds (bin/bench --retries)."""
     try:
-        return retrying(policy, is_transient, lambda exc: getattr(exc, "midway", False))(fn)
+        return retrying(policy, is_transient,
+                        lambda exc: soon_after_midway and getattr(exc, "midway", False))(fn)
     except TransientRegistryError as exc:
         raise RegistryUnreachable(
             f"registry {exc.registry} did not answer (retried for up to {policy.deadline:g} s): {exc.message}",

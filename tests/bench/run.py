@@ -168,6 +168,9 @@ def main() -> None:
                     help="only the 64 registry checks through a proxy adding 100 ms per request")
     ap.add_argument("--platforms", action="store_true",
                     help="only multi-platform against single-platform restarts (10 artifacts; --artifacts)")
+    ap.add_argument("--retries", type=float, metavar="DEADLINE", nargs="?", const=60.0,
+                    help="only what one check costs against a registry that keeps failing, per tool, within "
+                         "a registry.timeout of DEADLINE seconds (60)")
     args = ap.parse_args()
     if args.platforms:
         from bench.platforms import run as platforms_bench
@@ -176,6 +179,15 @@ def main() -> None:
                       shared=0.2 if args.shared is None else args.shared, run_steps=True)
         args.json.write_text(json.dumps({"platforms": platforms_bench(shape, regless, storage_env, REGLESS_ENV)},
                                         indent=2))
+        return
+    if args.retries:
+        from bench.retries import run as retries
+
+        rows = retries(args.retries)
+        for r in rows:
+            print(f"{r['fault']:<18} {r['tool']:<7} tool calls {r['calls']:>3}  requests {r['requests']:>4} "
+                  f"({r['requests'] / max(r['calls'], 1):.1f} a call)  {r['seconds']:.1f} s")
+        args.json.write_text(json.dumps({"retries": rows}, indent=2))
         return
     if args.checks:
         with tempfile.TemporaryDirectory(prefix="regless-bench-") as tmp_s, \
