@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__, cache, config, explain, inputs, multiplatform, proc, registry, report, run
+from . import __version__, cache, config, explain, inputs, multiplatform, previous, proc, registry, report, run
 from . import index as index_mod
 from .builders import choose as choose_builder
 from .errors import InputError, ReglessError
@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", parents=[common], help="why an artifact would rebuild: what changed since its "
                         "last build", epilog="example: regless explain app")
     ex.add_argument("artifact", metavar="ARTIFACT")
+    ex.add_argument("--against", metavar="REF", help="compare with the inputs record of this image: a tag or a "
+                    "digest of the artifact's image, or a full reference (default: the last build this cache "
+                    "knows, else the record of the first of the artifact's tags that has one)")
     for name, text in (("hash", "print an artifact's workspace hash"), ("deps", "list an artifact's input files")):
         s = sub.add_parser(name, parents=[common], help=text, epilog=f"example: regless {name} app")
         s.add_argument("artifact", metavar="ARTIFACT")
@@ -263,30 +266,65 @@ def cmd_inputs(args: argparse.Namespace, r: Console) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, r: Console) -> int:
-    prepared, decision, last = _one_artifact(args, r, explaining=True)
-    assert decision is not None
-    art = prepared.artifact
-    current = explain.snapshot(prepared.inputs)
-    changes = explain.diff(last, current) if last else []
+    project = _project(args, r)
+    index, reg, _ = _wiring(args, r, project)
+    def warn(text: str) -> None:
+        r(Event("warning", None, text))
+
+    try:
+        art = project.artifact(args.artifact)
+        closure = run.prepare(project, run.closure(project, [art.name]), index, reg, discard)
+        prepared = closure[-1]
+        decision = run.plan.decide(run.facts([prepared], index, reg, no_cache=False,
+                                             concurrency=project.registry.concurrency)[art.name])
+
+        def earlier(p: run.Prepared, against: str | None = None) -> previous.Previous:
+            return previous.find(p.artifact.ref, p.artifact.tags, p.target, index, reg, against=against,
+                                 enabled=project.registry.records, warn=warn)
+
+        last = earlier(prepared, args.against)
+        changes = explain.diff(last.record, explain.snapshot(prepared.inputs)) if last.record else []
+        # one level deep: why each required artifact that changed changed
+        by_name = {p.artifact.name: p for p in closure}
+        named = {(q.alias or q.image): q.image for q in art.requires}  # the record keys them by build arg
+        deeper: dict[str, list[explain.Change]] = {}
+        for c in changes:
+            key = c.subject.removeprefix("required artifact ")
+            if c.kind == "setting" and c.subject.startswith("required artifact ") and named.get(key) in by_name:
+                req_p = by_name[named[key]]
+                req = earlier(req_p)
+                deeper[key] = explain.diff(req.record, explain.snapshot(req_p.inputs)) if req.record else []
+    finally:
+        index.close()
     if args.output == "json":
+        def as_json(cs: list[explain.Change]) -> list[dict[str, str]]:
+            return [{"kind": c.kind, "subject": c.subject, "detail": c.detail} for c in cs]
         r.line(json.dumps({"artifact": art.name, "hash": prepared.inputs.hash,
-                           "previousHash": last["hash"] if last else None, "action": decision.action.value,
-                           "reason": decision.reason, "changes": [
-                               {"kind": c.kind, "subject": c.subject, "detail": c.detail} for c in changes]},
-                          indent=2))
+                           "previousHash": last.record["hash"] if last.record else None,
+                           "comparedWith": last.source or None, "action": decision.action.value,
+                           "reason": decision.reason, "changes": as_json(changes),
+                           "requiredChanges": {k: as_json(v) for k, v in deeper.items()}}, indent=2))
         return EXIT_OK
     verdict = {"cached": "is cached", "retagged": "would be retagged", "build": "would be built"}
-    if last is None:
-        r.line(f"{art.name}: no build of it is recorded in this cache, so there is nothing to compare with")
+    where = "its last recorded build" if last.source == "index" else f"the inputs record of {last.source}"
+    if last.record is None:
+        r.line(f"{art.name}: {last.missing}, so there is nothing to compare with")
     elif not changes:
-        r.line(f"{art.name}: nothing changed since its last recorded build (hash {last['hash']})")
+        r.line(f"{art.name}: nothing changed since {where} (hash {last.record['hash']})")
     else:
-        r.line(f"{art.name}: {len(changes)} change{'s' if len(changes) != 1 else ''} since its last recorded build "
-               f"(hash {last['hash']} -> {prepared.inputs.hash}), most significant first:")
-        for c in changes:
+        r.line(f"{art.name}: {len(changes)} change{'s' if len(changes) != 1 else ''} since {where} "
+               f"(hash {last.record['hash']} -> {prepared.inputs.hash}), most significant first:")
+        for c in changes[:EXPLAIN_LINES]:
             r.line(f"  {c}")
+            for sub in deeper.get(c.subject.removeprefix("required artifact "), [])[:EXPLAIN_LINES]:
+                r.line(f"      {sub}")
+        if len(changes) > EXPLAIN_LINES:
+            r.line(f"  ... and {len(changes) - EXPLAIN_LINES} more (--output json lists them all)")
     r.line(f"{art.name} {verdict[decision.action.value]}: {decision.reason}")
     return EXIT_OK
+
+
+EXPLAIN_LINES = 20
 
 
 def _age(seconds: float) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, proc
+from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, proc, records
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
 from .errors import BuildError, DockerfileError, InputError, RegistryError
@@ -173,6 +173,11 @@ def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cach
     return out
 
 
+def record_of(p: Prepared) -> dict:
+    """The inputs record of a prepared artifact: explain's snapshot, the hash recipe and the artifact."""
+    return {**explain.snapshot(p.inputs), "recipe": inputs.RECIPE, "artifact": p.artifact.name}
+
+
 class Runner:
     def __init__(self, project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink) -> None:
         self.project = project
@@ -214,6 +219,7 @@ class Runner:
                 outcome, source = "retagged", str(d.source)
                 secs = {"retag": time.perf_counter() - t0}
                 self._record(p, entry.with_ref(str(p.target)))
+                self._inputs_record(p, digest, source=d.source)
             else:
                 digest, secs = self._build(p, done)
                 outcome, source, saved = "built", None, 0.0
@@ -255,7 +261,22 @@ class Runner:
             digest = there
         self.emit(Event("push", a.name, f"pushed {p.target}@{digest}"))
         self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
+        self._inputs_record(p, digest)
         return digest, {"build": seconds}
+
+    def _inputs_record(self, p: Prepared, digest: str, *, source: ImageRef | None = None) -> None:
+        """Store the image's inputs record beside it (records.py), or link the source's after a retag.
+        A record is for explanations only: failing to store one warns and never fails the build."""
+        if not self.project.registry.records or self.cancelled.is_set():
+            return
+        try:
+            if source is None:
+                records.store(self.registry, p.target, digest, record_of(p), artifact=p.artifact.name)
+            elif not records.link(self.registry, self.registry.copy, source, p.target, digest):
+                records.store(self.registry, p.target, digest, record_of(p), artifact=p.artifact.name)
+        except (RegistryError, records.RecordError) as exc:
+            self.emit(Event("warning", p.artifact.name,
+                            f"the inputs record of {p.target} was not stored ({exc.message}); the image stands"))
 
     def _tags(self, p: Prepared, digest: str) -> tuple[str, ...]:
         for tag in p.artifact.tags:

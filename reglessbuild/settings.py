@@ -18,6 +18,7 @@ class RegistrySettings:
     concurrency: int = 16
     timeout: float = 60.0  # total seconds of retrying one registry operation
     ca_file: Path | None = None  # PEM CA bundle trusted for TLS registries, besides the system's
+    records: bool = True  # push each built image's inputs record beside it (records.py), for explain anywhere
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def _positive_int(r: Reader, node: yaml.Node, where: str) -> int:
 
 def registry(r: Reader, node: yaml.Node) -> RegistrySettings:
     m = r.mapping(node, "registry", {"tool": False, "insecure": False, "concurrency": False, "timeout": False,
-                                     "caFile": False})
+                                     "caFile": False, "records": False})
     d = RegistrySettings()
     ca_file = None
     if "caFile" in m:
@@ -68,6 +69,8 @@ def registry(r: Reader, node: yaml.Node) -> RegistrySettings:
         concurrency=_positive_int(r, m["concurrency"], "registry.concurrency") if "concurrency" in m else d.concurrency,
         timeout=r.scalar(m["timeout"], "registry.timeout", float, lambda v: v > 0, "a positive number of seconds")
         if "timeout" in m else d.timeout,
+        records=r.scalar(m["records"], "registry.records", bool, expect="true or false") if "records" in m
+        else d.records,
     )
 
 

@@ -53,6 +53,23 @@ class Reliable:
         self.calls += 1
         return retry.call(self.policy, lambda: self.inner.digest(ref), soon_after_midway=False)
 
+    def manifest(self, ref: ImageRef) -> bytes | None:
+        self.calls += 1
+        return retry.call(self.policy, lambda: self.inner.manifest(ref), soon_after_midway=False)  # type: ignore[attr-defined]
+
+    def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
+        self.calls += 1
+        retry.call(self.policy, lambda: self.inner.push_layout(layout, ref, index_only=index_only))  # type: ignore[attr-defined]
+
+    def pull_layout(self, ref: ImageRef, layout: Path) -> None:
+        self.calls += 1
+
+        def once() -> None:
+            shutil.rmtree(layout, ignore_errors=True)  # an attempt that failed midway leaves a partial layout
+            self.inner.pull_layout(ref, layout)  # type: ignore[attr-defined]
+
+        retry.call(self.policy, once)
+
     def copy(self, src: ImageRef, dst: ImageRef) -> str:
         """Copy, then check that `dst` now carries the source's digest; returns it."""
         want = src.digest or self.digest(src)

@@ -53,6 +53,36 @@ class Crane:
                   retries_requests=True)
         return None
 
+    def manifest(self, ref: ImageRef) -> bytes | None:
+        done = proc.run(self._argv(["crane", "manifest", "-v", *self._flag(ref), str(ref)]), install_hint=INSTALL_HINT,
+                        env=tls.short_lived(self.env), timeout=self.timeout)
+        if done.ok:
+            return done.stdout  # the bytes as served (crane adds no newline: crane-cli.md)
+        raise_for(done.stderr_text, registry=ref.registry, action=f"manifest {ref}", log=done.log,
+                  retries_requests=True)
+        return None
+
+    def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
+        # an index's manifests that the registry has already are not pushed again (go-containerregistry
+        # checks each), so `index_only` needs nothing more
+        done = proc.run(self._argv(["crane", "push", "-v", *self._flag(ref), str(layout), str(ref)]),
+                        install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
+        if not done.ok:
+            raise_for(done.stderr_text, registry=ref.registry, action=f"push {ref}", log=done.log,
+                      retries_requests=True)
+            raise RegistryError(f"push {ref}: not found")
+
+    def pull_layout(self, ref: ImageRef, layout: Path) -> None:
+        done = proc.run(self._argv(["crane", "pull", "-v", "--format", "oci", *self._flag(ref), str(ref), str(layout)]),
+                        install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
+        if not done.ok:
+            raise_for(done.stderr_text, registry=ref.registry, action=f"pull {ref}", log=done.log,
+                      retries_requests=True)
+            raise RegistryError(f"pull {ref}: not found")
+
+    def _flag(self, ref: ImageRef) -> list[str]:
+        return ["--insecure"] if registry_matches(ref.registry, self.insecure) else []
+
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
         insecure = registry_matches(src.registry, self.insecure) or registry_matches(dst.registry, self.insecure)
         done = proc.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT, env=self.env,

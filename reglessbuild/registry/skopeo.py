@@ -47,14 +47,36 @@ class Skopeo:
     def _insecure(self, ref: ImageRef) -> bool:
         return registry_matches(ref.registry, self.insecure)
 
-    def digest(self, ref: ImageRef) -> str | None:
+    def manifest(self, ref: ImageRef) -> bytes | None:
         done = proc.run(digest_argv(ref, self._insecure(ref), self.cert_dir), install_hint=INSTALL_HINT,
                         env=tls.short_lived(None), timeout=self.timeout)
         if done.ok:
-            # the digest is the sha256 of the manifest bytes exactly as the registry serves them
-            return "sha256:" + hashlib.sha256(done.stdout).hexdigest()
+            return done.stdout
         raise_for(done.stderr_text, registry=ref.registry, action=f"inspect {ref}", log=done.log)
         return None
+
+    def digest(self, ref: ImageRef) -> str | None:
+        raw = self.manifest(ref)
+        # the digest is the sha256 of the manifest bytes exactly as the registry serves them
+        return None if raw is None else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
+        # skopeo 1.9 rewrites an index it copies (--preserve-digests refuses to), dropping descriptors'
+        # artifactType; index-only: the manifests it names are in the registry already
+        done = proc.run(["skopeo", "--debug", "copy", "--quiet", *(["--multi-arch", "index-only"] if index_only else []),
+                         *_tls("dest-", self._insecure(ref), self.cert_dir), f"oci:{layout}", f"docker://{ref}"],
+                        install_hint=INSTALL_HINT, timeout=self.timeout)
+        if not done.ok:
+            raise_for(done.stderr_text, registry=ref.registry, action=f"push {ref}", log=done.log)
+            raise RegistryError(f"push {ref}: not found")
+
+    def pull_layout(self, ref: ImageRef, layout: Path) -> None:
+        done = proc.run(["skopeo", "--debug", "copy", "--quiet", "--preserve-digests",
+                         *_tls("src-", self._insecure(ref), self.cert_dir), f"docker://{ref}", f"oci:{layout}:record"],
+                        install_hint=INSTALL_HINT, timeout=self.timeout)
+        if not done.ok:
+            raise_for(done.stderr_text, registry=ref.registry, action=f"pull {ref}", log=done.log)
+            raise RegistryError(f"pull {ref}: not found")
 
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
         done = proc.run(copy_argv(src, dst, self._insecure(src), self._insecure(dst), self.cert_dir),
