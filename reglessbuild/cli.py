@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("artifacts", nargs="*", metavar="ARTIFACT", help="image names from the config (default: all)")
     b.add_argument("--no-cache", action="store_true", help="ignore index and registry hits: build everything")
+    b.add_argument("--no-records", action="store_true",
+                   help="push no inputs record beside the images built (as registry.records: false)")
     b.add_argument("--file-output", type=Path, help="write Skaffold's build output JSON here (skaffold deploy -a)")
     pl = sub.add_parser("plan", parents=[common], help="what build would do and why, doing nothing",
                         epilog="example: regless plan --output json")
@@ -141,6 +143,8 @@ def _project(args: argparse.Namespace, r: Console) -> config.Project:
             project.registry, insecure=(*project.registry.insecure, *args.insecure_registry)))
     if args.platform:
         project = multiplatform.with_platforms(project, args.platform)
+    if getattr(args, "no_records", False):
+        project = dataclasses.replace(project, registry=dataclasses.replace(project.registry, records=False))
     for w in project.warnings:
         r(Event("warning", None, w))
     args.config_kind = project.kind
@@ -215,15 +219,21 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
         order = run.closure(project, args.artifacts)
         prepared = run.prepare(project, order, index, reg, discard)
         facts = run.facts(prepared, index, reg, no_cache=args.no_cache, concurrency=project.registry.concurrency)
+        decisions = {p.artifact.name: run.plan.decide(facts[p.artifact.name]) for p in prepared}
+        why = {p.artifact.name: previous.why(previous.find(
+            p.artifact.ref, p.artifact.tags, None, index, reg, enabled=project.registry.records,
+            warn=lambda text: r(Event("warning", None, text))), explain.snapshot(p.inputs))
+            for p in prepared if decisions[p.artifact.name].action is run.plan.Action.BUILD}
     finally:
         index.close()
     rows = []
     for p in prepared:
-        d = run.plan.decide(facts[p.artifact.name])
+        d = decisions[p.artifact.name]
         rows.append({"name": p.artifact.name, "reference": str(p.target), "hash": p.inputs.hash,
-                     "action": d.action.value, "reason": d.reason, "source": str(d.source) if d.source else None})
+                     "action": d.action.value, "reason": d.reason, "source": str(d.source) if d.source else None,
+                     "why": list(why.get(p.artifact.name, ()))})
     rows += [{"name": s.name, "reference": None, "hash": None, "action": "skipped", "reason": s.reason,
-              "source": None} for s in project.skipped]
+              "source": None, "why": []} for s in project.skipped]
     if args.output == "json":
         print(json.dumps({"version": 1, "artifacts": rows, "warnings": list(project.warnings)}, indent=2),
               file=r.out)
@@ -231,6 +241,8 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
         width = max(len(x["name"]) for x in rows)
         for x in rows:
             print(f"{r.paint(x['action'])} {x['name']:<{width}}  {x['reference'] or ''}  — {x['reason']}", file=r.out)
+            for w in x.get("why", ()):
+                print(f"      because {w}", file=r.out)
     return EXIT_OK
 
 

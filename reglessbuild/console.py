@@ -118,7 +118,7 @@ class Console:
         if r.outcome == "built":
             line += f"  ({secs:.1f}s)"
         if self.verbose and r.reason and r.outcome == "built":
-            line += f"  — {r.reason}"
+            line += f"  — {r.reason}" + "".join(f"\n         because {w}" for w in r.why)
         if r.error:
             line += f"\n         error: {r.error}" + "".join(f"\n         | {t}" for t in r.tail)
         self._print(line, self.out)

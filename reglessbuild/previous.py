@@ -39,7 +39,7 @@ def resolve(image: ImageRef, against: str) -> ImageRef:
                          hint="a tag (latest), a digest (sha256:...) or a full reference (registry/repo:tag)") from exc
 
 
-def find(image: ImageRef, tags: tuple[str, ...], current: ImageRef, index: Index | None, registry: Any, *,
+def find(image: ImageRef, tags: tuple[str, ...], current: ImageRef | None, index: Index | None, registry: Any, *,
          against: str | None = None, enabled: bool = True, warn: Callable[[str], None] = lambda _: None) -> Previous:
     """The inputs to compare with (see the module's doc); `registry` has digest() and records.Store's
     methods. A record that is there but not to be trusted is passed over with a warning."""
@@ -51,12 +51,24 @@ def find(image: ImageRef, tags: tuple[str, ...], current: ImageRef, index: Index
         return Previous(last, "index")
     if not enabled:
         return Previous(None, "", "no build of it is recorded in this cache (inputs records are off)")
-    tried = [image.with_tag(t) for t in tags] + [current]
+    tried = [image.with_tag(t) for t in tags] + ([current] if current is not None else [])
     for ref in tried:
         found = _from_registry(ref, registry, warn)
         if found is not None:
             return found
+    if not tried:
+        return Previous(None, "", f"no build of {image} is recorded in this cache, and it has no tags to look for")
     return Previous(None, "", "no inputs record for " + ", ".join(str(r) for r in tried))
+
+
+def why(prev: Previous, current: dict[str, Any], n: int = 3) -> tuple[str, ...]:
+    """The first `n` changes from `prev` to the `current` record, most significant first."""
+    from . import explain
+
+    if prev.record is None:
+        return (prev.missing,) if prev.missing else ()
+    changes = explain.diff(prev.record, current)
+    return tuple(str(c) for c in changes[:n]) or ("nothing changed in its inputs record",)
 
 
 def _from_registry(ref: ImageRef, registry: Any, warn: Callable[[str], None]) -> Previous | None:

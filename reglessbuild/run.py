@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, proc, records
+from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, previous, proc, records
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
 from .errors import BuildError, DockerfileError, InputError, RegistryError
@@ -189,6 +189,10 @@ class Runner:
         self.builds_started = 0
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
+        # inputs records are pushed beside the next builds rather than before the artifact counts as done:
+        # a dependent need not wait for its requirement's record (execute waits for them all at the end)
+        self._records = ThreadPoolExecutor(max_workers=2, thread_name_prefix="regless-records")
+        self._pending: list[Future[None]] = []
 
     def _insecure(self, ref: ImageRef) -> bool:
         return registry_matches(ref.registry, self.project.registry.insecure)
@@ -202,6 +206,7 @@ class Runner:
         entry = self.index.get(p.inputs.hash)
         saved = entry.build_seconds if entry else 0.0
         t0 = time.perf_counter()
+        why: tuple[str, ...] = ()
         try:
             if d.stale:
                 self.index.drop(p.inputs.hash)
@@ -221,14 +226,21 @@ class Runner:
                 self._record(p, entry.with_ref(str(p.target)))
                 self._inputs_record(p, digest, source=d.source)
             else:
+                why = self._why(p)
                 digest, secs = self._build(p, done)
                 outcome, source, saved = "built", None, 0.0
             tags = self._tags(p, digest)
         except (BuildError, RegistryError) as exc:
-            return ArtifactResult(**base, outcome="failed", error=str(exc), exit_code=exc.exit_code,
+            error = str(exc)
+            if self.project.kind == "skaffold":  # the hints of the shared layers, in skaffold.yaml's words
+                from .skaffold import in_skaffold_words
+
+                error = in_skaffold_words(error)
+            return ArtifactResult(**base, outcome="failed", error=error, exit_code=exc.exit_code,
                                   tail=getattr(exc, "tail", ()), seconds={"hash": p.seconds})
         return ArtifactResult(**base, outcome=outcome, digest=digest, source=source, tags=tags,
-                              seconds={"hash": p.seconds, **secs}, saved_seconds=saved)
+                              seconds={"hash": p.seconds, **secs}, saved_seconds=saved,
+                              why=why if outcome == "built" else ())
 
     def _build(self, p: Prepared, done: dict[str, ArtifactResult]) -> tuple[str, dict[str, float]]:
         a = p.artifact
@@ -264,19 +276,36 @@ class Runner:
         self._inputs_record(p, digest)
         return digest, {"build": seconds}
 
+    def _why(self, p: Prepared) -> tuple[str, ...]:
+        """Why it is built: the first changes since its previous inputs (this index, else a record in
+        the registry found through its tags). Data for the report; a lookup that fails says so."""
+        try:
+            prev = previous.find(p.artifact.ref, p.artifact.tags, None, self.index, self.registry,
+                                 enabled=self.project.registry.records,
+                                 warn=lambda text: self.emit(Event("warning", p.artifact.name, text)))
+        except RegistryError as exc:
+            return (f"its previous inputs could not be read ({exc.message})",)
+        return previous.why(prev, explain.snapshot(p.inputs))
+
     def _inputs_record(self, p: Prepared, digest: str, *, source: ImageRef | None = None) -> None:
-        """Store the image's inputs record beside it (records.py), or link the source's after a retag.
-        A record is for explanations only: failing to store one warns and never fails the build."""
-        if not self.project.registry.records or self.cancelled.is_set():
+        """Store the image's inputs record beside it (records.py), or link the source's after a retag, in
+        the background. A record is for explanations only: failing to store one warns and never fails
+        the build."""
+        if self.project.registry.records and not self.cancelled.is_set():
+            with self._lock:
+                self._pending.append(self._records.submit(self._store_record, p, digest, source))
+
+    def _store_record(self, p: Prepared, digest: str, source: ImageRef | None) -> None:
+        if self.cancelled.is_set():
             return
         try:
             if source is None:
                 records.store(self.registry, p.target, digest, record_of(p), artifact=p.artifact.name)
             elif not records.link(self.registry, self.registry.copy, source, p.target, digest):
                 records.store(self.registry, p.target, digest, record_of(p), artifact=p.artifact.name)
-        except (RegistryError, records.RecordError) as exc:
-            self.emit(Event("warning", p.artifact.name,
-                            f"the inputs record of {p.target} was not stored ({exc.message}); the image stands"))
+        except (RegistryError, records.RecordError, OSError) as exc:
+            self.emit(Event("warning", p.artifact.name, f"the inputs record of {p.target} was not stored "
+                            f"({getattr(exc, 'message', exc)}); the image stands"))
 
     def _tags(self, p: Prepared, digest: str) -> tuple[str, ...]:
         for tag in p.artifact.tags:
@@ -317,7 +346,10 @@ class Runner:
                 for fut in running:
                     fut.cancel()
                 proc.terminate_all()
+                self._records.shutdown(wait=False, cancel_futures=True)
                 raise
+        wait(self._pending)
+        self._records.shutdown()
         return [done[p.artifact.name] for p in prepared]
 
 

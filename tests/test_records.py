@@ -147,3 +147,23 @@ def test_store_and_load_with_each_tool(registry, base_image, kind):
     assert found is not None and found.record == newer
     listed = json.loads(reg.manifest(dst.bare().with_tag(records.referrers_tag(src.digest))))["manifests"]
     assert len(listed) == 2
+
+
+def test_build_v_and_plan_say_why_each_build_happens_from_a_fresh_runner(demo, tmp_path):
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("  - image: tools             # FROM the busybox base, with a RUN step\n",
+                                           "  - image: tools\n    tags: [latest]\n"))
+    demo.build()
+    (demo.path / "tools" / "greet.sh").write_text("#!/bin/sh\necho changed\n")
+    (demo.path / "tools" / "extra.txt").write_text("new\n")
+    demo.env["REGLESS_CACHE_DIR"] = str(tmp_path / "fresh-runner")
+    plan = demo.run("plan", "--output", "json")
+    rows = {x["name"]: x for x in plan.json()["artifacts"]}
+    assert rows["tools"]["action"] == "build"
+    assert rows["tools"]["why"] == ["file content changed: greet.sh"]  # extra.txt is no input of tools
+    assert rows["web"]["why"] == []  # cached: no reasons to give
+    text = demo.run("plan").stdout
+    assert "because file content changed: greet.sh" in text
+    built = demo.run("build", "-v", "tools")
+    assert built.returncode == 0, built.stderr
+    assert "because file content changed: greet.sh" in built.stdout

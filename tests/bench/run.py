@@ -231,7 +231,18 @@ def main() -> None:
             repo, cache = f"{reg.address}/bench", tmp / "cache"
             REGLESS_ENV.update(storage_env(tmp / "storage-regless"))
             sc = results["scenarios"]
+            # cold without inputs records first, into a registry, image storage and cache of their own (so
+            # that neither run finds layers of the other): what records add to a cold build
+            (tmp / "registry-norecords").mkdir()
+            with harness.LocalRegistry(tmp / "registry-norecords") as bare_reg:
+                REGLESS_ENV.update(storage_env(tmp / "storage-norecords"))
+                bare_base = harness.make_base_image(bare_reg.address)
+                sc["cold-no-records"] = regless(project, f"{bare_reg.address}/bench", tmp / "cache-norecords",
+                                                bare_base, "--no-records")
+            REGLESS_ENV.update(storage_env(tmp / "storage-regless"))
             sc["cold"] = regless(project, repo, cache, base)
+            print(f"cold with inputs records / without: {sc['cold']['wall'] / sc['cold-no-records']['wall']:.3f}",
+                  flush=True)
             print("cold done", flush=True)
             sc["restart"] = regless(project, repo, cache, base)
             sc["fresh"] = regless(project, repo, tmp / "cache-fresh", base)
@@ -256,7 +267,7 @@ def main() -> None:
     rows = [("scenario", "wall s", "builds", "registry calls", "× peer", "× floor")]
     for name, r in results["scenarios"].items():
         # cold compares with the peer's cold loop (empty layer cache); the rest with its restart loop
-        base_wall = results["peerCold"]["wall"] if name == "cold" else peer_wall
+        base_wall = results["peerCold"]["wall"] if name.startswith("cold") else peer_wall
         r["xPeer"], r["xFloor"] = r["wall"] / base_wall, r["wall"] / floor_wall
         rows.append((name, f"{r['wall']:.2f}", str(r["builds"]), str(r["registryCalls"]),
                      f"{r['xPeer']:.3f}", f"{r['xFloor']:.1f}"))
