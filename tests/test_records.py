@@ -167,3 +167,23 @@ def test_build_v_and_plan_say_why_each_build_happens_from_a_fresh_runner(demo, t
     built = demo.run("build", "-v", "tools")
     assert built.returncode == 0, built.stderr
     assert "because file content changed: greet.sh" in built.stdout
+
+
+def test_a_broken_record_in_the_registry_is_passed_over_with_a_warning(demo, tmp_path):
+    """A record under the referrers tag that says it is regless's but is not of its shape: explain warns,
+    finds nothing to trust, and the cache decision is untouched."""
+    first = demo.build()
+    web = next(a for a in first.json()["artifacts"] if a["name"] == "web")
+    reg = Reliable(Skopeo(insecure=("127.0.0.1",)), retry.Policy(deadline=10))
+    ref = parse(web["reference"])
+    subject = records.subject_of(reg.manifest(ref.bare().with_digest(web["digest"])), web["digest"])
+    layout, desc, raw = records.write_record(tmp_path / "bad", {"hash": 5, "files": "all of them"}, subject,
+                                             {"dev.regless.hash": "x", records.CREATED: "2999-01-01T00:00:00Z"})
+    reg.push_layout(layout, ref.bare().with_digest(desc["digest"]))
+    records._list(reg, ref, web["digest"], desc, raw,
+                  reg.manifest(ref.bare().with_tag(records.referrers_tag(web["digest"]))), tmp_path / "idx")
+    demo.env["REGLESS_CACHE_DIR"] = str(tmp_path / "fresh-runner")
+    res = demo.run("explain", "web")
+    assert res.returncode == 0, res.stderr
+    assert "inputs record of" in res.stderr and "is ignored" in res.stderr
+    assert "web is cached" in res.stdout
