@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -208,6 +209,16 @@ def test_registry_that_stays_down_fails_in_bounded_time(adapter, proxy, base_ima
         Reliable(adapter, retry.Policy(deadline=1.5, initial=0.05, maximum=0.2)).digest(_through(proxy, base_image))
     assert f"registry {proxy.address} did not answer" in str(exc.value)
     assert len(proxy.log) >= 2  # it was retried, and it stopped
+
+
+def test_a_registry_that_recovers_is_not_abandoned(real_adapter, proxy, base_image):
+    """Down (503 to everything) for 3 s, then up: the check goes on past the tool's own retries (crane's
+    take about a second a call) and succeeds within the deadline."""
+    proxy.down = True
+    threading.Timer(3.0, lambda: setattr(proxy, "down", False)).start()
+    digest = Reliable(real_adapter, retry.Policy(deadline=15, initial=0.5, maximum=4)).digest(_through(proxy, base_image))
+    assert digest == parse(base_image).digest
+    assert len(proxy.injected()) >= 2 and proxy.log[-1][2] == ""
 
 
 @pytest.mark.parametrize("code", ["401", "403"])
