@@ -44,6 +44,13 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "regless"
 
 
+def _jobs(text: str) -> int:
+    """--jobs N: a whole number of 1 or more (argparse makes anything else a usage error, exit 2)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of jobs (1 or more)")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-f", "--file", type=Path, help="config file (default: regless.yaml, else skaffold.yaml, in this folder)")
@@ -79,10 +86,22 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-records", action="store_true",
                    help="push no inputs record beside the images built (as registry.records: false)")
     b.add_argument("--file-output", type=Path, help="write Skaffold's build output JSON here (skaffold deploy -a)")
+    b.add_argument("--share", metavar="K/N", help="build only share K of N (the split of regless plan --jobs N); "
+                   "wait in the registry for what another share builds")
+    b.add_argument("--plan", type=Path, metavar="FILE", help="with --share: take the split from this file "
+                   "(regless plan --save FILE) rather than working it out again")
+    b.add_argument("--wait-timeout", default="30m", metavar="DURATION",
+                   help="with --share: how long to wait for an artifact another share builds (default 30m)")
     pl = sub.add_parser("plan", parents=[common], help="what build would do and why, doing nothing",
                         epilog="example: regless plan --output json")
     pl.add_argument("artifacts", nargs="*", metavar="ARTIFACT")
     pl.add_argument("--no-cache", action="store_true", help="plan as if every hit were ignored")
+    pl.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                    help="split the artifacts to build into at most N shares for CI jobs (default 1)")
+    pl.add_argument("--matrix", choices=("github", "gitlab"), help="the shares as a CI matrix: GitHub Actions' "
+                    "strategy.matrix or GitLab's parallel:matrix (in the JSON; alone on stdout with text output)")
+    pl.add_argument("--save", type=Path, metavar="FILE", help="also write the JSON plan here, for "
+                    "regless build --share K/N --plan FILE")
     ex = sub.add_parser("explain", parents=[common], help="why an artifact would rebuild: what changed since its "
                         "last build", epilog="example: regless explain app")
     ex.add_argument("artifact", metavar="ARTIFACT")
@@ -182,8 +201,27 @@ def _writable(path: Path | None, flag: str) -> None:
         raise InputError(f"{flag} {path} is a folder", hint="give the path of a file to write")
 
 
+def _share(args: argparse.Namespace, index: Index) -> run.Select | None:
+    """--share K/N (with --plan FILE, --wait-timeout): how the run is narrowed to one share, or None."""
+    if args.share is None:
+        if args.plan is not None:
+            raise InputError("--plan FILE goes with --share K/N", hint="e.g. --share 1/3 --plan plan.json")
+        return None
+    from . import fanout, shares
+
+    k_n = shares.parse_share(args.share)
+    timeout = cache.parse_duration(args.wait_timeout)
+    saved = fanout.load_split(args.plan) if args.plan else None
+    return lambda prepared, decisions: fanout.select(k_n, prepared, decisions, index, saved=saved, timeout=timeout)
+
+
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
     _writable(args.file_output, "--file-output")
+    if args.share is not None:
+        from .shares import parse_share
+
+        parse_share(args.share)  # bad input is refused before any work
+        cache.parse_duration(args.wait_timeout)
     project = _project(args, r)
     if not project.artifacts:
         raise InputError(f"{project.path}: every artifact was left out by --skip-unsupported; nothing to build")
@@ -192,7 +230,7 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     index, reg, reg_source = _wiring(args, r, project)
     try:
         rep = run.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
-                        registry_source=reg_source, builder_source=builder.source)
+                        registry_source=reg_source, builder_source=builder.source, select=_share(args, index))
     finally:
         index.close()
     skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome="skipped", reason=s.reason)
@@ -213,6 +251,7 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, r: Console) -> int:
+    _writable(args.save, "--save")
     project = _project(args, r)
     index, reg, _ = _wiring(args, r, project)
     try:
@@ -224,6 +263,9 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
             p.artifact.ref, p.artifact.tags, None, index, reg, enabled=project.registry.records,
             warn=lambda text: r(Event("warning", None, text))), explain.snapshot(p.inputs))
             for p in prepared if decisions[p.artifact.name].action is run.plan.Action.BUILD}
+        from . import fanout, shares
+
+        fan = fanout.fanout(prepared, decisions, index, args.jobs)
     finally:
         index.close()
     rows = []
@@ -234,15 +276,29 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
                      "why": list(why.get(p.artifact.name, ()))})
     rows += [{"name": s.name, "reference": None, "hash": None, "action": "skipped", "reason": s.reason,
               "source": None, "why": []} for s in project.skipped]
+    doc: dict[str, Any] = {"version": 1, "artifacts": rows, "warnings": list(project.warnings),
+                           "fanout": fan.to_json(args.jobs)}
+    if args.matrix:
+        doc["matrix"] = shares.matrix(fan.split, args.matrix)
+    if args.save:
+        try:
+            args.save.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--save {args.save}: {exc.strerror}") from exc
     if args.output == "json":
-        print(json.dumps({"version": 1, "artifacts": rows, "warnings": list(project.warnings)}, indent=2),
-              file=r.out)
+        print(json.dumps(doc, indent=2), file=r.out)
+    elif args.matrix:  # for a CI step's output: echo "matrix=$(regless plan --jobs 3 --matrix github)"
+        print(json.dumps(doc["matrix"], separators=(",", ":")), file=r.out)
     else:
         width = max(len(x["name"]) for x in rows)
         for x in rows:
             print(f"{r.paint(x['action'])} {x['name']:<{width}}  {x['reference'] or ''}  — {x['reason']}", file=r.out)
             for w in x.get("why", ()):
                 print(f"      because {w}", file=r.out)
+        if args.jobs > 1:
+            for sh in fan.split.shares:
+                print(f"share {fan.split.label(sh.number)} (~{sh.cost:.0f}s): {' '.join(sh.artifacts) or '-'}",
+                      file=r.out)
     return EXIT_OK
 
 

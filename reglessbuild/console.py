@@ -101,6 +101,8 @@ class Console:
                     self._ticker.start()
             if not self.quiet:
                 self._print(f"{tag}{ev.message}", self.err)
+        elif ev.kind == "wait":  # --share: an artifact another share builds
+            self._print(f"{tag}{ev.message}", self.err)
         elif ev.kind == "warning":
             self._print(f"warning: {tag}{ev.message}", self.err)
         elif ev.kind == "outcome":

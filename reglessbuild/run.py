@@ -11,9 +11,10 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, previous, proc, records
+from . import waiting
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
 from .errors import BuildError, DockerfileError, InputError, RegistryError
@@ -179,8 +180,10 @@ def record_of(p: Prepared) -> dict:
 
 
 class Runner:
-    def __init__(self, project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink) -> None:
+    def __init__(self, project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink,
+                 waits: waiting.Selection | None = None) -> None:
         self.project = project
+        self.waits = waits  # --share: the artifacts another share builds, waited for in the registry
         self.index = index
         self.registry = registry
         self.builder = builder
@@ -208,6 +211,12 @@ class Runner:
         t0 = time.perf_counter()
         why: tuple[str, ...] = ()
         try:
+            if self.waits and a.name in self.waits.wait and d.action is not plan.Action.CACHED:
+                label = self.waits.wait[a.name]
+                found = waiting.wait_for(self.registry.digest, p.target, a.name, label, timeout=self.waits.timeout,
+                                         emit=self.emit)
+                d = plan.Decision(plan.Action.CACHED, f"built by share {label}", digest=found)
+                base["reason"] = d.reason
             if d.stale:
                 self.index.drop(p.inputs.hash)
                 self.emit(Event("warning", a.name, "dropped a stale index entry: its image is gone"))
@@ -353,9 +362,14 @@ class Runner:
         return [done[p.artifact.name] for p in prepared]
 
 
+Select = Callable[[list[Prepared], dict[str, plan.Decision]], waiting.Selection]
+
+
 def build(project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink, *,
           names: Iterable[str] | None = None, no_cache: bool = False, registry_source: str = "",
-          builder_source: str = "") -> Report:
+          builder_source: str = "", select: Select | None = None) -> Report:
+    """Hash, check, decide, act. `select` (--share) narrows the run, once decided, to one share's
+    artifacts and what they require, waiting for those another share builds."""
     order = closure(project, names)
     several = [a.name for a in order if a.platforms]
     if several and not getattr(builder, "multi_platform", False):
@@ -369,11 +383,14 @@ def build(project: Project, index: Index, registry: Reliable, builder: Builder, 
     emit(Event("phase", None, "check"))
     f = facts(prepared, index, registry, no_cache=no_cache, concurrency=project.registry.concurrency)
     decisions = {name: plan.decide(x) for name, x in f.items()}
+    chosen = select(prepared, decisions) if select else None
+    if chosen is not None:
+        prepared = [p for p in prepared if p.artifact.name in chosen.keep]
     t2 = time.perf_counter()
     for p in prepared:
         emit(Event("decision", p.artifact.name, decisions[p.artifact.name].action.value,
                    {"decision": decisions[p.artifact.name]}))
-    runner = Runner(project, index, registry, builder, emit)
+    runner = Runner(project, index, registry, builder, emit, chosen)
     results = runner.execute(prepared, decisions)
     phases = {"hash": t1 - t0, "check": t2 - t1,
               "retag": sum(r.seconds.get("retag", 0.0) for r in results),

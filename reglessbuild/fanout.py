@@ -1,0 +1,119 @@
+"""Fan-out over CI jobs: the work of `regless plan --jobs N --matrix ...` and the choice of
+`regless build --share K/N`.
+
+It gathers, from a run's prepared artifacts and decisions, the artifacts to build with a cost estimate
+(shares.Work), and turns a split into what one share does (waiting.Selection). The split itself is
+pure (shares.py); this module reads the index (last build seconds) and the files (input size).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import plan, shares
+from .errors import InputError
+from .index import Index
+from .run import Prepared
+from .waiting import Selection
+
+# a build estimated from its inputs alone: a fixed start (pull, container set-up, push) and a rate
+START_SECONDS, BYTES_PER_SECOND = 2.0, 20e6
+
+
+@dataclass(frozen=True)
+class Cost:
+    seconds: float
+    source: str  # "index" (the artifact's last build here) or "input size"
+
+
+def cost(p: Prepared, index: Index) -> Cost:
+    """The last build seconds the index knows for the artifact (its last inputs' hash), else an estimate
+    from the size of its input files."""
+    last = index.last_inputs(str(p.artifact.ref))
+    entry = index.get(last["hash"]) if last and last.get("hash") else None
+    if entry is not None and entry.build_seconds > 0:
+        return Cost(round(entry.build_seconds, 1), "index")
+    size = 0
+    for f in p.inputs.files:
+        try:
+            size += os.lstat(p.artifact.context / f.path).st_size
+        except OSError:
+            pass
+    return Cost(round(START_SECONDS + size / BYTES_PER_SECOND, 1), "input size")
+
+
+@dataclass(frozen=True)
+class Fanout:
+    waves: tuple[tuple[str, ...], ...]
+    split: shares.Split
+    costs: dict[str, Cost]
+
+    def to_json(self, jobs: int) -> dict[str, Any]:
+        return {"jobs": jobs, "waves": [list(w) for w in self.waves], "shares": shares.to_json(self.split),
+                "costs": {n: {"seconds": c.seconds, "from": c.source} for n, c in self.costs.items()}}
+
+
+def work(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index) -> tuple[
+        list[shares.Work], dict[str, Cost]]:
+    """The artifacts to build (a retag is left to whoever needs it: it costs a copy), with their costs."""
+    todo = [p for p in prepared if decisions[p.artifact.name].action is plan.Action.BUILD]
+    costs = {p.artifact.name: cost(p, index) for p in todo}
+    items = [shares.Work(p.artifact.name, tuple(r.image for r in p.artifact.requires), costs[p.artifact.name].seconds)
+             for p in todo]
+    return items, costs
+
+
+def fanout(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index, jobs: int) -> Fanout:
+    items, costs = work(prepared, decisions, index)
+    return Fanout(shares.waves(items), shares.split(items, jobs), costs)
+
+
+def load_split(path: Path) -> shares.Split:
+    """The split saved by `regless plan --save FILE`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = data["fanout"]["shares"]
+    except OSError as exc:
+        raise InputError(f"--plan {path}: {exc.strerror}", hint="give the file regless plan --save wrote") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"--plan {path}: not a plan with fanout.shares",
+                         hint="write it with regless plan --save FILE") from exc
+    return shares.from_json(rows)
+
+
+def select(share: tuple[int, int], prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index,
+           *, saved: shares.Split | None, timeout: float) -> Selection:
+    """What share K of N does: its own artifacts and what they require. A requirement another share builds
+    is waited for; one no share builds (cached, a retag, or new since the plan) is done here."""
+    k, n = share
+    if saved is not None:
+        if saved.total != n:
+            raise InputError(f"--share {k}/{n}, but the plan has {saved.total} share{'s' * (saved.total != 1)}",
+                             hint="take --share from the plan's matrix")
+        split = saved
+    else:
+        items, _ = work(prepared, decisions, index)
+        split = shares.split(items, n)
+    by_name = {p.artifact.name: p for p in prepared}
+    mine = [name for name in by_name if split.share_of(name) == k]
+    keep: set[str] = set()
+    wait: dict[str, str] = {}
+
+    def add(name: str) -> None:
+        if name in keep:
+            return
+        keep.add(name)
+        other = split.share_of(name)
+        if other is not None and other != k:
+            wait[name] = split.label(other)
+            return  # what it requires is the other share's business
+        for r in by_name[name].artifact.requires:
+            add(r.image)
+
+    for name in mine:
+        add(name)
+    return Selection(frozenset(keep), wait, timeout)
