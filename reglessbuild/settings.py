@@ -30,6 +30,9 @@ class BuildahSettings:
     # buildah's --retry-delay. Not buildah's 2 s: regless paces the attempts of a push itself (retry.py),
     # and at a flaky registry (30% of requests failing) the 2 s made each attempt 2.5x longer (measured)
     retry_delay: str | None = "100ms"
+    # buildah's --timestamp: the image's created time and every file's time in its layers, so that the same
+    # inputs give the same digest on any runner (0: the epoch); None keeps the build's own time
+    timestamp: int | None = 0
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def builder(r: Reader, node: yaml.Node) -> BuilderSettings:
     buildah = d.buildah
     if "buildah" in m:
         b = r.mapping(m["buildah"], "builder.buildah", {"storageDriver": False, "isolation": False, "layers": False,
-                                                        "retry": False, "retryDelay": False})
+                                                        "retry": False, "retryDelay": False, "timestamp": False})
         buildah = BuildahSettings(
             storage_driver=r.string(b["storageDriver"], "builder.buildah.storageDriver")
             if "storageDriver" in b else buildah.storage_driver,
@@ -94,6 +97,9 @@ def builder(r: Reader, node: yaml.Node) -> BuilderSettings:
             retry_delay=r.scalar(b["retryDelay"], "builder.buildah.retryDelay", str,
                                  lambda v: re.fullmatch(r"\d+(\.\d+)?(ms|s|m)", v) is not None,
                                  "a duration such as 500ms or 2s") if "retryDelay" in b else buildah.retry_delay,
+            timestamp=None if "timestamp" in b and b["timestamp"].tag == "tag:yaml.org,2002:null" else
+            r.scalar(b["timestamp"], "builder.buildah.timestamp", int, lambda v: v >= 0,
+                     "seconds since the epoch (0 or more), or null") if "timestamp" in b else buildah.timestamp,
         )
     kaniko = d.kaniko
     if "kaniko" in m:

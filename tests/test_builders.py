@@ -30,13 +30,20 @@ REQ = BuildRequest(context=Path("/ctx"), dockerfile=Path("/ctx/sub/Dockerfile"),
 def test_buildah_argv():
     assert build_argv(REQ, BuildahSettings("vfs", "chroot", True)) == [
         "buildah", "--storage-driver", "vfs", "build", "--isolation", "chroot", "--layers=true",
-        "--log-level=debug", "--retry-delay=100ms", "-f", "/ctx/sub/Dockerfile", "--target", "prod", "--platform", "linux/amd64",
+        "--log-level=debug", "--retry-delay=100ms", "-f", "/ctx/sub/Dockerfile", "--timestamp", "0",
+        "--target", "prod", "--platform", "linux/amd64",
         "--build-arg", "V=1", "--build-arg", "BASE=r/b:x@sha256:" + "b" * 64, "--tls-verify=false",
         "-t", "127.0.0.1:5000/t/app:" + "a" * 32, "/ctx"]
     assert push_argv(REQ, BuildahSettings("overlay", "chroot", False, retry=2), "/tmp/d") == [
         "buildah", "--storage-driver", "overlay", "push", "--log-level=debug", "--retry=2", "--retry-delay=100ms",
         "--digestfile", "/tmp/d", "--tls-verify=false",
         "127.0.0.1:5000/t/app:" + "a" * 32, "docker://127.0.0.1:5000/t/app:" + "a" * 32]
+
+
+def test_buildah_argv_without_a_fixed_timestamp():
+    argv = build_argv(REQ, BuildahSettings("vfs", "chroot", True, timestamp=None))
+    assert "--timestamp" not in argv
+    assert build_argv(REQ, BuildahSettings(timestamp=1700000000))[11:13] == ["--timestamp", "1700000000"]
 
 
 def test_kaniko_argv():

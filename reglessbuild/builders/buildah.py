@@ -37,6 +37,8 @@ def _retry(settings: BuildahSettings) -> list[str]:
 def build_argv(req: BuildRequest, settings: BuildahSettings) -> list[str]:
     argv = [*_global(settings), "build", "--isolation", settings.isolation, f"--layers={str(settings.layers).lower()}",
             *_retry(settings), "-f", str(req.dockerfile)]
+    if settings.timestamp is not None:  # reproducible: the same inputs give the same digest anywhere
+        argv += ["--timestamp", str(settings.timestamp)]
     if req.target:
         argv += ["--target", req.target]
     if req.platform:
