@@ -170,3 +170,11 @@ def test_push_retried_without_rebuild_after_a_transient_fault(demo, registry):
         assert [x[2] for x in proxy.injected()] == ["503"]
     calls = [c.split()[2] for c in harness.calls(demo.builds_log)]
     assert calls.count("build") == 1 and calls.count("push") == 2, calls
+
+
+def test_manifest_push_runs_with_the_debug_log_regless_reads():
+    from reglessbuild.builders.buildah_index import manifest_push_argv
+
+    argv = manifest_push_argv(REQ, BuildahSettings("vfs", "chroot", True), "regless-index-1", "/tmp/d")
+    assert argv[:6] == ["buildah", "--storage-driver", "vfs", "manifest", "push", "--log-level=debug"]
+    assert argv[-2:] == ["regless-index-1", "docker://127.0.0.1:5000/t/app:" + "a" * 32]

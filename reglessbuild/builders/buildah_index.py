@@ -36,8 +36,9 @@ def platform_build_argv(req: BuildRequest, settings: BuildahSettings, platform: 
 
 def manifest_push_argv(req: BuildRequest, settings: BuildahSettings, manifest: str, digestfile: str) -> list[str]:
     tls = ["--tls-verify=false"] if req.insecure_push else ["--cert-dir", req.cert_dir] if req.cert_dir else []
-    return [*_global(settings), "manifest", "push", "--all", "--digestfile", digestfile, *tls, manifest,
-            f"docker://{req.destination}"]
+    # --log-level=debug: its containers/image lines tell a 429's Retry-After to regless's reruns (buildah.py)
+    return [*_global(settings), "manifest", "push", "--log-level=debug", "--all", "--digestfile", digestfile, *tls,
+            manifest, f"docker://{req.destination}"]
 
 
 def manifest_rm_argv(settings: BuildahSettings, manifest: str) -> list[str]:
