@@ -53,7 +53,8 @@ def wait_for(digest: Callable[[ImageRef], str | None], ref: ImageRef, name: str,
         waited = clock() - start
         if found is not None:
             if waited > 0:
-                emit(Event("wait", name, f"{name} is in the registry after {waited:.0f}s (share {label})"))
+                emit(Event("wait", None, f"{name} is in the registry after {waited:.0f}s (share {label})",
+                           {"artifact": name, "seconds": waited}))
             return found
         left = timeout - waited
         if left <= 0:
@@ -61,7 +62,8 @@ def wait_for(digest: Callable[[ImageRef], str | None], ref: ImageRef, name: str,
                               f"{_duration(timeout)}",
                               hint=f"see share {label}'s job: it failed or has not run; --wait-timeout sets how "
                                    "long a share waits")
-        emit(Event("wait", name, f"waiting for {name} (share {label}) {waited:.0f}s", {"seconds": waited}))
+        emit(Event("wait", None, f"waiting for {name} (share {label}) {waited:.0f}s",
+                   {"artifact": name, "seconds": waited}))
         sleep(min(left, pause * random.uniform(0.8, 1.0)))
         pause = min(pace.maximum, pause * 2)
 

@@ -74,6 +74,11 @@ def test_a_share_waits_for_another_shares_artifact_and_gives_up_with_exit_3(fan,
     assert out[waiter]["outcome"] == "skipped"
     # nothing of another share was built here
     assert all(share_of.get(n) == k for n, a in out.items() if a["outcome"] == "built")
+    # in text, the failure names the artifact, its share and the wait
+    text = fan.run("build", "--share", k, "--plan", str(plan), "--wait-timeout", "2s")
+    assert text.returncode == 3
+    assert f"{needed} (" in text.stdout and f"built by share {share_of[needed]}, did not appear in the registry " \
+        f"within 2 s" in text.stdout, text.stdout
 
 
 def test_three_runners_at_once_build_each_artifact_once_against_its_requirements_digest(fan, tmp_path):
