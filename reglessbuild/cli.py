@@ -259,13 +259,16 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
         prepared = run.prepare(project, order, index, reg, discard)
         facts = run.facts(prepared, index, reg, no_cache=args.no_cache, concurrency=project.registry.concurrency)
         decisions = {p.artifact.name: run.plan.decide(facts[p.artifact.name]) for p in prepared}
-        why = {p.artifact.name: previous.why(previous.find(
+        prev = {p.artifact.name: previous.find(
             p.artifact.ref, p.artifact.tags, None, index, reg, enabled=project.registry.records,
-            warn=lambda text: r(Event("warning", None, text))), explain.snapshot(p.inputs))
+            warn=lambda text: r(Event("warning", None, text)))
             for p in prepared if decisions[p.artifact.name].action is run.plan.Action.BUILD}
+        why = {p.artifact.name: previous.why(prev[p.artifact.name], explain.snapshot(p.inputs))
+               for p in prepared if p.artifact.name in prev}
         from . import fanout, shares
 
-        fan = fanout.fanout(prepared, decisions, index, args.jobs)
+        fan = fanout.fanout(prepared, decisions, index, args.jobs,  # build seconds from inputs records
+                            {n: v.record.get("buildSeconds") for n, v in prev.items() if v.record})
     finally:
         index.close()
     rows = []

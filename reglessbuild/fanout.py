@@ -30,13 +30,16 @@ class Cost:
     source: str  # "index" (the artifact's last build here) or "input size"
 
 
-def cost(p: Prepared, index: Index) -> Cost:
-    """The last build seconds the index knows for the artifact (its last inputs' hash), else an estimate
+def cost(p: Prepared, index: Index, recorded: float | None = None) -> Cost:
+    """The last build seconds the index knows for the artifact (its last inputs' hash), else those of the
+    inputs record of its previous image in the registry (`recorded`, found by the plan), else an estimate
     from the size of its input files."""
     last = index.last_inputs(str(p.artifact.ref))
     entry = index.get(last["hash"]) if last and last.get("hash") else None
     if entry is not None and entry.build_seconds > 0:
         return Cost(round(entry.build_seconds, 1), "index")
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and recorded > 0:
+        return Cost(round(float(recorded), 1), "registry record")
     size = 0
     for f in p.inputs.files:
         try:
@@ -57,18 +60,20 @@ class Fanout:
                 "costs": {n: {"seconds": c.seconds, "from": c.source} for n, c in self.costs.items()}}
 
 
-def work(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index) -> tuple[
-        list[shares.Work], dict[str, Cost]]:
-    """The artifacts to build (a retag is left to whoever needs it: it costs a copy), with their costs."""
+def work(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index,
+         recorded: dict[str, float | None] | None = None) -> tuple[list[shares.Work], dict[str, Cost]]:
+    """The artifacts to build (a retag is left to whoever needs it: it costs a copy), with their costs;
+    `recorded`: build seconds from inputs records in the registry, by artifact."""
     todo = [p for p in prepared if decisions[p.artifact.name].action is plan.Action.BUILD]
-    costs = {p.artifact.name: cost(p, index) for p in todo}
+    costs = {p.artifact.name: cost(p, index, (recorded or {}).get(p.artifact.name)) for p in todo}
     items = [shares.Work(p.artifact.name, tuple(r.image for r in p.artifact.requires), costs[p.artifact.name].seconds)
              for p in todo]
     return items, costs
 
 
-def fanout(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index, jobs: int) -> Fanout:
-    items, costs = work(prepared, decisions, index)
+def fanout(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index, jobs: int,
+           recorded: dict[str, float | None] | None = None) -> Fanout:
+    items, costs = work(prepared, decisions, index, recorded)
     return Fanout(shares.waves(items), shares.split(items, jobs), costs)
 
 

@@ -282,7 +282,7 @@ class Runner:
             digest = there
         self.emit(Event("push", a.name, f"pushed {p.target}@{digest}"))
         self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
-        self._inputs_record(p, digest)
+        self._inputs_record(p, digest, seconds=seconds)
         return digest, {"build": seconds}
 
     def _why(self, p: Prepared) -> tuple[str, ...]:
@@ -296,20 +296,23 @@ class Runner:
             return (f"its previous inputs could not be read ({exc.message})",)
         return previous.why(prev, explain.snapshot(p.inputs))
 
-    def _inputs_record(self, p: Prepared, digest: str, *, source: ImageRef | None = None) -> None:
+    def _inputs_record(self, p: Prepared, digest: str, *, source: ImageRef | None = None,
+                       seconds: float | None = None) -> None:
         """Store the image's inputs record beside it (records.py), or link the source's after a retag, in
         the background. A record is for explanations only: failing to store one warns and never fails
         the build."""
         if self.project.registry.records and not self.cancelled.is_set():
             with self._lock:
-                self._pending.append(self._records.submit(self._store_record, p, digest, source))
+                self._pending.append(self._records.submit(self._store_record, p, digest, source, seconds))
 
-    def _store_record(self, p: Prepared, digest: str, source: ImageRef | None) -> None:
+    def _store_record(self, p: Prepared, digest: str, source: ImageRef | None, seconds: float | None = None) -> None:
         if self.cancelled.is_set():
             return
         try:
             if source is None:
-                records.store(self.registry, p.target, digest, record_of(p), artifact=p.artifact.name)
+                # with the build's seconds: the cost a later plan balances CI jobs on (fanout.py), on any runner
+                record = record_of(p) | ({"buildSeconds": round(seconds, 1)} if seconds is not None else {})
+                records.store(self.registry, p.target, digest, record, artifact=p.artifact.name)
             elif not records.link(self.registry, self.registry.copy, source, p.target, digest):
                 records.store(self.registry, p.target, digest, record_of(p), artifact=p.artifact.name)
         except (RegistryError, records.RecordError, OSError) as exc:

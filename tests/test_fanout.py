@@ -111,3 +111,21 @@ def test_three_runners_at_once_build_each_artifact_once_against_its_requirements
     assert final.returncode == 0 and set(final.outcomes().values()) == {"cached"}
     builds = json.loads((tmp_path / "builds.json").read_text())["builds"]
     assert {b["imageName"]: b["tag"].rsplit("@", 1)[1] for b in builds} == reported
+
+
+def test_costs_come_from_the_index_else_the_registry_record_else_input_size(demo, tmp_path):
+    built = {a["name"]: a for a in demo.build().json()["artifacts"]}
+    (demo.path / "web" / "index.html").write_text("<p>changed</p>\n")
+    (demo.path / "tools" / "greet.sh").write_text("#!/bin/sh\necho changed\n")
+    here = demo.run("plan", "--output", "json", "--jobs", "2").json()["fanout"]["costs"]
+    assert here["web"] == {"seconds": round(built["web"]["seconds"]["build"], 1), "from": "index"}
+    assert here["tools"]["from"] == "index"
+    # a fresh runner: web's previous image is found through its tag (latest), with its inputs record
+    fresh = runner(tmp_path, "fresh", demo.env)
+    res = subprocess.run([REGLESS, "plan", "--output", "json", "--jobs", "2", "--default-repo", demo.repo],
+                         cwd=demo.path, env=fresh.env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    there = json.loads(res.stdout)["fanout"]["costs"]
+    assert there["web"] == {"seconds": round(built["web"]["seconds"]["build"], 1), "from": "registry record"}
+    assert there["tools"]["from"] == "input size" and there["app"]["from"] == "input size"
+    assert set(there) == {"web", "tools", "app"}
