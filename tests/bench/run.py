@@ -12,6 +12,7 @@ without regless runs); floor = stat every input file + one concurrent manifest H
 Also: 64 registry checks through the 100 ms proxy, at concurrency 1 and 16 and 64, with skopeo and
 (where it is on PATH) crane.
 --platforms: the restart of multi-platform artifacts (linux/amd64 + linux/arm64) against single-platform ones.
+--shares N: a cold build by one runner against N runners at once (regless build --share K/N).
 """
 
 from __future__ import annotations
@@ -171,7 +172,27 @@ def main() -> None:
     ap.add_argument("--retries", type=float, metavar="DEADLINE", nargs="?", const=60.0,
                     help="only what one check costs against a registry that keeps failing, per tool, within "
                          "a registry.timeout of DEADLINE seconds (60)")
+    ap.add_argument("--shares", type=int, metavar="N",
+                    help="only a cold build by one runner against N runners at once, each with --share K/N "
+                         "(12 artifacts of 200 files; --artifacts, --files)")
     args = ap.parse_args()
+    if args.shares:
+        from bench.fanout import lines, run as fanout_bench
+
+        shape = Shape(artifacts=args.artifacts or 12, files=args.files or 200, size=args.size or 1024,
+                      shared=0.2 if args.shared is None else args.shared, run_steps=args.run_steps)
+        with tempfile.TemporaryDirectory(prefix="regless-bench-") as tmp_s:
+            (Path(tmp_s) / "registry").mkdir()
+            reg = harness.LocalRegistry(Path(tmp_s) / "registry").start()
+            generate(Path(tmp_s) / "project", shape)
+            try:
+                r = fanout_bench(Path(tmp_s) / "project", reg.address, harness.make_base_image(reg.address),
+                                 Path(tmp_s) / "runs", args.shares, REGLESS, storage_env)
+            finally:
+                reg.stop()
+        print("\n".join(lines(r)))
+        args.json.write_text(json.dumps({"shares": r, "shape": shape.__dict__}, indent=2))
+        return
     if args.platforms:
         from bench.platforms import run as platforms_bench
 
