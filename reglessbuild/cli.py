@@ -201,7 +201,7 @@ def _writable(path: Path | None, flag: str) -> None:
         raise InputError(f"{flag} {path} is a folder", hint="give the path of a file to write")
 
 
-def _share(args: argparse.Namespace, index: Index) -> run.Select | None:
+def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
     """--share K/N (with --plan FILE, --wait-timeout): how the run is narrowed to one share, or None."""
     if args.share is None:
         if args.plan is not None:
@@ -212,7 +212,7 @@ def _share(args: argparse.Namespace, index: Index) -> run.Select | None:
     k_n = shares.parse_share(args.share)
     timeout = cache.parse_duration(args.wait_timeout)
     saved = fanout.load_split(args.plan) if args.plan else None
-    return lambda prepared, decisions: fanout.select(k_n, prepared, decisions, index, saved=saved, timeout=timeout)
+    return lambda prepared, _decisions: fanout.select(k_n, prepared, saved=saved, timeout=timeout)
 
 
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
@@ -230,7 +230,7 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     index, reg, reg_source = _wiring(args, r, project)
     try:
         rep = run.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
-                        registry_source=reg_source, builder_source=builder.source, select=_share(args, index))
+                        registry_source=reg_source, builder_source=builder.source, select=_share(args))
     finally:
         index.close()
     skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome="skipped", reason=s.reason)

@@ -30,16 +30,22 @@ class Cost:
     source: str  # "index" (the artifact's last build here) or "input size"
 
 
-def cost(p: Prepared, index: Index, recorded: float | None = None) -> Cost:
+def cost(p: Prepared, index: Index | None, recorded: float | None = None) -> Cost:
     """The last build seconds the index knows for the artifact (its last inputs' hash), else those of the
     inputs record of its previous image in the registry (`recorded`, found by the plan), else an estimate
-    from the size of its input files."""
+    from the size of its input files (alone when there is no index: the same on every runner)."""
+    if index is None:
+        return _by_size(p)
     last = index.last_inputs(str(p.artifact.ref))
     entry = index.get(last["hash"]) if last and last.get("hash") else None
     if entry is not None and entry.build_seconds > 0:
         return Cost(round(entry.build_seconds, 1), "index")
     if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and recorded > 0:
         return Cost(round(float(recorded), 1), "registry record")
+    return _by_size(p)
+
+
+def _by_size(p: Prepared) -> Cost:
     size = 0
     for f in p.inputs.files:
         try:
@@ -90,10 +96,12 @@ def load_split(path: Path) -> shares.Split:
     return shares.from_json(rows)
 
 
-def select(share: tuple[int, int], prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index,
-           *, saved: shares.Split | None, timeout: float) -> Selection:
+def select(share: tuple[int, int], prepared: list[Prepared], *, saved: shares.Split | None,
+           timeout: float) -> Selection:
     """What share K of N does: its own artifacts and what they require. A requirement another share builds
-    is waited for; one no share builds (cached, a retag, or new since the plan) is done here."""
+    is waited for; one no share builds (cached, a retag, or new since the plan) is done here. The split is
+    the plan's (`saved`), else worked out here from the inputs alone: over every artifact, cached or not,
+    by input size, so that runners started at different times, with different caches, agree."""
     k, n = share
     if saved is not None:
         if saved.total != n:
@@ -101,7 +109,10 @@ def select(share: tuple[int, int], prepared: list[Prepared], decisions: dict[str
                              hint="take --share from the plan's matrix")
         split = saved
     else:
-        items, _ = work(prepared, decisions, index)
+        # every artifact, by input size alone: what is cached now, or built meanwhile by a share that
+        # started earlier, and what this runner's index knows must not change the split (runners agree)
+        items = [shares.Work(p.artifact.name, tuple(r.image for r in p.artifact.requires), cost(p, None).seconds)
+                 for p in prepared]
         split = shares.split(items, n)
     by_name = {p.artifact.name: p for p in prepared}
     mine = [name for name in by_name if split.share_of(name) == k]

@@ -365,12 +365,10 @@ class Runner:
         return [done[p.artifact.name] for p in prepared]
 
 
-Select = Callable[[list[Prepared], dict[str, plan.Decision]], waiting.Selection]
-
-
 def build(project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink, *,
           names: Iterable[str] | None = None, no_cache: bool = False, registry_source: str = "",
-          builder_source: str = "", select: Select | None = None) -> Report:
+          builder_source: str = "",
+          select: Callable[[list[Prepared], dict[str, plan.Decision]], waiting.Selection] | None = None) -> Report:
     """Hash, check, decide, act. `select` (--share) narrows the run, once decided, to one share's
     artifacts and what they require, waiting for those another share builds."""
     order = closure(project, names)

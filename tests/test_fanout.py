@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections import Counter
 
 import pytest
@@ -82,11 +83,26 @@ def test_a_share_waits_for_another_shares_artifact_and_gives_up_with_exit_3(fan,
 
 
 def test_three_runners_at_once_build_each_artifact_once_against_its_requirements_digest(fan, tmp_path):
+    """Started as CI starts jobs: not quite at once. The first runner has pushed an image before the other
+    two start, so they see it cached: their split must still be the first one's."""
     runners = [runner(tmp_path / "runners", f"r{k}", fan.env) for k in (1, 2, 3)]
-    procs = [subprocess.Popen([REGLESS, "build", "--output", "json", "--share", f"{k}/3", "--default-repo", fan.repo],
-                              cwd=fan.path, env=r.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for k, r in zip((1, 2, 3), runners)]
-    outs = [p.communicate(timeout=600) for p in procs]
+    files = [(tmp_path / f"r{k}.out", tmp_path / f"r{k}.err") for k in (1, 2, 3)]
+
+    def start(k: int) -> subprocess.Popen:
+        out, err = files[k - 1]
+        return subprocess.Popen([REGLESS, "build", "--output", "json", "--share", f"{k}/3", "--default-repo",
+                                 fan.repo, "--wait-timeout", "5m"], cwd=fan.path, env=runners[k - 1].env,
+                                stdout=out.open("w"), stderr=err.open("w"), text=True)
+
+    procs = [start(1)]
+    deadline = time.monotonic() + 120
+    while not runners[0].built() and procs[0].poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runners[0].built(), "the first runner built nothing"
+    procs += [start(2), start(3)]
+    for p in procs:
+        p.wait(timeout=600)
+    outs = [(o.read_text(), e.read_text()) for o, e in files]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err + out
     # every artifact built exactly once over the three runners, none twice
