@@ -16,6 +16,7 @@ from . import __version__, cache, config, explain, inputs, multiplatform, previo
 from . import index as index_mod
 from .builders import choose as choose_builder
 from .errors import InputError, ReglessError
+from .buildlog import BuildLogs
 from .console import Console
 from .events import Event, discard
 from .index import Index
@@ -225,7 +226,8 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     project = _project(args, r)
     if not project.artifacts:
         raise InputError(f"{project.path}: every artifact was left out by --skip-unsupported; nothing to build")
-    r.width = max(len(a.name) for a in project.artifacts)
+    r.width = max(len(a.name) for a in (*project.artifacts, *project.skipped))
+    r.logs = BuildLogs((args.cache_dir or default_cache_dir()) / "logs")
     builder = choose_builder(project.builder, push_deadline=project.registry.timeout)
     index, reg, reg_source = _wiring(args, r, project)
     try:
@@ -235,11 +237,13 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
         index.close()
     skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome="skipped", reason=s.reason)
                     for s in project.skipped)
-    rep = dataclasses.replace(rep, results=rep.results + skipped, warnings=project.warnings)
+    rank = {a.name: i for i, a in enumerate(project.artifacts)}
+    done = sorted(rep.results, key=lambda x: rank.get(x.name, len(rank)))  # the config's order
+    done = [dataclasses.replace(x, log=str(p)) if (p := r.logs.path(x.name)) else x for x in done]
+    rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=project.warnings)
     r.close()
     if args.output == "text":
-        for s in project.skipped:
-            r.line(f"{r.paint('skipped')} {s.name:<{r.width}}  — {s.reason}")
+        r.results(rep.results)
     r.line(report.to_json(rep) if args.output == "json" else report.summary(rep))
     if args.file_output:
         try:

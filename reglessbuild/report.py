@@ -23,6 +23,7 @@ class ArtifactResult:
     deploy_tag: str | None = None  # the tag Skaffold's tagPolicy gives this image (None: the hash is the tag)
     exit_code: int = 1  # of a failed one: 3 where the registry refused it or could not be reached
     why: tuple[str, ...] = ()  # of a built one: the first changes since its previous inputs (previous.py)
+    log: str | None = None  # the file holding the builder's full output of this run (buildlog.py)
 
     @property
     def reference(self) -> str:
@@ -70,7 +71,7 @@ def to_json(report: Report) -> str:
             "name": r.name, "image": r.image, "hash": r.hash, "digest": r.digest, "reference": r.reference,
             "outcome": r.outcome, "reason": r.reason, "source": r.source, "tags": list(r.tags),
             "seconds": {k: round(v, 3) for k, v in r.seconds.items()}, "savedSeconds": round(r.saved_seconds, 3),
-            "error": r.error, "why": list(r.why),
+            "error": r.error, "why": list(r.why), "log": r.log,
         } for r in report.results],
         "phases": {k: round(v, 3) for k, v in report.phases.items()},
         "registryTool": report.registry_tool, "builder": report.builder,

@@ -42,7 +42,9 @@ def test_terminal_gets_colours_and_progress_and_pipes_get_neither(demo):
     rc, screen = _run_in_pty([REGLESS, "build", "--default-repo", demo.repo], demo.path, demo.env)
     assert rc == 0, screen
     assert "\033[32mbuilt" in screen  # built in green
-    assert re.search(r"\r\033\[Kbuilding [a-z]+ \d+s", screen), "no progress line while building"
+    # one live line per running artifact: phase, name, elapsed time, the builder's current step
+    assert re.search(r"\033\[Kbuilding +(web|tools|app) +\d+s  STEP \d+/\d+: ", screen), "no live line while building"
+    assert not re.search(r"\[(web|tools|app)\] ", screen)  # builder output folded: no line of it stays
     rc, screen = _run_in_pty([REGLESS, "build", "--default-repo", demo.repo], demo.path, demo.env)
     assert rc == 0 and screen.count("\033[34mcached") == 3  # cached in blue
     assert "building" not in screen  # no line that did not happen
@@ -124,3 +126,42 @@ def test_top_level_help_names_every_command():
         assert c in p.stdout
 
 # skaffold.yaml: tests/test_skaffold_cli.py
+
+
+def test_a_log_gets_a_line_when_an_artifact_starts_and_ends_and_results_in_config_order(demo):
+    cfg = demo.path / "regless.yaml"
+    text = cfg.read_text()
+    head, arts = text.split("artifacts:\n")
+    web, tools, app = arts.split("  - image: ")[1:]
+    cfg.write_text(f"{head}artifacts:\n  - image: {app}  - image: {web}  - image: {tools}")  # app before tools
+    res = demo.run("build")
+    assert res.returncode == 0, res.stderr
+    # no builder line in the log; one when each build starts, one when it ends
+    assert "STEP" not in res.stderr and "Copying blob" not in res.stderr
+    starts = re.findall(r"^\[(\w+)\] building \S+$", res.stderr, re.M)
+    ends = re.findall(r"^\[(\w+)\] built in \d+\.\ds$", res.stderr, re.M)
+    assert sorted(starts) == sorted(ends) == ["app", "tools", "web"], res.stderr
+    assert res.stderr.index("[tools] built in") < res.stderr.index("[app] building")  # the work's order
+    assert [ln.split()[1] for ln in res.stdout.splitlines()[:3]] == ["app", "web", "tools"]  # the config's order
+    js = demo.run("build", "--output", "json", "--no-cache").json()
+    assert [a["name"] for a in js["artifacts"]] == ["app", "web", "tools"]
+    # the builder's full output of that run, one file per artifact
+    log = js["artifacts"][2]["log"]
+    assert log and "STEP 1/" in open(log).read() and "/logs/" in log
+
+
+def test_a_failed_build_shows_its_last_30_lines_and_where_the_rest_is(demo):
+    df = demo.path / "tools" / "Dockerfile"
+    df.write_text(df.read_text() + "RUN i=0; while test $i -lt 40; do echo out-$i; i=$((i+1)); done; false\n")
+    res = demo.run("build")
+    assert res.returncode == 1
+    shown = re.findall(r"^  \| (.*)$", res.stderr, re.M)
+    assert len(shown) == 30 and "out-39" in shown and "out-5" not in shown, res.stderr
+    path = re.search(r"^  full builder output: (\S+)$", res.stderr, re.M).group(1)
+    full = open(path).read()
+    assert all(f"out-{i}\n" in full for i in range(40))
+    assert re.search(r"^failed +tools .*\n +error: .*\n +log: " + re.escape(path), res.stdout, re.M), res.stdout
+    assert "skipped  app" in res.stdout  # requires tools
+    # -v: every builder line as it comes, none cut
+    verbose = demo.run("build", "-v")
+    assert all(f"[tools] out-{i}\n" in verbose.stderr for i in range(40))
