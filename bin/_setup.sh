@@ -2,10 +2,11 @@
 #   Debian packages: buildah skopeo docker-registry busybox-static openssl procps (apt-get, as root or through sudo),
 #     and gcc python3-dev libxxhash-dev to build regless's C part (reglessbuild/_native.c)
 #     and qemu-user-static for RUN steps of foreign platforms (ensure_foreign registers it with binfmt_misc)
+#     and tmux, the terminal tests/test_screen.py reads the screen of
 #   .venv with regless and its test extras
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(buildah skopeo docker-registry busybox-static openssl procps gcc python3-dev libxxhash-dev qemu-user-static)
+PACKAGES=(buildah skopeo docker-registry busybox-static openssl procps gcc python3-dev libxxhash-dev qemu-user-static tmux)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

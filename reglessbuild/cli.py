@@ -179,15 +179,19 @@ def _open_index(args: argparse.Namespace, r: Console) -> Index:
     return index
 
 
-def _reliable(settings: config.RegistrySettings, insecure: tuple[str, ...]) -> tuple[registry.Reliable, str]:
-    """The registry tool the settings choose, with their retry deadline; and where the choice came from."""
+def _reliable(settings: config.RegistrySettings, insecure: tuple[str, ...], r: Console
+              ) -> tuple[registry.Reliable, str]:
+    """The registry tool the settings choose, with their retry deadline, telling `r` of every retry; and
+    where the choice came from."""
     choice = registry.choose(settings.tool, insecure=insecure, ca_file=settings.ca_file,
                              attempt_timeout=min(30.0, settings.timeout))
-    return registry.Reliable(choice.registry, Policy(deadline=settings.timeout)), choice.source
+    reg = registry.Reliable(choice.registry, Policy(deadline=settings.timeout))
+    reg.on_retry = lambda n: r(Event("retry", None, "", dataclasses.asdict(n)))
+    return reg, choice.source
 
 
 def _wiring(args: argparse.Namespace, r: Console, project: config.Project) -> tuple[Index, registry.Reliable, str]:
-    reg, source = _reliable(project.registry, project.registry.insecure)
+    reg, source = _reliable(project.registry, project.registry.insecure, r)
     return _open_index(args, r), reg, source
 
 
@@ -422,12 +426,12 @@ def cmd_cache(args: argparse.Namespace, r: Console) -> int:
         index.close()
 
 
-def _cache_registry(args: argparse.Namespace) -> tuple[registry.Reliable, int]:
+def _cache_registry(args: argparse.Namespace, r: Console) -> tuple[registry.Reliable, int]:
     names = config.CONFIG_NAMES + config.SKAFFOLD_NAMES
     found = args.file or next((Path.cwd() / n for n in names if (Path.cwd() / n).is_file()), None)
     settings = config.load(found, default_repo=args.default_repo, profiles=tuple(args.profile),
                            skip_unsupported=True).registry if found else config.RegistrySettings()
-    reg, _ = _reliable(settings, (*settings.insecure, *args.insecure_registry))
+    reg, _ = _reliable(settings, (*settings.insecure, *args.insecure_registry), r)
     return reg, settings.concurrency
 
 
@@ -455,7 +459,7 @@ def _cache_action(args: argparse.Namespace, r: Console, index: Index) -> int:
             index.drop_many(drop)
         print(f"{'would remove' if args.dry_run else 'removed'} {len(drop)} entries", file=out)
     elif act == "verify":
-        reg, concurrency = _cache_registry(args)
+        reg, concurrency = _cache_registry(args, r)
         rows = cache.verify(index, reg, concurrency)
         for v in rows:
             print(f"{'ok  ' if v.ok else 'dead'}  {v.hash}  {v.result.digest[:19]}  "
@@ -467,7 +471,7 @@ def _cache_action(args: argparse.Namespace, r: Console, index: Index) -> int:
               file=out)
         return EXIT_FAILED if dead and not args.fix else EXIT_OK
     elif act == "add":
-        reg, _ = _cache_registry(args)
+        reg, _ = _cache_registry(args, r)
         h, e = cache.add(index, reg, args.reference)
         print(f"recorded {h} -> {e.digest} ({', '.join(e.refs)})", file=out)
     elif act == "export":

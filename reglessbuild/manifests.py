@@ -68,7 +68,7 @@ class Reader:
             return None
 
         self.registry.calls += 1
-        return retry.call(self.registry.policy, once)
+        return retry.call(self.registry.policy, once, on_retry=self.registry.on_retry)
 
 
 def resolve(wanted: list[Wanted], reader: Reader, concurrency: int) -> dict[tuple[str, str], str]:

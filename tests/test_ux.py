@@ -165,3 +165,43 @@ def test_a_failed_build_shows_its_last_30_lines_and_where_the_rest_is(demo):
     # -v: every builder line as it comes, none cut
     verbose = demo.run("build", "-v")
     assert all(f"[tools] out-{i}\n" in verbose.stderr for i in range(40))
+
+
+def _unreachable(demo, seconds: int = 4) -> None:
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("  insecure: [127.0.0.1]", f"  insecure: [127.0.0.1]\n  timeout: {seconds}"))
+
+
+def test_waiting_for_a_registry_is_one_line_per_retry_in_a_log_with_v(demo):
+    _unreachable(demo)
+    res = demo.run("plan", "-v", "--default-repo", "127.0.0.1:1/d", default_repo=False)
+    assert res.returncode == 3, res.stderr
+    said = re.findall(r"^regless: registry 127\.0\.0\.1:1: connection refused, retrying in (\d+\.\d)s "
+                      r"\((\d+)s of 4s\)$", res.stderr, re.M)
+    assert len(said) >= 3, res.stderr  # 0.5, 1, 2 s ... within 4 s
+    assert [float(w) for w, _ in said][:2] <= [1.0, 2.0] and int(said[-1][1]) <= 4
+    quiet = demo.run("plan", "--default-repo", "127.0.0.1:1/d", default_repo=False)
+    assert "retrying" not in quiet.stderr  # a log without -v: only the final error
+    assert "did not answer (retried for up to 4 s)" in quiet.stderr
+
+
+def test_waiting_for_a_registry_shows_on_a_terminal(demo):
+    _unreachable(demo)
+    rc, screen = _run_in_pty([REGLESS, "plan", "--default-repo", "127.0.0.1:1/d"], demo.path, demo.env)
+    assert rc == 3
+    assert re.search(r"waiting  registry 127\.0\.0\.1:1: connection refused, retrying in \d+\.\ds \(\d+s of 4s\)",
+                     screen), screen
+
+
+@pytest.mark.parametrize("stderr, cause", [
+    ('time="2024" level=fatal msg="Error reading manifest x in 127.0.0.1:1/d/web: pinging container registry '
+     '127.0.0.1:1: Get \\"http://127.0.0.1:1/v2/\\": dial tcp 127.0.0.1:1: connect: connection refused"',
+     "connection refused"),
+    ("Error: GET http://127.0.0.1:5000/v2/a/manifests/b: unexpected status code 503 Service Unavailable",
+     "503 Service Unavailable"),
+    ("Error: GET http://h/v2/a/manifests/b: TOOMANYREQUESTS: slow down", "TOOMANYREQUESTS"),
+])
+def test_a_retry_names_its_cause_in_a_few_words(stderr, cause):
+    from reglessbuild.registry.errors import short_cause
+
+    assert short_cause(stderr) == cause

@@ -65,6 +65,11 @@ class _Transient(Exception):
     def __init__(self, done: proc.Completed, retry_after: float | None) -> None:
         super().__init__(done)
         self.retry_after = retry_after  # seconds the registry asked for: retry.wait honours it
+        m = _PINGED.search(done.stderr_text)
+        self.registry = m.group(1) if m else ""  # for the notice of the next attempt
+
+    def __str__(self) -> str:
+        return self.args[0].stderr_text  # type: ignore[no-any-return]
 
 
 def _debug_line(line: str) -> bool:
@@ -122,10 +127,15 @@ class Buildah:
                 raise _Transient(done, retry_after("\n".join(debug)))
             return done
 
+        def said(n: retry.Notice) -> None:  # into the log and the live line: waiting is never silent
+            where = f" at registry {n.registry}" if n.registry != "?" else ""
+            on_line(f"regless: buildah {argv[3]} failed{where} ({n.error}), trying again in {n.wait:.1f}s "
+                    f"({n.elapsed:.0f}s of {n.deadline:g}s)")
+
         policy = retry.Policy(deadline=self.push_deadline, initial=self.push_wait, maximum=4 * self.push_wait)
         try:
             return retry.retrying(policy, lambda exc: isinstance(exc, _Transient),
-                                  lambda exc: midway(exc.args[0].stderr_text))(once)
+                                  lambda exc: midway(exc.args[0].stderr_text), said)(once)
         except _Transient as exc:
             return exc.args[0]  # type: ignore[no-any-return]
 

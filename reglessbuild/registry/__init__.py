@@ -48,10 +48,12 @@ class Reliable:
         self.policy = policy
         self.name = inner.name
         self.calls = 0
+        self.on_retry: retry.OnRetry | None = None  # told of every pause between attempts (the UI shows it)
 
     def digest(self, ref: ImageRef) -> str | None:
         self.calls += 1
-        return retry.call(self.policy, lambda: self.inner.digest(ref), soon_after_midway=False)
+        return retry.call(self.policy, lambda: self.inner.digest(ref), soon_after_midway=False,
+                          on_retry=self.on_retry)
 
     def manifest(self, ref: ImageRef) -> bytes | None:
         self.calls += 1
@@ -76,7 +78,7 @@ class Reliable:
         if want is None:
             raise RegistryError(f"cannot copy {src}: it is not in the registry")
         self.calls += 1
-        retry.call(self.policy, lambda: self.inner.copy(src, dst))
+        retry.call(self.policy, lambda: self.inner.copy(src, dst), on_retry=self.on_retry)
         got = self.digest(dst.with_tag(dst.tag) if dst.tag else dst)
         if got != want:
             raise RegistryError(f"copy of {src} to {dst} gave digest {got}, expected {want}",

@@ -128,6 +128,22 @@ class TransientRegistryError(RegistryError):
         self.retry_after = retry_after  # seconds the registry asked for (Retry-After): the least wait
 
 
+_STATUS_TEXT = {"429": "429 Too Many Requests", "500": "500 Internal Server Error", "502": "502 Bad Gateway",
+                "503": "503 Service Unavailable", "504": "504 Gateway Timeout"}
+
+
+def short_cause(message: str) -> str:
+    """A transient failure's cause in a few words, for a line that says a retry is coming: the phrase
+    that made it transient ("connection refused", "503 Service Unavailable"), else the message cut."""
+    line = last_attempt(final_message(message))
+    m = _TRANSIENT.search(line)
+    if m is None:
+        return line[:80]
+    word = m.group(0)
+    return _STATUS_TEXT.get(word, f"status {word}" if word.isdigit() else word.lower()
+                            if not word.isupper() else word)
+
+
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TransientRegistryError)
 

@@ -1,5 +1,8 @@
 """Retries of whole registry operations within a total deadline: soon after a fault midway through an
-operation (errors.midway), otherwise exponential backoff with jitter."""
+operation (errors.midway), otherwise exponential backoff with jitter.
+
+Waiting is never silent: before each pause the caller's `on_retry` gets a Notice (what failed, when
+the next attempt comes); the core prints nothing, the user interface turns notices into lines."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Callable, TypeVar
 import tenacity
 
 from ..errors import RegistryUnreachable
-from .errors import TransientRegistryError, is_transient
+from .errors import TransientRegistryError, is_transient, short_cause
 
 T = TypeVar("T")
 
@@ -21,6 +24,29 @@ class Policy:
     initial: float = 0.5
     maximum: float = 4.0
     soon: float = 0.25  # the longest wait after a fault midway through an operation (errors.midway)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An attempt that failed and will be made again: what failed, and when the next attempt comes."""
+
+    registry: str  # host[:port]
+    error: str  # the cause in a few words: "connection refused", "503 Service Unavailable"
+    attempt: int  # the attempt that failed, from 1
+    wait: float  # seconds until the next attempt
+    elapsed: float  # seconds since the first attempt
+    deadline: float  # seconds all attempts may take
+
+
+OnRetry = Callable[[Notice], None]
+
+
+def notice(state: tenacity.RetryCallState, policy: Policy) -> Notice:
+    """The Notice of the attempt that just failed, from tenacity's state before its pause."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return Notice(registry=str(getattr(exc, "registry", "") or "?"), error=short_cause(str(exc or "")),
+                  attempt=state.attempt_number, wait=state.next_action.sleep if state.next_action else 0.0,
+                  elapsed=state.seconds_since_start or 0.0, deadline=policy.deadline)
 
 
 def wait(policy: Policy, midway: Callable[[BaseException], bool]) -> Callable[[tenacity.RetryCallState], float]:
@@ -50,22 +76,25 @@ def wait(policy: Policy, midway: Callable[[BaseException], bool]) -> Callable[[t
     return next_wait
 
 
-def retrying(policy: Policy, worth: Callable[[BaseException], bool], midway: Callable[[BaseException], bool]
-             ) -> tenacity.Retrying:
+def retrying(policy: Policy, worth: Callable[[BaseException], bool], midway: Callable[[BaseException], bool],
+             on_retry: OnRetry | None = None) -> tenacity.Retrying:
     """Attempts while they fail with an exception `worth` another try, paced by `wait`, none started
-    past the deadline; the last exception is raised again."""
+    past the deadline; the last exception is raised again. `on_retry` hears of each pause before it."""
+    before = (lambda state: on_retry(notice(state, policy))) if on_retry else None
     return tenacity.Retrying(retry=tenacity.retry_if_exception(worth), wait=wait(policy, midway),
-                             stop=tenacity.stop_before_delay(policy.deadline), reraise=True)
+                             stop=tenacity.stop_before_delay(policy.deadline), reraise=True,
+                             before_sleep=before)
 
 
-def call(policy: Policy, fn: Callable[[], T], *, soon_after_midway: bool = True) -> T:
+def call(policy: Policy, fn: Callable[[], T], *, soon_after_midway: bool = True,
+         on_retry: OnRetry | None = None) -> T:
     """`fn` retried while it fails transiently, within the policy's deadline. `soon_after_midway` is for
     operations of many requests (a copy): a fault midway is worth a quick new attempt. A check is one or
     two requests: after any fault it backs off, or a registry that answers pings but fails manifests
     would get an attempt every few tens of milliseconds (bin/bench --retries)."""
     try:
         return retrying(policy, is_transient,
-                        lambda exc: soon_after_midway and getattr(exc, "midway", False))(fn)
+                        lambda exc: soon_after_midway and getattr(exc, "midway", False), on_retry)(fn)
     except TransientRegistryError as exc:
         raise RegistryUnreachable(
             f"registry {exc.registry} did not answer (retried for up to {policy.deadline:g} s): {exc.message}",
