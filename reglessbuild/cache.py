@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import Iterable
 
 from .errors import InputError
 from .index import Index, Result
@@ -104,29 +104,37 @@ def add(index: Index, registry: Reliable, text: str) -> tuple[str, Result]:
     return ref.tag, entry
 
 
-def export_lines(index: Index, out: TextIO) -> int:
-    n = 0
-    for h, r in index.items():
-        out.write(json.dumps({"v": 1, "hash": h, "digest": r.digest, "refs": list(r.refs), "builder": r.builder,
-                              "built_at": r.built_at, "build_seconds": r.build_seconds}, sort_keys=True) + "\n")
-        n += 1
-    return n
-
-
 def read_export(path: Path) -> dict[str, Result]:
-    """Parse and check a whole export file before anything is written: one bad line changes nothing."""
+    """Parse and check a whole export file before anything is written: one bad entry changes nothing.
+    The file is the JSON document `cache export` writes (documents.py); the JSON lines of earlier
+    versions (`{"v": 1, ..., "built_at": ...}` a line) are read too."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from exc
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("command") == "cache export":
+        if not isinstance(doc.get("entries"), list):
+            raise InputError(f"{path}: `entries` is not a list", hint="the file must be written by "
+                             "`regless cache export`; nothing was imported")
+        records = [(n, rec, "builtAt", "buildSeconds") for n, rec in enumerate(doc["entries"], 1)]
+        where = "entry"
+    else:
+        records = [(no, line, "built_at", "build_seconds") for no, line in enumerate(text.splitlines(), 1)
+                   if line.strip()]
+        where = "line"
     out: dict[str, Result] = {}
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for no, rec, built_at, build_seconds in records:
         try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or rec.get("v") != 1:
-                raise ValueError("not a regless export record (v: 1)")
+            if isinstance(rec, str):
+                rec = json.loads(rec)
+                if not isinstance(rec, dict) or rec.get("v") != 1:
+                    raise ValueError("not a regless export record (v: 1)")
+            if not isinstance(rec, dict):
+                raise ValueError("not an entry (a JSON object)")
             h, digest, refs = rec["hash"], rec["digest"], rec["refs"]
             if not isinstance(h, str) or not HASH_RE.match(h):
                 raise ValueError(f"bad hash {h!r}")
@@ -136,10 +144,11 @@ def read_export(path: Path) -> dict[str, Result]:
                 raise ValueError("refs must be a non-empty list of image references")
             for x in refs:
                 parse(x)
-            out[h] = Result(digest, tuple(refs), str(rec.get("builder", "unknown")), float(rec["built_at"]),
-                            float(rec.get("build_seconds", 0.0)))
+            out[h] = Result(digest, tuple(refs), str(rec.get("builder", "unknown")), float(rec[built_at]),
+                            float(rec.get(build_seconds, 0.0)))
         except (ValueError, KeyError, TypeError, RefError) as exc:
             detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise InputError(f"{path}:{no}: {detail}", hint="the file must be JSON lines as written by "
-                             "`regless cache export`; nothing was imported") from exc
+            at = f"{path}:{no}" if where == "line" else f"{path}: entry {no}"
+            raise InputError(f"{at}: {detail}", hint="the file must be written by `regless cache export`; "
+                             "nothing was imported") from exc
     return out

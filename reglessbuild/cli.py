@@ -8,21 +8,20 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__, cache, config, explain, inputs, multiplatform, previous, proc, registry, report, run
-from . import index as index_mod
+from . import __version__, cache, cachecli, config, documents, explain, inputs, multiplatform, previous, proc, registry, report, run
 from .builders import choose as choose_builder
-from .errors import InputError, ReglessError
+from .errors import InputError, RegistryError, ReglessError
 from .buildlog import BuildLogs
 from .console import Console
-from .events import Event, discard
+from .events import Event
 from .index import Index
-from .registry.retry import Policy
+from .wiring import default_cache_dir, open_index, reliable, writable
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+DEPS_DEADLINE = 10.0  # seconds `deps` retries a registry before it lists base digests as unresolved
 
 EPILOG = """\
 examples:
@@ -31,18 +30,10 @@ examples:
   regless plan                        what build would do, doing nothing
   regless explain app                 what changed since app's last build
   regless hash app                    print app's workspace hash
-  regless deps app --json             the input files of app with their content hashes
+  regless deps app --offline          every input of app's hash, asking no registry
 
 exit codes: 0 done, 1 an artifact failed, 2 bad input, 3 registry unreachable or refused
 """
-
-
-def default_cache_dir() -> Path:
-    if d := os.environ.get("REGLESS_CACHE_DIR"):
-        return Path(d)
-    if d := os.environ.get("XDG_CACHE_HOME"):
-        return Path(d) / "regless"
-    return Path.home() / ".cache" / "regless"
 
 
 def _jobs(text: str) -> int:
@@ -113,7 +104,9 @@ def _parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, parents=[common], help=text, epilog=f"example: regless {name} app")
         s.add_argument("artifact", metavar="ARTIFACT")
         if name == "deps":
-            s.add_argument("--json", action="store_true", help="JSON lines: path, type, executable, hash")
+            s.add_argument("--json", action="store_true", help="the same as --output json")
+            s.add_argument("--offline", action="store_true", help="ask no registry: base image digests are "
+                           "listed as unresolved (as when the registry cannot be reached)")
     sub.add_parser("version", help="print the version", epilog="example: regless version")
     _cache_parser(sub, common)
     return p
@@ -121,12 +114,12 @@ def _parser() -> argparse.ArgumentParser:
 
 CACHE_EPILOG = """\
 examples:
-  regless cache ls --json
+  regless cache ls --output json
   regless cache prune --older-than 30d --keep 5
   regless cache verify --fix
   regless cache add registry.example.com/team/app:0123456789abcdef0123456789abcdef
-  regless cache export index.jsonl      (on one runner)
-  regless cache import index.jsonl      (on another)
+  regless cache export index.json      (on one runner)
+  regless cache import index.json      (on another)
 """
 
 
@@ -135,7 +128,7 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     cs = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     ls = cs.add_parser("ls", parents=[common], help="list entries: hash, references, digest, age")
-    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.add_argument("--json", action="store_true", help="the same as --output json")
     show = cs.add_parser("show", parents=[common], help="one entry in full")
     show.add_argument("hash", metavar="HASH", help="a hash or a unique prefix")
     rm = cs.add_parser("rm", parents=[common], help="remove entries")
@@ -171,39 +164,9 @@ def _project(args: argparse.Namespace, r: Console) -> config.Project:
     return project
 
 
-def _open_index(args: argparse.Namespace, r: Console) -> Index:
-    """The index of --cache-dir (or the default), saying so when a damaged one had to be set aside."""
-    index = Index.open(args.cache_dir or default_cache_dir())
-    for m in index.moved:
-        r(Event("warning", None, f"the index could not be read ({m.reason}); moved it to {m.path} and started anew"))
-    return index
-
-
-def _reliable(settings: config.RegistrySettings, insecure: tuple[str, ...], r: Console
-              ) -> tuple[registry.Reliable, str]:
-    """The registry tool the settings choose, with their retry deadline, telling `r` of every retry; and
-    where the choice came from."""
-    choice = registry.choose(settings.tool, insecure=insecure, ca_file=settings.ca_file,
-                             attempt_timeout=min(30.0, settings.timeout))
-    reg = registry.Reliable(choice.registry, Policy(deadline=settings.timeout))
-    reg.on_retry = lambda n: r(Event("retry", None, "", dataclasses.asdict(n)))
-    return reg, choice.source
-
-
 def _wiring(args: argparse.Namespace, r: Console, project: config.Project) -> tuple[Index, registry.Reliable, str]:
-    reg, source = _reliable(project.registry, project.registry.insecure, r)
-    return _open_index(args, r), reg, source
-
-
-def _writable(path: Path | None, flag: str) -> None:
-    """Refuse an output file that cannot be written before any work is done, not after the builds."""
-    if path is None:
-        return
-    if not path.parent.is_dir():
-        what = "is not a folder" if path.parent.exists() else "does not exist"
-        raise InputError(f"{flag} {path}: {path.parent} {what}", hint="give a file in an existing folder")
-    if path.is_dir():
-        raise InputError(f"{flag} {path} is a folder", hint="give the path of a file to write")
+    reg, source = reliable(project.registry, project.registry.insecure, r)
+    return open_index(args.cache_dir, r), reg, source
 
 
 def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
@@ -221,7 +184,7 @@ def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
 
 
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
-    _writable(args.file_output, "--file-output")
+    writable(args.file_output, "--file-output")
     if args.share is not None:
         from .shares import parse_share
 
@@ -244,11 +207,12 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     rank = {a.name: i for i, a in enumerate(project.artifacts)}
     done = sorted(rep.results, key=lambda x: rank.get(x.name, len(rank)))  # the config's order
     done = [dataclasses.replace(x, log=str(p)) if (p := r.logs.path(x.name)) else x for x in done]
-    rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=project.warnings)
+    rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=tuple(r.warnings))
     r.close()
     if args.output == "text":
         r.results(rep.results)
-    r.line(report.to_json(rep) if args.output == "json" else report.summary(rep))
+    r.line(documents.document("build", documents.build(rep), r.warnings) if args.output == "json"
+           else report.summary(rep))
     if args.file_output:
         try:
             args.file_output.write_text(report.skaffold_builds(rep, [a.name for a in project.artifacts]) + "\n",
@@ -259,12 +223,12 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, r: Console) -> int:
-    _writable(args.save, "--save")
+    writable(args.save, "--save")
     project = _project(args, r)
     index, reg, _ = _wiring(args, r, project)
     try:
         order = run.closure(project, args.artifacts)
-        prepared = run.prepare(project, order, index, reg, discard)
+        prepared = run.prepare(project, order, index, reg, r)
         facts = run.facts(prepared, index, reg, no_cache=args.no_cache, concurrency=project.registry.concurrency)
         decisions = {p.artifact.name: run.plan.decide(facts[p.artifact.name]) for p in prepared}
         prev = {p.artifact.name: previous.find(
@@ -279,18 +243,20 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
                             {n: v.record.get("buildSeconds") for n, v in prev.items() if v.record})
     finally:
         index.close()
+    r.close()
     rows = []
     for p in prepared:
         d = decisions[p.artifact.name]
         rows.append({"name": p.artifact.name, "reference": str(p.target), "hash": p.inputs.hash,
-                     "action": d.action.value, "reason": d.reason, "source": str(d.source) if d.source else None,
-                     "why": list(why.get(p.artifact.name, ()))})
-    rows += [{"name": s.name, "reference": None, "hash": None, "action": "skipped", "reason": s.reason,
+                     "outcome": documents.outcome(d.action.value), "reason": d.reason,
+                     "source": str(d.source) if d.source else None, "why": list(why.get(p.artifact.name, ()))})
+    rows += [{"name": s.name, "reference": None, "hash": None, "outcome": "skipped", "reason": s.reason,
               "source": None, "why": []} for s in project.skipped]
-    doc: dict[str, Any] = {"version": 1, "artifacts": rows, "warnings": list(project.warnings),
+    doc: dict[str, Any] = {"version": documents.VERSION, "command": "plan", "artifacts": rows,
                            "fanout": fan.to_json(args.jobs)}
     if args.matrix:
         doc["matrix"] = shares.matrix(fan.split, args.matrix)
+    doc["warnings"] = list(r.warnings)
     if args.save:
         try:
             args.save.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -302,8 +268,9 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
         print(json.dumps(doc["matrix"], separators=(",", ":")), file=r.out)
     else:
         width = max(len(x["name"]) for x in rows)
-        for x in rows:
-            print(f"{r.paint(x['action'])} {x['name']:<{width}}  {x['reference'] or ''}  — {x['reason']}", file=r.out)
+        for x in rows:  # a plan says what build would do: `build`, where build's result says `built`
+            word = "build" if x["outcome"] == "built" else x["outcome"]
+            print(f"{r.paint(word)} {x['name']:<{width}}  {x['reference'] or ''}  — {x['reason']}", file=r.out)
             for w in x.get("why", ()):
                 print(f"      because {w}", file=r.out)
         if args.jobs > 1:
@@ -313,35 +280,58 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
     return EXIT_OK
 
 
-def _one_artifact(args: argparse.Namespace, r: Console, *, explaining: bool = False
-                  ) -> tuple[run.Prepared, run.plan.Decision | None, dict[str, Any] | None]:
-    """Hash one artifact (and what it requires); when explaining, also its decision and last recorded inputs."""
+def _one_artifact(args: argparse.Namespace, r: Console) -> run.Prepared:
+    """Hash one artifact (and what it requires). `deps` works offline: with --offline, or when the registry cannot be reached, bases stay unresolved."""
     project = _project(args, r)
     index, reg, _ = _wiring(args, r, project)
     try:
         art = project.artifact(args.artifact)
-        prepared = run.prepare(project, run.closure(project, [art.name]), index, reg, discard)[-1]
-        if not explaining:
-            return prepared, None, None
-        decision = run.plan.decide(run.facts([prepared], index, reg, no_cache=False,
-                                             concurrency=project.registry.concurrency)[art.name])
-        return prepared, decision, index.last_inputs(str(art.ref))
+        order = run.closure(project, [art.name])
+        offline = getattr(args, "offline", False)
+        if args.command == "deps":  # an inspection: not worth a minute of retries
+            reg.policy = dataclasses.replace(reg.policy, deadline=min(reg.policy.deadline, DEPS_DEADLINE))
+        try:
+            prepared = run.prepare(project, order, index, reg, r, offline=offline)[-1]
+        except RegistryError as exc:
+            if args.command != "deps":
+                raise
+            r(Event("warning", None, f"base image digests are unresolved: {str(exc).splitlines()[0]}"))
+            prepared = run.prepare(project, order, index, reg, r, offline=True)[-1]
+        return prepared
     finally:
         index.close()
 
 
 def cmd_inputs(args: argparse.Namespace, r: Console) -> int:
-    prepared, _, _ = _one_artifact(args, r)
+    if getattr(args, "json", False):
+        args.output = "json"
+    prepared = _one_artifact(args, r)
+    r.close()
     if args.command == "hash":
-        print(prepared.inputs.hash, file=r.out)
+        print(documents.document("hash", {"artifact": prepared.artifact.name, "hash": prepared.inputs.hash},
+                                 r.warnings) if args.output == "json" else prepared.inputs.hash, file=r.out)
         return EXIT_OK
-    for f in prepared.inputs.files:
-        if getattr(args, "json", False):
-            print(json.dumps({"path": f.path, "type": f.kind, "executable": f.executable, "hash": f.digest}),
-                  file=r.out)
-        else:
-            print(f"{f.digest}  {'x' if f.executable else '-'} {f.kind:<7} {f.path}", file=r.out)
+    doc = documents.deps(prepared, prepared.artifact.context)
+    if args.output == "json":
+        print(documents.document("deps", doc, r.warnings), file=r.out)
+        return EXIT_OK
+    for line in _deps_text(doc):
+        print(line, file=r.out)
     return EXIT_OK
+
+
+def _deps_text(doc: dict[str, Any]) -> list[str]:
+    """Every input, one a line: the settings first (a word, then the value), then the files (hash first)."""
+    lines = [f"dockerfile    {doc['dockerfile']['path']}  {doc['dockerfile']['hash']}"]
+    lines += [f"dockerignore  {doc['dockerignore']}"] if doc["dockerignore"] else []
+    lines += [f"{k:<13} {doc[k]}" for k in ("target", "platform") if doc[k]]
+    lines += [f"build arg     {k}={v}" for k, v in doc["buildArgs"].items()]
+    lines += [f"base          {b['image']}  {b['digest']}" for b in doc["bases"]]
+    lines += [f"requires      {q['artifact']}{' as ' + q['alias'] if q['alias'] else ''}  {q['hash'] or 'unresolved'}"
+              for q in doc["requires"]]
+    lines += [f"remote        {u}" for u in doc["remote"]]
+    lines += [f"{f['hash']}  {'x' if f['executable'] else '-'} {f['type']:<7} {f['path']}" for f in doc["files"]]
+    return lines
 
 
 def cmd_explain(args: argparse.Namespace, r: Console) -> int:
@@ -352,7 +342,7 @@ def cmd_explain(args: argparse.Namespace, r: Console) -> int:
 
     try:
         art = project.artifact(args.artifact)
-        closure = run.prepare(project, run.closure(project, [art.name]), index, reg, discard)
+        closure = run.prepare(project, run.closure(project, [art.name]), index, reg, r)
         prepared = closure[-1]
         decision = run.plan.decide(run.facts([prepared], index, reg, no_cache=False,
                                              concurrency=project.registry.concurrency)[art.name])
@@ -375,14 +365,16 @@ def cmd_explain(args: argparse.Namespace, r: Console) -> int:
                 deeper[key] = explain.diff(req.record, explain.snapshot(req_p.inputs)) if req.record else []
     finally:
         index.close()
+    r.close()
     if args.output == "json":
-        def as_json(cs: list[explain.Change]) -> list[dict[str, str]]:
-            return [{"kind": c.kind, "subject": c.subject, "detail": c.detail} for c in cs]
-        r.line(json.dumps({"artifact": art.name, "hash": prepared.inputs.hash,
-                           "previousHash": last.record["hash"] if last.record else None,
-                           "comparedWith": last.source or None, "action": decision.action.value,
-                           "reason": decision.reason, "changes": as_json(changes),
-                           "requiredChanges": {k: as_json(v) for k, v in deeper.items()}}, indent=2))
+        def as_json(cs: list[explain.Change]) -> list[dict[str, str | None]]:
+            return [{"kind": c.kind, "subject": c.subject, "detail": c.detail or None} for c in cs]
+        r.line(documents.document("explain", {
+            "artifact": art.name, "hash": prepared.inputs.hash,
+            "previousHash": last.record["hash"] if last.record else None, "comparedWith": last.source or None,
+            "outcome": documents.outcome(decision.action.value), "reason": decision.reason,
+            "changes": as_json(changes), "requiredChanges": {k: as_json(v) for k, v in deeper.items()}},
+            r.warnings))
         return EXIT_OK
     verdict = {"cached": "is cached", "retagged": "would be retagged", "build": "would be built"}
     where = "its last recorded build" if last.source == "index" else f"the inputs record of {last.source}"
@@ -406,91 +398,8 @@ def cmd_explain(args: argparse.Namespace, r: Console) -> int:
 EXPLAIN_LINES = 20
 
 
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def _entry_json(h: str, e: index_mod.Result) -> str:
-    return json.dumps({"hash": h, "digest": e.digest, "refs": list(e.refs), "builder": e.builder,
-                       "builtAt": e.built_at, "buildSeconds": e.build_seconds})
-
-
-def cmd_cache(args: argparse.Namespace, r: Console) -> int:
-    index = _open_index(args, r)
-    try:
-        return _cache_action(args, r, index)
-    finally:
-        index.close()
-
-
-def _cache_registry(args: argparse.Namespace, r: Console) -> tuple[registry.Reliable, int]:
-    names = config.CONFIG_NAMES + config.SKAFFOLD_NAMES
-    found = args.file or next((Path.cwd() / n for n in names if (Path.cwd() / n).is_file()), None)
-    settings = config.load(found, default_repo=args.default_repo, profiles=tuple(args.profile),
-                           skip_unsupported=True).registry if found else config.RegistrySettings()
-    reg, _ = _reliable(settings, (*settings.insecure, *args.insecure_registry), r)
-    return reg, settings.concurrency
-
-
-def _cache_action(args: argparse.Namespace, r: Console, index: Index) -> int:
-    act, out, now = args.cache_command, r.out, time.time()
-    if act == "ls":
-        for h, e in sorted(index.items(), key=lambda he: he[1].built_at, reverse=True):
-            print(_entry_json(h, e) if args.json else
-                  f"{h}  {_age(now - e.built_at):>4}  {e.digest[:19]}  {', '.join(e.refs)}", file=out)
-    elif act == "show":
-        h, e = cache.find(index, args.hash)
-        print(json.dumps(json.loads(_entry_json(h, e)), indent=2), file=out)
-    elif act == "rm":
-        targets = [cache.find(index, x)[0] for x in args.hashes]
-        for h in index.drop_many(targets):
-            print(f"removed {h}", file=out)
-    elif act == "prune":
-        if args.older_than is None and args.keep is None:
-            raise InputError("cache prune needs --older-than DURATION, --keep N, or both")
-        if args.keep is not None and args.keep < 0:
-            raise InputError("--keep must be 0 or more")
-        older = cache.parse_duration(args.older_than) if args.older_than else None
-        drop = cache.prune_selection(index.items(), now=now, older_than=older, keep=args.keep)
-        if not args.dry_run:
-            index.drop_many(drop)
-        print(f"{'would remove' if args.dry_run else 'removed'} {len(drop)} entries", file=out)
-    elif act == "verify":
-        reg, concurrency = _cache_registry(args, r)
-        rows = cache.verify(index, reg, concurrency)
-        for v in rows:
-            print(f"{'ok  ' if v.ok else 'dead'}  {v.hash}  {v.result.digest[:19]}  "
-                  f"{', '.join(v.live) if v.ok else 'gone: ' + ', '.join(v.dead)}", file=out)
-        dead = [v.hash for v in rows if not v.ok]
-        if args.fix and dead:
-            index.drop_many(dead)
-        print(f"{len(rows) - len(dead)} alive, {len(dead)} dead" + (" (dropped)" if args.fix and dead else ""),
-              file=out)
-        return EXIT_FAILED if dead and not args.fix else EXIT_OK
-    elif act == "add":
-        reg, _ = _cache_registry(args, r)
-        h, e = cache.add(index, reg, args.reference)
-        print(f"recorded {h} -> {e.digest} ({', '.join(e.refs)})", file=out)
-    elif act == "export":
-        if args.path == "-":
-            n = cache.export_lines(index, out)
-        else:
-            _writable(Path(args.path), "cache export")
-            with open(args.path, "w", encoding="utf-8") as f:
-                n = cache.export_lines(index, f)
-        print(f"exported {n} entries", file=r.err)
-    elif act == "import":
-        written, conflicts = index.merge_many(cache.read_export(args.path))
-        print(f"imported {written} entries" + (f"; kept {conflicts} local entries whose digest differs"
-                                               if conflicts else ""), file=out)
-    return EXIT_OK
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
-    "build": cmd_build, "plan": cmd_plan, "explain": cmd_explain, "hash": cmd_inputs, "deps": cmd_inputs, "cache": cmd_cache,
+    "build": cmd_build, "plan": cmd_plan, "explain": cmd_explain, "hash": cmd_inputs, "deps": cmd_inputs, "cache": cachecli.cmd_cache,
 }
 
 

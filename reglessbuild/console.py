@@ -23,7 +23,7 @@ from .buildlog import TAIL, BuildLogs
 from .events import Event
 from .report import ArtifactResult
 
-COLOURS = {"cached": "34", "retagged": "36", "built": "32", "failed": "31", "skipped": "33"}
+COLOURS = {"cached": "34", "retagged": "36", "built": "32", "failed": "31", "skipped": "33", "build": "32"}
 TICK = 0.5
 SHORT_DIGEST = 12  # hex digits of a digest in a result line on a terminal
 _STEP = re.compile(r"^(STEP \d+(/\d+)?:|INFO\[\d+\] )")  # buildah's and kaniko's step lines
@@ -59,6 +59,7 @@ class Console:
         self.hashing: tuple[str, int, int] | None = None
         self.running: dict[str, _Running] = {}
         self.waiting: dict[str, tuple[str, float]] = {}  # registry -> (retry text, shown until)
+        self.warnings: list[str] = []  # every warning of the run, for the JSON document's `warnings`
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -170,6 +171,7 @@ class Console:
         elif ev.kind == "wait":  # --share: an artifact another share builds
             self._print(f"{tag}{ev.message}", self.err)
         elif ev.kind == "warning":
+            self.warnings.append(f"{name}: {ev.message}" if name else ev.message)
             self._print(f"warning: {tag}{ev.message}", self.err)
         elif ev.kind == "retry":
             self._retry(ev.data)

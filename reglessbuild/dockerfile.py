@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from e2b_dockerfile_utils import DockerfileSyntaxError, ShellLex, parse_dockerfile_ast
@@ -54,6 +54,8 @@ class Analysis:
     remote: tuple[str, ...]  # ADD URLs and git references: no context, but their text is an input
     stages: tuple[str, ...]  # names (or indexes) of the stages the target needs, in order
     platform_args: bool = False  # the Dockerfile names an automatic platform ARG: its image depends on them
+    # remote sources without ADD --checksum=: only their text is hashed, so a change at the remote goes unseen
+    unchecked: tuple[str, ...] = ()
 
 
 @dataclass
@@ -70,6 +72,7 @@ class _Stage:
     sources: list[Source]
     bases: list[BaseImage]
     remote: list[str]
+    unchecked: list[str] = field(default_factory=list)
 
 
 def pending(alias: str) -> str:
@@ -203,6 +206,7 @@ def analyze(path: Path, *, build_args: dict[str, str], target: str | None,
         remote=tuple(r for st in picked for r in st.remote),
         stages=tuple(st.name or str(st.index) for st in picked),
         platform_args=platforms.MENTIONS.search(text) is not None,
+        unchecked=tuple(r for st in picked for r in st.unchecked),
     )
 
 
@@ -242,6 +246,8 @@ def _copy(ins, name: str, st: _Stage, by_name: dict[str, int], lx: ShellLex, whe
         src = raw if ins.json else lx.process_word(raw)
         if name == "ADD" and _URL_RE.match(src):
             st.remote.append(src)
+            if not any(f.startswith("--checksum=") for f in ins.flags):
+                st.unchecked.append(src)
             continue
         st.sources.append(Source(_clean(src, where, line), line, name, excludes))
 

@@ -23,6 +23,7 @@ def analyze(a: Artifact, build_args: dict[str, str]) -> Analysis:
     sources: dict[dockerfile.Source, None] = {}
     bases: dict[BaseImage, None] = {}
     remote: dict[str, None] = {}
+    unchecked: dict[str, None] = {}
     stages: dict[str, None] = {}
     platform_args = False
     for name in a.platforms:
@@ -30,9 +31,10 @@ def analyze(a: Artifact, build_args: dict[str, str]) -> Analysis:
         sources.update(dict.fromkeys(an.sources))
         bases.update(dict.fromkeys(BaseImage(b.text, b.line, b.platform or name) for b in an.bases))
         remote.update(dict.fromkeys(an.remote))
+        unchecked.update(dict.fromkeys(an.unchecked))
         stages.update(dict.fromkeys(an.stages))
         platform_args = platform_args or an.platform_args
-    return Analysis(tuple(sources), tuple(bases), tuple(remote), tuple(stages), platform_args)
+    return Analysis(tuple(sources), tuple(bases), tuple(remote), tuple(stages), platform_args, tuple(unchecked))
 
 
 def wanted(a: Artifact, an: Analysis) -> list[Wanted]:

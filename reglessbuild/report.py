@@ -40,6 +40,8 @@ class Report:
     registry_calls: int = 0
     builds_started: int = 0
     warnings: tuple[str, ...] = ()
+    registry_source: str = ""  # why this registry tool: config, PATH
+    builder_source: str = ""  # why this builder: config, default
 
     @property
     def failed(self) -> bool:
@@ -62,22 +64,6 @@ def counts(report: Report) -> dict[str, int]:
     for r in report.results:
         out[r.outcome] = out.get(r.outcome, 0) + 1
     return out
-
-
-def to_json(report: Report) -> str:
-    return json.dumps({
-        "version": 1,
-        "artifacts": [{
-            "name": r.name, "image": r.image, "hash": r.hash, "digest": r.digest, "reference": r.reference,
-            "outcome": r.outcome, "reason": r.reason, "source": r.source, "tags": list(r.tags),
-            "seconds": {k: round(v, 3) for k, v in r.seconds.items()}, "savedSeconds": round(r.saved_seconds, 3),
-            "error": r.error, "why": list(r.why), "log": r.log,
-        } for r in report.results],
-        "phases": {k: round(v, 3) for k, v in report.phases.items()},
-        "registryTool": report.registry_tool, "builder": report.builder,
-        "registryCalls": report.registry_calls, "buildsStarted": report.builds_started,
-        "warnings": list(report.warnings),
-    }, indent=2)
 
 
 def deploy_reference(r: ArtifactResult) -> str:

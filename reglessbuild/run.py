@@ -32,6 +32,9 @@ class Prepared:
     inputs: inputs.Inputs
     target: ImageRef  # IMAGE:HASH
     seconds: float
+    bases: tuple[str, ...] = ()  # every base as it enters the hash (FROM text; "platform text" for several)
+    complete: bool = True  # every base (of this artifact and those it requires) resolved: the hash is final
+    ignore_file: str | None = None  # the .dockerignore that chose the files
 
 
 def closure(project: Project, names: Iterable[str] | None) -> list[Artifact]:
@@ -53,8 +56,9 @@ def closure(project: Project, names: Iterable[str] | None) -> list[Artifact]:
 
 
 def _bases(project: Project, order: list[Artifact], analyses: dict[str, dockerfile.Analysis],
-           registry: Reliable, concurrency: int) -> dict[str, str]:
-    """Resolve every FROM image to its digest, once per run and concurrently."""
+           registry: Reliable, concurrency: int, offline: bool = False) -> dict[str, str]:
+    """Resolve every FROM image to its digest, once per run and concurrently (offline: only those pinned
+    by digest in the Dockerfile)."""
     todo: dict[str, tuple[Artifact, dockerfile.BaseImage]] = {}
     resolved: dict[str, str] = {}
     for a in order:
@@ -69,7 +73,7 @@ def _bases(project: Project, order: list[Artifact], analyses: dict[str, dockerfi
                 resolved[base.text] = ref.digest
             else:
                 todo.setdefault(base.text, (a, base))
-    if todo:
+    if todo and not offline:
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             found = dict(zip(todo, pool.map(lambda t: registry.digest(parse(t)), todo)))
         for text, digest in found.items():
@@ -82,16 +86,25 @@ def _bases(project: Project, order: list[Artifact], analyses: dict[str, dockerfi
 
 
 def prepare(project: Project, order: list[Artifact], index: Index, registry: Reliable,
-            emit: Sink) -> list[Prepared]:
-    """Workspace hash of each artifact (requires first), with base images resolved through the registry."""
+            emit: Sink, *, offline: bool = False) -> list[Prepared]:
+    """Workspace hash of each artifact (requires first), with base images resolved through the registry.
+    `offline` asks the registry nothing: bases not pinned by digest stay unresolved (`deps --offline`),
+    and such an artifact's hash, and its dependents', is not final (Prepared.complete)."""
     analyses: dict[str, dockerfile.Analysis] = {}
     for a in order:
         args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires if r.alias}
         analyses[a.name] = multiplatform.analyze(a, args) if a.platforms else dockerfile.analyze(
             a.dockerfile, build_args=args, target=a.target,
             platform=platforms.parse(a.platform) if a.platform else None)
-    bases = _bases(project, [a for a in order if not a.platforms], analyses, registry, project.registry.concurrency)
-    bases |= _platform_bases(project, [a for a in order if a.platforms], analyses, registry)
+    for a in order:
+        if unchecked := analyses[a.name].unchecked:
+            emit(Event("warning", a.name, f"ADD {', '.join(unchecked)}: only the URL is hashed, not what it serves; "
+                       "a change there is not seen (pin it with ADD --checksum=sha256:..., or fetch it into the "
+                       "context)"))
+    bases = _bases(project, [a for a in order if not a.platforms], analyses, registry, project.registry.concurrency,
+                   offline)
+    if not offline:
+        bases |= _platform_bases(project, [a for a in order if a.platforms], analyses, registry)
     memo = index.memo()
     prepared: dict[str, Prepared] = {}
     new_memo: dict[str, inputs.MemoDir] = {}
@@ -114,8 +127,11 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
                 remote=an.remote,
             )
             h = inputs.workspace_hash(settings, files)
+            key = multiplatform.base_key if a.platforms else (lambda b: b.text)
+            wanted = tuple(key(b) for b in an.bases if not b.text.startswith(dockerfile.PENDING_PREFIX))
+            complete = all(w in bases for w in wanted) and all(prepared[r.image].complete for r in a.requires)
             prepared[a.name] = Prepared(a, inputs.Inputs(tuple(files), settings, h, _read), a.ref.with_tag(h),
-                                        time.perf_counter() - t0)
+                                        time.perf_counter() - t0, wanted, complete, rules.source)
             emit(Event("hashed", a.name, h, {"files": len(files), "bytes": _read}))
     finally:
         memo.close()
@@ -396,6 +412,5 @@ def build(project: Project, index: Index, registry: Reliable, builder: Builder, 
     phases = {"hash": t1 - t0, "check": t2 - t1,
               "retag": sum(r.seconds.get("retag", 0.0) for r in results),
               "build": sum(r.seconds.get("build", 0.0) for r in results)}
-    return Report(tuple(results), phases, f"{registry.name} ({registry_source})" if registry_source else registry.name,
-                  f"{builder.name} ({builder_source})" if builder_source else builder.name,
-                  registry.calls, runner.builds_started)
+    return Report(tuple(results), phases, registry.name, builder.name, registry.calls, runner.builds_started,
+                  registry_source=registry_source, builder_source=builder_source)

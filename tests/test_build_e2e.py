@@ -99,8 +99,8 @@ def test_extra_tags_and_skaffold_file_output(demo, tmp_path):
 def test_plan_does_nothing_and_says_why(demo):
     res = demo.run("plan", "--output", "json")
     assert res.returncode == 0, res.stderr
-    assert {a["name"]: a["action"] for a in res.json()["artifacts"]} == \
-        {"web": "build", "tools": "build", "app": "build"}
+    assert {a["name"]: a["outcome"] for a in res.json()["artifacts"]} == \
+        {"web": "built", "tools": "built", "app": "built"}
     assert demo.builds_started() == 0
     demo.build()
     res = demo.run("plan")
@@ -111,5 +111,5 @@ def test_hash_and_deps_commands(demo):
     h = demo.run("hash", "web")
     assert h.returncode == 0 and len(h.stdout.strip()) == 32
     deps = demo.run("deps", "web", "--json")
-    paths = [json.loads(line)["path"] for line in deps.stdout.splitlines()]
+    paths = [f["path"] for f in deps.json()["files"]]
     assert paths == ["index.html", "static/site.css"]  # NOTES.md is ignored, Dockerfile is not COPYed

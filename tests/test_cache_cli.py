@@ -16,7 +16,7 @@ def _ls(project, cache=None) -> list[dict]:
     env = {**project.env, **({"REGLESS_CACHE_DIR": str(cache)} if cache else {})}
     res = project.run("cache", "ls", "--json", env=env)
     assert res.returncode == 0, res.stderr
-    return [json.loads(line) for line in res.stdout.splitlines()]
+    return res.json()["entries"]
 
 
 def _rename_web(project) -> None:
@@ -44,9 +44,10 @@ def test_ls_show_rm(demo):
 
 def test_export_import_carries_the_index_to_another_runner(demo, tmp_path):
     demo.build()
-    dump = tmp_path / "index.jsonl"
+    dump = tmp_path / "index.json"
     assert demo.run("cache", "export", str(dump)).returncode == 0
-    assert len(dump.read_text().splitlines()) == 3
+    doc = json.loads(dump.read_text())  # the same document as `cache ls --output json`, camelCase keys
+    assert doc["command"] == "cache export" and len(doc["entries"]) == 3 and "builtAt" in doc["entries"][0]
     other = tmp_path / "runner2"
     env2 = {**demo.env, "REGLESS_CACHE_DIR": str(other)}
     res = demo.run("cache", "import", str(dump), env=env2)
@@ -72,6 +73,12 @@ def test_malformed_import_changes_nothing(demo, tmp_path):
     bad.write_text(json.dumps({"v": 1, "hash": "short", "digest": D, "refs": ["a"], "built_at": 1}) + "\n")
     res = demo.run("cache", "import", str(bad))
     assert res.returncode == 2 and "bad hash" in res.stderr and _ls(demo) == before
+    bad.write_text(json.dumps({"version": 1, "command": "cache export", "entries": [{"hash": "e" * 32}]}))
+    res = demo.run("cache", "import", str(bad))
+    assert res.returncode == 2 and f"{bad}: entry 1: missing key 'digest'" in res.stderr and _ls(demo) == before
+    old = tmp_path / "old.jsonl"  # JSON lines, as regless wrote them before the one-document contract
+    old.write_text(good + "\n")
+    assert demo.run("cache", "import", str(old)).returncode == 0 and len(_ls(demo)) == len(before) + 1
 
 
 def test_verify_finds_dead_entries_and_fix_drops_them(demo):

@@ -38,7 +38,7 @@ def regless(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def deps(project: Path, artifact: str) -> list[str]:
     res = regless(project, "deps", artifact, "--json")
     assert res.returncode == 0, res.stderr
-    return [json.loads(line)["path"] for line in res.stdout.splitlines()]
+    return [f["path"] for f in json.loads(res.stdout)["files"]]
 
 
 def hash_of(project: Path, artifact: str, *extra: str) -> str:

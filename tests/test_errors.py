@@ -88,9 +88,9 @@ def test_failed_build_exits_1_and_shows_the_builder_tail(demo):
     assert out["tools"]["outcome"] == "failed" and out["app"]["outcome"] == "skipped"
     assert out["web"]["outcome"] == "built"
     ls = demo.run("cache", "ls", "--json")  # a failed build records nothing; the others are recorded
-    assert [json.loads(x)["hash"] for x in ls.stdout.splitlines()] == [out["web"]["hash"]]
+    assert [e["hash"] for e in ls.json()["entries"]] == [out["web"]["hash"]]
     text = demo.run("build")
-    assert text.returncode == 1 and "about-to-fail" in text.stdout
+    assert text.returncode == 1 and "about-to-fail" in text.stderr  # the builder's tail: diagnostics, not results
 
 
 def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
@@ -105,7 +105,7 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
         "apiVersion: regless/v1\ndefaultRepo: 127.0.0.1:1/x\nartifacts:\n  - image: app\n    context: app\n")
     p = subprocess.Popen([REGLESS, "deps", "app", "--json"], cwd=tmp_path, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env={**os.environ, "REGLESS_CACHE_DIR": str(tmp_path / "cache")})
-    assert p.stdout.read(100).startswith(b'{"path": ')
+    assert p.stdout.read(100).startswith(b'{\n  "version": 1,')
     p.stdout.close()  # what `| head -c 100` does
     assert p.wait(60) == 141
     assert p.stderr.read() == b""

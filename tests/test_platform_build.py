@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -116,7 +117,8 @@ def test_a_stage_picked_by_an_undeclared_automatic_arg_builds_with_buildah(proj:
     """`FROM bin-$TARGETARCH` with no ARG line, as BuildKit allows: regless declares it for buildah."""
     deps = proj.run("deps", "picked")
     assert deps.returncode == 0, deps.stderr
-    assert [line.split()[-1] for line in deps.stdout.splitlines()] == ["amd64.txt", "arm64.txt"]
+    assert [line.split()[-1] for line in deps.stdout.splitlines() if re.match(r"[0-9a-f]{32}  ", line)] == [
+        "amd64.txt", "arm64.txt"]
     picked = artifact(proj.build("picked"), "picked")
     kids = children(f"{picked['image']}:{picked['hash']}")
     for platform in ARCHES:

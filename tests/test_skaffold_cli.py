@@ -151,7 +151,7 @@ def test_unsupported_artifact_is_refused_unless_skipped_on_purpose(make_project,
     assert any("jib-thing" in w for w in doc["warnings"])
     assert [b["imageName"] for b in json.loads((tmp_path / "o").read_text())["builds"]] == ["skaffold-example"]
     plan = proj.run("plan", "-f", f, "--skip-unsupported", "--output", "json", "--insecure-registry", "127.0.0.1")
-    assert {a["name"]: a["action"] for a in plan.json()["artifacts"]} == {"skaffold-example": "cached",
+    assert {a["name"]: a["outcome"] for a in plan.json()["artifacts"]} == {"skaffold-example": "cached",
                                                                           "jib-thing": "skipped"}
 
 

@@ -86,7 +86,7 @@ def test_explain_lists_changes_most_significant_first(demo):
         "file content changed: greet.sh"]
     assert lines[5] == "tools would be built: no image for this hash"
     js = json.loads(demo.run("explain", "tools", "--output", "json").stdout)
-    assert js["action"] == "build" and [c["kind"] for c in js["changes"]] == ["setting", "setting", "added", "content"]
+    assert js["outcome"] == "built" and [c["kind"] for c in js["changes"]] == ["setting", "setting", "added", "content"]
 
 
 def test_explain_exec_bit_and_deleted_image(demo):
