@@ -159,7 +159,7 @@ def test_build_v_and_plan_say_why_each_build_happens_from_a_fresh_runner(demo, t
     demo.env["REGLESS_CACHE_DIR"] = str(tmp_path / "fresh-runner")
     plan = demo.run("plan", "--output", "json")
     rows = {x["name"]: x for x in plan.json()["artifacts"]}
-    assert rows["tools"]["action"] == "build"
+    assert rows["tools"]["outcome"] == "built"
     assert rows["tools"]["why"] == ["file content changed: greet.sh"]  # extra.txt is no input of tools
     assert rows["web"]["why"] == []  # cached: no reasons to give
     text = demo.run("plan").stdout
