@@ -180,6 +180,8 @@ def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
     k_n = shares.parse_share(args.share)
     timeout = cache.parse_duration(args.wait_timeout)
     saved = fanout.load_split(args.plan) if args.plan else None
+    if saved is not None:
+        fanout.check(k_n, saved)  # before any work
     return lambda prepared, _decisions: fanout.select(k_n, prepared, saved=saved, timeout=timeout)
 
 

@@ -96,6 +96,14 @@ def load_split(path: Path) -> shares.Split:
     return shares.from_json(rows)
 
 
+def check(share: tuple[int, int], saved: shares.Split) -> None:
+    """--share K/N must be one of the plan's shares."""
+    k, n = share
+    if saved.total != n:
+        raise InputError(f"--share {k}/{n}, but the plan has {saved.total} share{'s' * (saved.total != 1)}",
+                         hint="take --share from the plan's matrix")
+
+
 def select(share: tuple[int, int], prepared: list[Prepared], *, saved: shares.Split | None,
            timeout: float) -> Selection:
     """What share K of N does: its own artifacts and what they require. A requirement another share builds
@@ -104,9 +112,7 @@ def select(share: tuple[int, int], prepared: list[Prepared], *, saved: shares.Sp
     by input size, so that runners started at different times, with different caches, agree."""
     k, n = share
     if saved is not None:
-        if saved.total != n:
-            raise InputError(f"--share {k}/{n}, but the plan has {saved.total} share{'s' * (saved.total != 1)}",
-                             hint="take --share from the plan's matrix")
+        check(share, saved)
         split = saved
     else:
         # every artifact, by input size alone: what is cached now, or built meanwhile by a share that

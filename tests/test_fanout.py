@@ -66,6 +66,8 @@ def test_a_share_waits_for_another_shares_artifact_and_gives_up_with_exit_3(fan,
     # a share with an artifact whose requirement another share builds
     k, waiter, needed = next((s["share"], n, r) for s in shares for n in s["artifacts"] for r in REQUIRES[n]
                              if share_of[r] != s["share"])
+    wrong = fan.run("build", "--share", "1/2", "--plan", str(plan))
+    assert wrong.returncode == 2 and "the plan has 3 shares" in wrong.stderr and "Traceback" not in wrong.stderr
     res = fan.run("build", "--output", "json", "--share", k, "--plan", str(plan), "--wait-timeout", "3s")
     assert res.returncode == 3, res.stderr
     assert f"waiting for {needed} (share {share_of[needed]})" in res.stderr
