@@ -40,6 +40,7 @@ class KanikoSettings:
     executor: str = "/kaniko/executor"
     cache: bool = False
     cache_repo: str | None = None
+    reproducible: bool = True  # the executor's --reproducible: timestamps stripped, the same digest anywhere
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,16 @@ def builder(r: Reader, node: yaml.Node) -> BuilderSettings:
         )
     kaniko = d.kaniko
     if "kaniko" in m:
-        k = r.mapping(m["kaniko"], "builder.kaniko", {"executor": False, "cache": False, "cacheRepo": False})
+        k = r.mapping(m["kaniko"], "builder.kaniko", {"executor": False, "cache": False, "cacheRepo": False,
+                                                      "reproducible": False})
         kaniko = KanikoSettings(
             executor=r.string(k["executor"], "builder.kaniko.executor") if "executor" in k else kaniko.executor,
             cache=r.scalar(k["cache"], "builder.kaniko.cache", bool, expect="true or false")
             if "cache" in k else kaniko.cache,
             cache_repo=r.string(k["cacheRepo"], "builder.kaniko.cacheRepo")
             if "cacheRepo" in k and k["cacheRepo"].tag != "tag:yaml.org,2002:null" else None,
+            reproducible=r.scalar(k["reproducible"], "builder.kaniko.reproducible", bool, expect="true or false")
+            if "reproducible" in k else kaniko.reproducible,
         )
     return BuilderSettings(
         kind=r.scalar(m["kind"], "builder.kind", str, lambda v: v in ("buildah", "kaniko"), "buildah or kaniko")

@@ -51,8 +51,13 @@ def test_kaniko_argv():
         "/kaniko/executor", "--context=dir:///ctx", "--dockerfile=/ctx/sub/Dockerfile",
         "--destination=127.0.0.1:5000/t/app:" + "a" * 32, "--digest-file=/tmp/d", "--push-retry=3",
         "--target=prod", "--custom-platform=linux/amd64", "--build-arg=V=1",
-        "--build-arg=BASE=r/b:x@sha256:" + "b" * 64, "--cache=true", "--cache-repo=r/cache",
+        "--build-arg=BASE=r/b:x@sha256:" + "b" * 64, "--cache=true", "--cache-repo=r/cache", "--reproducible",
         "--insecure", "--skip-tls-verify", "--insecure-pull", "--skip-tls-verify-pull"]
+
+
+def test_kaniko_argv_without_reproducible():
+    argv = kaniko_argv(REQ, KanikoSettings(reproducible=False), "/tmp/d")
+    assert "--reproducible" not in argv and argv[0] == "/kaniko/executor"
 
 
 def test_kaniko_double_refuses_unknown_flags():

@@ -73,3 +73,18 @@ def test_two_jobs_racing_without_reproducible_builds_both_succeed(demo, tmp_path
     assert demo.digest(f"{demo.repo}/web:{h}") in got
     for d in got:
         assert demo.digest(f"{demo.repo}/web@{d}") == d
+
+
+def test_bad_timestamp_or_reproducible_settings_are_exit_2(demo):
+    cfg = demo.path / "regless.yaml"
+    good = cfg.read_text()
+    for setting, words in (("layers: true, timestamp: -1}", "builder.buildah.timestamp"),
+                           ("layers: true, timestamp: soon}", "builder.buildah.timestamp")):
+        cfg.write_text(good.replace("layers: true}", setting))
+        res = demo.run("hash", "web")
+        assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
+    cfg.write_text(good.replace("  kind: buildah\n", "  kind: buildah\n  kaniko: {reproducible: maybe}\n"))
+    res = demo.run("hash", "web")
+    assert res.returncode == 2 and "builder.kaniko.reproducible" in res.stderr, res.stderr
+    cfg.write_text(good.replace("layers: true}", "layers: true, timestamp: 1700000000}"))
+    assert demo.run("hash", "web").returncode == 0

@@ -29,6 +29,8 @@ def build_argv(req: BuildRequest, settings: KanikoSettings, digestfile: str) -> 
         argv.append("--cache=true")
         if settings.cache_repo:
             argv.append(f"--cache-repo={settings.cache_repo}")
+    if settings.reproducible:
+        argv.append("--reproducible")
     if req.insecure_push:
         argv += ["--insecure", "--skip-tls-verify"]
     if req.insecure_pull:

@@ -18,7 +18,7 @@ import tempfile
 
 VALUED = {"context", "dockerfile", "destination", "digest-file", "build-arg", "target", "custom-platform",
           "cache-repo", "push-retry", "cache", "insecure-registry", "skip-tls-verify-registry"}
-BOOLEAN = {"insecure", "skip-tls-verify", "insecure-pull", "skip-tls-verify-pull", "cache"}
+BOOLEAN = {"insecure", "skip-tls-verify", "insecure-pull", "skip-tls-verify-pull", "cache", "reproducible"}
 REPEATED = {"build-arg", "destination", "insecure-registry", "skip-tls-verify-registry"}
 
 
@@ -60,6 +60,8 @@ def main() -> None:
     insecure_pull = "insecure-pull" in opts or "skip-tls-verify-pull" in opts
     storage = ["--storage-driver", "vfs"]
     build = ["buildah", *storage, "build", "--isolation", "chroot", "-f", opts["dockerfile"][0]]
+    if "reproducible" in opts:  # kaniko strips timestamps: the double's buildah sets them to the epoch
+        build += ["--timestamp", "0"]
     for arg in opts.get("build-arg", []):
         build += ["--build-arg", arg]
     if "target" in opts:
