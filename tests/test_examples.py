@@ -32,23 +32,32 @@ def _regless_lines(script: str) -> list[str]:
     return [ln.strip() for ln in script.splitlines() if ln.strip().startswith("regless ")]
 
 
-def _start(line: str, values: dict[str, str], env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, Path | None]:
+Started = tuple[subprocess.Popen, Path, Path, Path | None]
+
+
+def _start(line: str, values: dict[str, str], env: dict[str, str], cwd: Path) -> Started:
+    """A job's command started, its output going to files (jobs that wait on each other never block on a
+    pipe nobody reads)."""
     words = [_expand(w, values) for w in shlex.split(_ci(line, values))]
     out = None
     if ">" in words:
         out = cwd / words[words.index(">") + 1]
         words = words[: words.index(">")]
-    return subprocess.Popen([REGLESS, *words[1:]], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True), out
+    logs = Path(env["HOME"]).parent
+    n = len(list(logs.glob("*.stdout")))
+    stdout, stderr = logs / f"{n}.stdout", logs / f"{n}.stderr"
+    p = subprocess.Popen([REGLESS, *words[1:]], cwd=cwd, env=env, stdout=stdout.open("w"), stderr=stderr.open("w"),
+                         text=True)
+    return p, stdout, stderr, out
 
 
-def _finish(started: tuple[subprocess.Popen, Path | None]) -> str:
-    p, out = started
-    stdout, stderr = p.communicate(timeout=600)
-    assert p.returncode == 0, f"{p.args}: {stderr}{stdout}"
+def _finish(started: Started) -> str:
+    p, stdout, stderr, out = started
+    p.wait(timeout=600)
+    assert p.returncode == 0, f"{p.args}: {stderr.read_text()}{stdout.read_text()}"
     if out:
-        out.write_text(stdout)
-    return stderr
+        out.write_text(stdout.read_text())
+    return stderr.read_text()
 
 
 def _run_all(lines: list[str], values: dict[str, str], env: dict[str, str], cwd: Path) -> list[str]:
