@@ -10,13 +10,13 @@ its results, through a pipe.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
-import traceback
-from multiprocessing import connection
-from typing import Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from .errors import ReglessError
+
+if TYPE_CHECKING:  # imported by fork_map when it runs: the C engine never forks
+    from multiprocessing import connection
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -41,6 +41,8 @@ def fork_map(fn: Callable[[C, Note], R], chunks: Sequence[C], on_note: Callable[
     An exception in a child is raised again in the parent. When the parent stops early
     (an error, Ctrl-C) every child still running is killed and reaped.
     """
+    from multiprocessing import connection
+
     pids: list[int] = []
     conns: list[connection.Connection] = []
     results: dict[int, R] = {}
@@ -104,6 +106,9 @@ def _child(fn: Callable[[C, Note], R], chunk: C, w: connection.Connection) -> No
         w.send(("done", fn(chunk, lambda obj: w.send(("note", obj)))))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         code = 1
+        import pickle
+        import traceback
+
         try:
             pickle.loads(pickle.dumps(exc))  # an exception that cannot cross the pipe is sent as text
         except Exception:  # noqa: BLE001

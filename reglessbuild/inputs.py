@@ -34,23 +34,12 @@ from .dockerfile import Analysis, Source
 from .errors import DockerfileError, InputError
 from .ignore import IgnoreRules
 
-try:  # the per-file loops in C (setup.py builds it where a compiler is found); else the Python ones below
-    from . import _native
-except ImportError:  # pragma: no cover - depends on the install
-    _native = None  # type: ignore[assignment]
+from .native import loops as _native  # the per-file loops in C where built (None: the Python ones below)
 
 RECIPE = "regless-hash/1"
 CHUNK = 1 << 20
 RACY_SECONDS = 2.0  # a file modified this recently is never memoized (git's racily-clean rule)
 PARALLEL_FROM = 4096  # fewer files are hashed in this process: forking costs more than it saves
-
-
-def engine() -> str:
-    """Which loops hash here, for `regless version`."""
-    if _native is not None:
-        return "C part (reglessbuild/_native.c)"
-    return ("Python loops, slower: the C part is not built (install gcc, python3-dev and libxxhash-dev, "
-            "then reinstall regless)")
 
 
 class InputFile(NamedTuple):  # a tuple: 100,000 of them are made on every run

@@ -445,9 +445,9 @@ def test_a_damaged_memo_record_is_a_miss_never_a_digest(tmp_path, monkeypatch, j
 
 
 def test_regless_version_says_which_loops_hash(monkeypatch, capsys):
-    from reglessbuild import cli
+    from reglessbuild import cli, native
 
-    monkeypatch.setattr(inputs, "_native", None)
+    monkeypatch.setattr(native, "loops", None)
     assert cli.main(["version"]) == 0
     assert "hashing: Python loops, slower: the C part is not built (install gcc" in capsys.readouterr().out
     if os.environ.get("REGLESS_REQUIRE_NATIVE") == "1":
