@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform as _platform
 import re
 from dataclasses import dataclass
 
@@ -81,7 +80,7 @@ def parse(text: str) -> Platform:
 
 def host() -> Platform:
     """The runner's own platform: what a build without a platform targets."""
-    machine = _platform.machine().lower()
+    machine = os.uname().machine.lower()  # platform.machine(), without importing platform
     if machine in _ARM_FROM_MACHINE:
         return Platform("linux", "arm", _variant("arm", _ARM_FROM_MACHINE[machine]))
     return Platform("linux", _ARCH.get(machine, machine))

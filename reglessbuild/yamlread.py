@@ -3,7 +3,6 @@ tree (regless.yaml), with every error at file:line."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,6 +51,8 @@ class Reader:
             if key in out:
                 raise self.fail(key_node, f"duplicate key {key!r} in {where}")
             if key not in allowed:
+                import difflib  # only for a misspelt key
+
                 close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
                 raise self.fail(key_node, f"unknown key {key!r} in {where}",
                                 hint=f"did you mean `{close[0]}`?" if close else

@@ -6,13 +6,28 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from ..config import BuilderSettings
+from typing import TYPE_CHECKING, Any
+
 from ..errors import ToolMissing
-from .buildah import INSTALL_HINT, Buildah
-from .kaniko import Kaniko
 from .protocol import Builder, BuildRequest
 
+if TYPE_CHECKING:
+    from ..config import BuilderSettings
+    from .buildah import Buildah
+    from .kaniko import Kaniko
+
 __all__ = ["BuildRequest", "Builder", "Buildah", "Kaniko", "choose"]
+
+
+def __getattr__(name: str) -> Any:
+    """Buildah and Kaniko, imported when first asked for: run.py needs only the protocol's types."""
+    if name == "Buildah":
+        from .buildah import Buildah
+        return Buildah
+    if name == "Kaniko":
+        from .kaniko import Kaniko
+        return Kaniko
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -28,7 +43,11 @@ def choose(settings: BuilderSettings, *, push_deadline: float = 60.0) -> Choice:
             raise ToolMissing(f"kaniko executor {exe} not found",
                               hint="set builder.kaniko.executor to the executor's path (in kaniko's image: "
                                    "/kaniko/executor)")
+        from .kaniko import Kaniko
+
         return Choice(Kaniko(settings.kaniko), "config")
+    from .buildah import INSTALL_HINT, Buildah
+
     if not shutil.which("buildah"):
         raise ToolMissing("buildah not found on PATH", hint=INSTALL_HINT)
     return Choice(Buildah(settings.buildah, push_deadline=push_deadline), "config" if settings.kind else "default")

@@ -8,15 +8,36 @@ crane-cli.md (crane v0.20.2) and in tests/test_registry_errors.py (skopeo 1.9, b
 
 from __future__ import annotations
 
-import email.utils
 import re
 import time
 from enum import Enum
+from functools import cached_property
 
 from ..errors import RegistryAuthError, RegistryError
 
 AUTH_HINT = ("credentials are read from docker's config.json ($DOCKER_CONFIG/config.json, else "
              "~/.docker/config.json) and from $REGISTRY_AUTH_FILE; log in with `skopeo login` or `crane auth login`")
+
+
+class _Pattern:
+    """A regular expression compiled when first used: most runs never read a failure, and importing
+    this module is on every run's path."""
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern, self.flags = pattern, flags
+
+    @cached_property
+    def compiled(self) -> re.Pattern[str]:
+        return re.compile(self.pattern, self.flags)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.compiled.search(text)
+
+    def split(self, text: str) -> list[str]:
+        return self.compiled.split(text)
+
+    def findall(self, text: str) -> list[tuple[str, str]]:
+        return self.compiled.findall(text)
 
 
 class Fault(Enum):
@@ -28,13 +49,13 @@ class Fault(Enum):
 
 
 # registry error codes are upper case (crane prints them as they come); phrases as skopeo prints them
-_AUTH = re.compile(r"(?i:\bunauthorized\b|(?<!permission )\bdenied\b|authentication required|401 Unauthorized|"
+_AUTH = _Pattern(r"(?i:\bunauthorized\b|(?<!permission )\bdenied\b|authentication required|401 Unauthorized|"
                    r"403 Forbidden|status: 40[13]\b|status code 40[13]\b)")
-_NOT_FOUND = re.compile(r"manifest unknown|MANIFEST_UNKNOWN|name unknown|NAME_UNKNOWN|"
+_NOT_FOUND = _Pattern(r"manifest unknown|MANIFEST_UNKNOWN|name unknown|NAME_UNKNOWN|"
                         r"repository name not known", re.I)
-_TLS = re.compile(r"x509:|server gave HTTP response to HTTPS client|first record does not look like a TLS handshake",
+_TLS = _Pattern(r"x509:|server gave HTTP response to HTTPS client|first record does not look like a TLS handshake",
                   re.I)
-_TRANSIENT = re.compile(
+_TRANSIENT = _Pattern(
     r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timeout|timed out|no route to host|"
     r"TOOMANYREQUESTS|too many requests|\b429\b|\b5\d\d\b|UNAVAILABLE|service unavailable|bad gateway|"
     r"BLOB_UPLOAD_INVALID|server misbehaving|temporary failure|network is unreachable",
@@ -45,7 +66,7 @@ _TRANSIENT = re.compile(
 # a transient fault at first contact, or one that asks for patience: the registry may be down or
 # overloaded, so the next attempt waits longer each time. First contact is skopeo's "pinging container
 # registry" and crane's request to the API root, `GET http://host/v2/:` or `Get "http://host/v2/":`
-_UNANSWERED = re.compile(
+_UNANSWERED = _Pattern(
     r"pinging (?:container|docker) registry|/v2/\"?: |connection refused|no route to host|network is unreachable|"
     r"server misbehaving|temporary failure|timeout|timed out|TOOMANYREQUESTS|too many requests|\b429\b",
     re.I,
@@ -54,10 +75,10 @@ _UNANSWERED = re.compile(
 # crane tries HTTPS, then plain HTTP for a loopback or private registry, and joins both failures with
 # "; " (crane-faults.md): `Get "https://h/v2/": <why https failed>; GET http://h/v2/: <why http failed>`.
 # The HTTP attempt's cause is what happened; the HTTPS one only says the registry speaks plain HTTP.
-_HTTP_ATTEMPT = re.compile(r'; (?=(?:Get|GET|HEAD) "?http://)')
+_HTTP_ATTEMPT = _Pattern(r'; (?=(?:Get|GET|HEAD) "?http://)')
 
 
-_SPEAKS_HTTPS = re.compile(r"HTTP request to an HTTPS server")
+_SPEAKS_HTTPS = _Pattern(r"HTTP request to an HTTPS server")
 
 
 def last_attempt(line: str) -> str:
@@ -87,7 +108,7 @@ def classify(stderr: str) -> Fault:
 
 # where a tool's log shows a Retry-After header: crane -v dumps response headers (`Retry-After: 2`);
 # containers/image (skopeo --debug, buildah --log-level=debug) logs `Detected 'Retry-After' header "2"`
-_RETRY_AFTER = re.compile(r"""^Retry-After: *(.+?)\s*$|Detected 'Retry-After' header \\?"([^"\\]+)""",
+_RETRY_AFTER = _Pattern(r"""^Retry-After: *(.+?)\s*$|Detected 'Retry-After' header \\?"([^"\\]+)""",
                           re.M | re.I)
 
 
@@ -100,6 +121,8 @@ def retry_after(log: str, *, now: float | None = None) -> float | None:
     value = found[-1].strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -148,8 +171,8 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TransientRegistryError)
 
 
-_LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
-_BELOW_ERROR = re.compile(r"level=(?:trace|debug|info|warning) ")
+_LOGRUS_MSG = _Pattern(r'msg="((?:[^"\\]|\\.)*)"')
+_BELOW_ERROR = _Pattern(r"level=(?:trace|debug|info|warning) ")
 
 
 def final_message(stderr: str) -> str:

@@ -7,13 +7,15 @@ the next attempt comes); the core prints nothing, the user interface turns notic
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Callable, TypeVar
-
-import tenacity
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from ..errors import RegistryUnreachable
 from .errors import TransientRegistryError, is_transient, short_cause
+
+if TYPE_CHECKING:  # imported when an operation first fails: a run whose calls all succeed never needs it
+    import tenacity
 
 T = TypeVar("T")
 
@@ -80,6 +82,8 @@ def retrying(policy: Policy, worth: Callable[[BaseException], bool], midway: Cal
              on_retry: OnRetry | None = None) -> tenacity.Retrying:
     """Attempts while they fail with an exception `worth` another try, paced by `wait`, none started
     past the deadline; the last exception is raised again. `on_retry` hears of each pause before it."""
+    import tenacity
+
     before = (lambda state: on_retry(notice(state, policy))) if on_retry else None
     return tenacity.Retrying(retry=tenacity.retry_if_exception(worth), wait=wait(policy, midway),
                              stop=tenacity.stop_before_delay(policy.deadline), reraise=True,
@@ -91,10 +95,33 @@ def call(policy: Policy, fn: Callable[[], T], *, soon_after_midway: bool = True,
     """`fn` retried while it fails transiently, within the policy's deadline. `soon_after_midway` is for
     operations of many requests (a copy): a fault midway is worth a quick new attempt. A check is one or
     two requests: after any fault it backs off, or a registry that answers pings but fails manifests
-    would get an attempt every few tens of milliseconds (bin/bench --retries)."""
+    would get an attempt every few tens of milliseconds (bin/bench --retries).
+
+    The first attempt runs here; only when it fails transiently do the retries begin, with that
+    failure handed to them as their own first attempt's and the deadline counted from its start, so
+    pacing, deadline and notices are as if they had made it."""
+    start = time.monotonic()
     try:
-        return retrying(policy, is_transient,
-                        lambda exc: soon_after_midway and getattr(exc, "midway", False), on_retry)(fn)
+        return fn()
+    except TransientRegistryError as exc:
+        first: TransientRegistryError | None = exc
+    spent = time.monotonic() - start
+    rest = replace(policy, deadline=policy.deadline - spent)
+
+    def attempt() -> T:
+        nonlocal first
+        if first is not None:
+            exc, first = first, None
+            raise exc
+        return fn()
+
+    def told(n: Notice) -> None:
+        assert on_retry is not None
+        on_retry(replace(n, elapsed=n.elapsed + spent, deadline=policy.deadline))
+
+    try:
+        return retrying(rest, is_transient, lambda exc: soon_after_midway and getattr(exc, "midway", False),
+                        told if on_retry else None)(attempt)
     except TransientRegistryError as exc:
         raise RegistryUnreachable(
             f"registry {exc.registry} did not answer (retried for up to {policy.deadline:g} s): {exc.message}",

@@ -24,16 +24,16 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
                        skip_unsupported=skip_unsupported)
 
 
-_REGLESS_WORDS = ((re.compile(r"registry\.insecure: \[([^\]]*)\]"),
+_REGLESS_WORDS = ((r"registry\.insecure: \[([^\]]*)\]",
                    r"build.insecureRegistries: [\1] in skaffold.yaml, or pass --insecure-registry \1"),
-                  (re.compile(r"\bregistry\.insecure\b"), "build.insecureRegistries"),
-                  (re.compile(r"; registry\.timeout sets how long to retry"), ""),
-                  (re.compile(r"\bdefaultRepo\b"), "--default-repo"),
-                  (re.compile(r"\bregless\.yaml\b"), "skaffold.yaml"))
+                  (r"\bregistry\.insecure\b", "build.insecureRegistries"),
+                  (r"; registry\.timeout sets how long to retry", ""),
+                  (r"\bdefaultRepo\b", "--default-repo"),
+                  (r"\bregless\.yaml\b", "skaffold.yaml"))  # compiled by re.sub when an error needs them
 
 
 def in_skaffold_words(message: str) -> str:
     """A message from regless's shared layers (registry, builder) in skaffold.yaml's words."""
     for pattern, words in _REGLESS_WORDS:
-        message = pattern.sub(words, message)
+        message = re.sub(pattern, words, message)
     return message

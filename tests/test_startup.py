@@ -1,0 +1,47 @@
+"""What a command imports: `regless version` and `--help` none of regless's working modules or their
+libraries, a restart none of what only a failure, a build or another command needs (README
+"Performance" has the timings; this holds the import lists, which do not depend on the machine)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from conftest import REGLESS
+
+# what `version` and `--help` must not load: the libraries and the modules of the working commands
+NOT_AT_START = ("yaml", "lmdb", "tenacity", "e2b_dockerfile_utils", "xxhash", "jsonpatch", "dataclasses", "typing",
+                "concurrent.futures", "subprocess", "reglessbuild.config", "reglessbuild.registry",
+                "reglessbuild.builders", "reglessbuild.inputs", "reglessbuild.index", "reglessbuild.run",
+                "reglessbuild.console", "reglessbuild.dockerfile")
+# what a restart (every artifact cached) must not load: retries (tenacity), Retry-After dates, key
+# suggestions, skaffold.yaml, the cache command, kaniko, forked hashing (logging comes with concurrent.futures)
+NOT_AT_RESTART = ("tenacity", "email.utils", "difflib", "jsonpatch", "reglessbuild.skaffold.loader",
+                  "reglessbuild.cache", "reglessbuild.builders.kaniko", "multiprocessing", "pickle", "platform")
+
+
+def imported(argv: list[str], **kw: object) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run regless with Python's import log (-X importtime) on; the process and the modules it imported."""
+    env = {**(kw.pop("env", None) or os.environ), "PYTHONPROFILEIMPORTTIME": "1"}  # type: ignore[arg-type]
+    p = subprocess.run([REGLESS, *argv], capture_output=True, text=True, env=env, timeout=300, **kw)  # type: ignore[call-overload]
+    mods = {ln.rsplit("|", 1)[1].strip() for ln in p.stderr.splitlines() if ln.startswith("import time:")}
+    return p, mods - {"package"}  # the log's header line
+
+
+def test_version_and_help_import_none_of_the_working_modules():
+    for argv in (["version"], ["--help"], ["build", "--help"]):
+        p, mods = imported(argv)
+        assert p.returncode == 0, p.stderr
+        assert "argparse" in mods  # the log was read
+        assert sorted(m for m in mods if m in NOT_AT_START or m.startswith(NOT_AT_START)) == [], argv
+    p, _ = imported(["version"])
+    assert p.stdout.startswith("regless ") and "hashing: " in p.stdout
+
+
+def test_a_restart_imports_only_what_it_needs(demo):
+    demo.build()
+    p, mods = imported(["build", "--output", "json", "--default-repo", demo.repo], cwd=demo.path, env=demo.env)
+    assert p.returncode == 0, p.stderr
+    assert '"outcome": "built"' not in p.stdout
+    assert {"yaml", "lmdb", "reglessbuild.run"} <= mods  # the log was read
+    assert sorted(m for m in mods if m in NOT_AT_RESTART or m.startswith(tuple(x + "." for x in NOT_AT_RESTART))) == []
