@@ -206,6 +206,7 @@ class Runner:
         self.emit = emit
         self.build_slots = threading.Semaphore(project.builder.concurrency)
         self.builds_started = 0
+        self.record_seconds = 0.0  # in index writes, summed over artifacts (LMDB takes one writer at a time)
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
         # inputs records are pushed beside the next builds rather than before the artifact counts as done:
@@ -346,8 +347,11 @@ class Runner:
     def _record(self, p: Prepared, result: Result) -> None:
         if self.cancelled.is_set():
             return  # a run being cancelled records nothing more
+        t0 = time.perf_counter()
         self.index.put(p.inputs.hash, result)
         self.index.put_inputs(str(p.artifact.ref), p.inputs.hash, lambda: explain.snapshot(p.inputs))
+        with self._lock:
+            self.record_seconds += time.perf_counter() - t0
 
     def execute(self, prepared: list[Prepared], decisions: dict[str, plan.Decision]) -> list[ArtifactResult]:
         """Carry out the decisions, each artifact once all it requires is done."""
@@ -399,18 +403,21 @@ def build(project: Project, index: Index, registry: Reliable, builder: Builder, 
     t1 = time.perf_counter()
     emit(Event("phase", None, "check"))
     f = facts(prepared, index, registry, no_cache=no_cache, concurrency=project.registry.concurrency)
+    t2 = time.perf_counter()
     decisions = {name: plan.decide(x) for name, x in f.items()}
-    chosen = select(prepared, decisions) if select else None
+    chosen = select(prepared, decisions) if select else None  # --share: may wait for other shares' images
     if chosen is not None:
         prepared = [p for p in prepared if p.artifact.name in chosen.keep]
-    t2 = time.perf_counter()
     for p in prepared:
         emit(Event("decision", p.artifact.name, decisions[p.artifact.name].action.value,
                    {"decision": decisions[p.artifact.name]}))
+    t3 = time.perf_counter()
     runner = Runner(project, index, registry, builder, emit, chosen)
     results = runner.execute(prepared, decisions)
-    phases = {"hash": t1 - t0, "check": t2 - t1,
+    # wall seconds of each step (README "Performance": where a restart's time goes); decide is the plan
+    # and its events, act the retags, builds, tags and index records (retag, build, record: their shares)
+    phases = {"hash": t1 - t0, "check": t2 - t1, "decide": t3 - t2, "act": time.perf_counter() - t3,
               "retag": sum(r.seconds.get("retag", 0.0) for r in results),
-              "build": sum(r.seconds.get("build", 0.0) for r in results)}
+              "build": sum(r.seconds.get("build", 0.0) for r in results), "record": runner.record_seconds}
     return Report(tuple(results), phases, registry.name, builder.name, registry.calls, runner.builds_started,
                   registry_source=registry_source, builder_source=builder_source)

@@ -175,7 +175,22 @@ def main() -> None:
     ap.add_argument("--shares", type=int, metavar="N",
                     help="only a cold build by one runner against N runners at once, each with --share K/N "
                          "(12 artifacts of 200 files; --artifacts, --files)")
+    ap.add_argument("--restart", action="store_true",
+                    help="only a no-change restart against the floor, alternating with bare python, regless version "
+                         "and --help, with skopeo and crane (where on PATH); per-phase times and -X importtime "
+                         "(default 20 artifacts x 500 files; --rounds)")
+    ap.add_argument("--rounds", type=int, default=7, help="--restart: alternating rounds (medians)")
+    ap.add_argument("--baseline", metavar="REGLESS",
+                    help="--restart: another regless executable (an older install) run alternately with this one")
     args = ap.parse_args()
+    if args.restart:
+        from bench.restart import run as restart
+
+        shape = Shape(artifacts=args.artifacts or 20, files=args.files or 500, size=args.size or 1024,
+                      shared=0.2 if args.shared is None else args.shared, run_steps=args.run_steps)
+        args.json.write_text(json.dumps({"restart": restart(shape, REGLESS, floor, storage_env, rounds=args.rounds,
+                                                            baseline=args.baseline)}, indent=2))
+        return
     if args.shares:
         from bench.fanout import lines, run as fanout_bench
 
