@@ -11,9 +11,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
-from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, previous, proc, records
+from . import checks, dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, previous, proc, records
 from . import waiting
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
@@ -86,10 +86,12 @@ def _bases(project: Project, order: list[Artifact], analyses: dict[str, dockerfi
 
 
 def prepare(project: Project, order: list[Artifact], index: Index, registry: Reliable,
-            emit: Sink, *, offline: bool = False) -> list[Prepared]:
+            emit: Sink, *, offline: bool = False, on_hashed: Callable[[Prepared], None] | None = None
+            ) -> list[Prepared]:
     """Workspace hash of each artifact (requires first), with base images resolved through the registry.
     `offline` asks the registry nothing: bases not pinned by digest stay unresolved (`deps --offline`),
-    and such an artifact's hash, and its dependents', is not final (Prepared.complete)."""
+    and such an artifact's hash, and its dependents', is not final (Prepared.complete). `on_hashed` is
+    called with each artifact as soon as its hash is known (its registry check starts)."""
     analyses: dict[str, dockerfile.Analysis] = {}
     for a in order:
         args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires if r.alias}
@@ -133,6 +135,8 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Rel
             prepared[a.name] = Prepared(a, inputs.Inputs(tuple(files), settings, h, _read), a.ref.with_tag(h),
                                         time.perf_counter() - t0, wanted, complete, rules.source)
             emit(Event("hashed", a.name, h, {"files": len(files), "bytes": _read}))
+            if on_hashed is not None:
+                on_hashed(prepared[a.name])
     finally:
         memo.close()
     index.memo_put(new_memo)
@@ -168,13 +172,16 @@ def _platform_bases(project: Project, multi: list[Artifact], analyses: dict[str,
 
 
 def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cache: bool,
-          concurrency: int) -> dict[str, plan.Facts]:
-    """Ask the registry about every IMAGE:HASH at once, then about the index's other references for misses."""
+          concurrency: int, started: Mapping[str, Future[str | None]] | None = None) -> dict[str, plan.Facts]:
+    """Ask the registry about every IMAGE:HASH at once (waiting for the checks already `started`), then
+    about the index's other references for misses."""
     out: dict[str, plan.Facts] = {}
     if no_cache:
         return {p.artifact.name: plan.Facts(p.target, None, no_cache=True) for p in prepared}
+    started = started or {}
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        found = dict(zip([p.artifact.name for p in prepared], pool.map(lambda p: registry.digest(p.target), prepared)))
+        checks_ = [started.get(p.artifact.name) or pool.submit(registry.digest, p.target) for p in prepared]
+        found = {p.artifact.name: c.result() for p, c in zip(prepared, checks_)}
         entries = {p.artifact.name: index.get(p.inputs.hash) for p in prepared}
         second: list[str] = []
         for p in prepared:
@@ -399,10 +406,14 @@ def build(project: Project, index: Index, registry: Reliable, builder: Builder, 
                          hint="use builder.kind: buildah for multi-platform images, or give each artifact one platform")
     t0 = time.perf_counter()
     emit(Event("phase", None, "hash"))
-    prepared = input_digest.apply(prepare(project, order, index, registry, emit))  # skaffold.yaml's inputDigest tags
-    t1 = time.perf_counter()
-    emit(Event("phase", None, "check"))
-    f = facts(prepared, index, registry, no_cache=no_cache, concurrency=project.registry.concurrency)
+    with checks.EarlyChecks(registry, project.registry.concurrency, enabled=not no_cache) as early:
+        prepared = prepare(project, order, index, registry, emit,
+                           on_hashed=lambda p: early.start(p.artifact.name, p.target))
+        prepared = input_digest.apply(prepared)  # skaffold.yaml's inputDigest tags (the targets stay)
+        t1 = time.perf_counter()
+        emit(Event("phase", None, "check"))
+        f = facts(prepared, index, registry, no_cache=no_cache, concurrency=project.registry.concurrency,
+                  started=early.started)
     t2 = time.perf_counter()
     decisions = {name: plan.decide(x) for name, x in f.items()}
     chosen = select(prepared, decisions) if select else None  # --share: may wait for other shares' images
