@@ -23,6 +23,7 @@ import re
 import stat
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
@@ -225,13 +226,23 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
-def _below(keys: list[str], entries: list[_Entry], root: str) -> Iterable[_Entry]:
-    """Entries strictly below `root`: paths that share a prefix are one run of the sorted keys."""
-    prefix = root + "/"
-    i = bisect.bisect_left(keys, prefix)
-    while i < len(keys) and keys[i].startswith(prefix):
-        yield entries[i]
-        i += 1
+class _Listing(list):  # type: ignore[type-arg]
+    """A context's listing shared by the artifacts of a run (collect's `walked`), with select's lookups
+    by path made once for all of them rather than once per artifact."""
+
+    @cached_property
+    def by_rel(self) -> dict[str, _Entry]:
+        return {e.rel: e for e in self}
+
+    @cached_property
+    def rels(self) -> list[str]:
+        return [e.rel for e in self]
+
+
+def _below(keys: list[str], entries: list[_Entry], root: str) -> list[_Entry]:
+    """Entries strictly below `root`: paths that share a prefix are one run of the sorted keys, from
+    `root/` up to `root0` ("0" follows "/"), so the run is one slice."""
+    return entries[bisect.bisect_left(keys, root + "/"):bisect.bisect_left(keys, root + "0")]
 
 
 def _follow(context: Path, entry: _Entry, src: Source, dockerfile: str) -> str:
@@ -252,8 +263,8 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, co
     if all(src.pattern == "." and not src.excludes for src in sources):  # `COPY . /x`: no lookups needed
         return [e for e in entries if e.kind != "dir"] if sources else []
     chosen: dict[str, _Entry] = {}
-    index = {e.rel: e for e in entries}
-    keys = [e.rel for e in entries]
+    index = entries.by_rel if isinstance(entries, _Listing) else {e.rel: e for e in entries}
+    keys = entries.rels if isinstance(entries, _Listing) else [e.rel for e in entries]
     for src in sources:
         excluded = PatternMatcher(list(src.excludes)) if src.excludes else None
         if src.pattern == ".":
@@ -270,7 +281,7 @@ def select(entries: list[_Entry], sources: Iterable[Source], dockerfile: str, co
                 raise DockerfileError(str(exc), path=dockerfile, line=src.line) from exc
             roots = [e.rel for e in entries if rx.match(e.rel)]
         else:  # a folder that .dockerignore excludes may still hold re-included entries
-            roots = [src.pattern] if src.pattern in index or next(_below(keys, entries, src.pattern), None) else []
+            roots = [src.pattern] if src.pattern in index or _below(keys, entries, src.pattern) else []
         if not roots:
             raise DockerfileError(
                 f"{src.instruction} source {src.pattern!r} is not in the build context",
@@ -536,7 +547,7 @@ def _collect(context: Path, dockerfile: Path, analysis: Analysis, rules: IgnoreR
     else:
         key = (context, rules.patterns)
         if key not in walked:
-            walked[key] = walk(context, rules)
+            walked[key] = _Listing(walk(context, rules))
         entries = walked[key]
     picked = select(entries, analysis.sources, str(dockerfile), context)
     return hash_files(picked, memo, progress=progress)

@@ -213,7 +213,8 @@ class Runner:
         self.emit = emit
         self.build_slots = threading.Semaphore(project.builder.concurrency)
         self.builds_started = 0
-        self.record_seconds = 0.0  # in index writes, summed over artifacts (LMDB takes one writer at a time)
+        self.record_seconds = 0.0  # wall seconds during which an index write was under way (any thread)
+        self._recording, self._record_start = 0, 0.0
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
         # inputs records are pushed beside the next builds rather than before the artifact counts as done:
@@ -354,11 +355,18 @@ class Runner:
     def _record(self, p: Prepared, result: Result) -> None:
         if self.cancelled.is_set():
             return  # a run being cancelled records nothing more
-        t0 = time.perf_counter()
-        self.index.put(p.inputs.hash, result)
-        self.index.put_inputs(str(p.artifact.ref), p.inputs.hash, lambda: explain.snapshot(p.inputs))
         with self._lock:
-            self.record_seconds += time.perf_counter() - t0
+            self._recording += 1
+            if self._recording == 1:
+                self._record_start = time.perf_counter()
+        try:
+            self.index.put(p.inputs.hash, result)
+            self.index.put_inputs(str(p.artifact.ref), p.inputs.hash, lambda: explain.snapshot(p.inputs))
+        finally:
+            with self._lock:
+                self._recording -= 1
+                if self._recording == 0:
+                    self.record_seconds += time.perf_counter() - self._record_start
 
     def execute(self, prepared: list[Prepared], decisions: dict[str, plan.Decision]) -> list[ArtifactResult]:
         """Carry out the decisions, each artifact once all it requires is done."""
