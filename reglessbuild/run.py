@@ -183,12 +183,11 @@ def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cach
         checks_ = [started.get(p.artifact.name) or pool.submit(registry.digest, p.target) for p in prepared]
         found = {p.artifact.name: c.result() for p, c in zip(prepared, checks_)}
         entries = {p.artifact.name: index.get(p.inputs.hash) for p in prepared}
-        second: list[str] = []
-        for p in prepared:
-            e = entries[p.artifact.name]
-            if found[p.artifact.name] is None and e is not None:
-                second += plan.retag_candidates(p.target, e)
-        live = dict(zip(second, pool.map(lambda t: registry.digest(parse(t)), second)))
+        misses = [(p.target, e) for p in prepared if found[p.artifact.name] is None
+                  and (e := entries[p.artifact.name]) is not None]
+        live: dict[str, str | None] = {}
+        for checked in pool.map(lambda te: _first_live(registry, *te), misses):
+            live |= checked
     for p in prepared:
         name = p.artifact.name
         e = entries[name]
@@ -200,6 +199,18 @@ def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cach
 def record_of(p: Prepared) -> dict:
     """The inputs record of a prepared artifact: explain's snapshot, the hash recipe and the artifact."""
     return {**explain.snapshot(p.inputs), "recipe": inputs.RECIPE, "artifact": p.artifact.name}
+
+
+def _first_live(registry: Reliable, target: ImageRef, entry: Result) -> dict[str, str | None]:
+    """The entry's other references checked in plan.retag_candidates' order up to the first that still
+    carries its digest: the one plan.decide retags from (the later ones would not change the decision,
+    and a renamed image's entry gathers a reference per name it had). All of them when none does."""
+    checked: dict[str, str | None] = {}
+    for text in plan.retag_candidates(target, entry):
+        checked[text] = registry.digest(parse(text))
+        if checked[text] == entry.digest:
+            break
+    return checked
 
 
 class Runner:

@@ -72,6 +72,21 @@ def test_renamed_image_is_retagged_not_rebuilt(demo):
     assert demo.digest(site["reference"].split("@")[0]) == first["web"]["digest"]
 
 
+def test_a_retag_checks_the_old_names_only_up_to_one_that_is_there(demo):
+    """An index entry gathers a reference per name its image had; a retag needs one that still carries
+    the digest, so each rename costs the same registry calls however many names came before."""
+    demo.build()
+    cfg = demo.path / "regless.yaml"
+    calls = []
+    for old, new in (("image: web ", "image: website "), ("image: website ", "image: site3 "),
+                     ("image: site3 ", "image: site4 ")):
+        cfg.write_text(cfg.read_text().replace(old, new))
+        res = demo.build().json()
+        assert {a["name"]: a["outcome"] for a in res["artifacts"]}[new.split()[1]] == "retagged"
+        calls.append(res["registryCalls"])
+    assert calls[0] == calls[1] == calls[2], calls
+
+
 def test_stale_index_entry_is_dropped_and_rebuilt(demo):
     first = {a["name"]: a for a in demo.build().json()["artifacts"]}
     web = first["web"]

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -112,8 +113,76 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
             for name, (argv, cenv) in cmds.items():
                 if name != "python -c pass":
                     out["imports"][name] = import_ms(argv, cwd=project, env=cenv)
+            out["rename"] = rename(regless_exe, project, reg.address, build, tool_env, min(rounds, 3))
+            out["oneFile"] = one_file(regless_exe, project, build, tool_env, min(rounds, 3))
     report(out)
     return out
+
+
+def rename(exe: str, project: Path, registry: str, build: list[str], tool_env: dict[str, dict[str, str]],
+           rounds: int) -> dict:
+    """Every image renamed (a new --default-repo each time): each artifact retagged, none built; against
+    plain copies of the same images by the same tool (`copies`), alternately."""
+    first = json.loads(_wall([exe, *build], cwd=project, env=next(iter(tool_env.values())))[1].stdout)
+    tags = {a["name"]: a["hash"] for a in first["artifacts"]}
+    runs: dict[str, list[dict]] = {t: [] for t in tool_env}
+    copies: dict[str, list[float]] = {t: [] for t in tool_env}
+    for r in range(rounds):
+        for tool, env in tool_env.items():
+            wall, p = _wall([exe, *build[:-1], f"{registry}/renamed-{tool}-{r}"], cwd=project, env=env)
+            res = json.loads(p.stdout)
+            assert res["buildsStarted"] == 0 and {a["outcome"] for a in res["artifacts"]} == {"retagged"}
+            runs[tool].append({"wall": wall, "calls": res["registryCalls"], **res["phases"]})
+            copies[tool].append(copies_wall(tool, registry, tags, f"copies-{tool}-{r}", env))
+    out: dict = {}
+    for tool in tool_env:
+        med = {k: statistics.median(x[k] for x in runs[tool]) for k in runs[tool][0]}
+        bare = statistics.median(copies[tool])
+        out[tool] = {"runs": runs[tool], "median": med, "copiesWall": bare, "copies": copies[tool],
+                     "actVsCopies": med["act"] / bare, "callsPerArtifact": med["calls"] / len(tags)}
+    return out
+
+
+def copies_wall(tool: str, registry: str, tags: dict[str, str], dst_repo: str, env: dict[str, str]) -> float:
+    """Wall seconds of one plain copy per artifact (what a retag is), 16 at a time as regless runs its
+    retags, with the flags regless gives the tool."""
+    def one(name_tag: tuple[str, str]) -> None:
+        name, tag = name_tag
+        src, dst = f"{registry}/bench/{name}:{tag}", f"{registry}/{dst_repo}/{name}:{tag}"
+        argv = (["crane", "copy", "--insecure", src, dst] if tool == "crane" else
+                ["skopeo", "copy", "--quiet", "--all", "--preserve-digests", "--src-tls-verify=false",
+                 "--dest-tls-verify=false", f"docker://{src}", f"docker://{dst}"])
+        subprocess.run(argv, check=True, capture_output=True, env=env)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, tags.items()))
+    return time.perf_counter() - t0
+
+
+def one_file(exe: str, project: Path, build: list[str], tool_env: dict[str, dict[str, str]], rounds: int) -> dict:
+    """One input file of one artifact changed, then a build: regless's own share of the wall time against
+    the builder's (buildah build + push, the `build` phase), per tool."""
+    victim = next((project / "a000" / "src").rglob("*.dat"))
+    original = victim.read_bytes()
+    out: dict = {}
+    try:
+        for r in range(rounds):
+            for tool, env in tool_env.items():
+                victim.write_bytes(original + f"changed {tool} {r}".encode())
+                wall, p = _wall([exe, *build], cwd=project, env=env)
+                res = json.loads(p.stdout)
+                assert res["buildsStarted"] == 1, res["buildsStarted"]
+                out.setdefault(tool, []).append({"wall": wall, **res["phases"]})
+    finally:
+        victim.write_bytes(original)
+    summary: dict = {}
+    for tool, runs in out.items():
+        wall = statistics.median(x["wall"] for x in runs)
+        builder = statistics.median(x["build"] for x in runs)
+        summary[tool] = {"runs": runs, "wall": wall, "build": builder, "regless": wall - builder,
+                         "reglessShare": (wall - builder) / wall}
+    return summary
 
 
 def report(out: dict) -> None:
@@ -132,3 +201,12 @@ def report(out: dict) -> None:
         other = med[name] - sum(v for k, v in ph.items() if k not in ("record",)) - 0.0
         print(f"{name:<28} " + " ".join(f"{ph[p]:7.3f}" for p in PHASES) + f" {other:7.3f}")
     print("(record is part of act; other = wall - the phases: the interpreter's start, output, exit)")
+    print("\nrename every image (retags, no builds): medians")
+    for tool, r in out.get("rename", {}).items():
+        m = r["median"]
+        print(f"  {tool:<7} wall {m['wall']:.2f}s, act {m['act']:.2f}s, {r['callsPerArtifact']:.1f} registry calls an "
+              f"artifact; plain copies of every image {r['copiesWall']:.2f}s; act/copies {r['actVsCopies']:.2f}")
+    print("\none file changed (one build): medians")
+    for tool, r in out.get("oneFile", {}).items():
+        print(f"  {tool:<7} wall {r['wall']:.2f}s = builder (buildah build + push) {r['build']:.2f}s + regless "
+              f"{r['regless']:.2f}s ({100 * r['reglessShare']:.1f}%)")
