@@ -4,8 +4,8 @@ One generated project is built once (cold), then these run alternately, round af
 each meets the same machine: the floor (stat every input file + one concurrent manifest HEAD per
 artifact), a bare `python -c pass` from regless's own venv, `regless version`, `regless --help`, and a
 restart (`regless build`, every artifact cached) with skopeo and, where it is on PATH, with crane; with
-`--baseline REGLESS`, the same commands of another regless install too (e.g. one made from an older
-commit), for before/after figures from one run. Medians are reported, and ratios to the floor and to the
+`--baseline LABEL=REGLESS` (repeatable), the same commands of other regless installs too (e.g. made from
+older commits), for before/after figures from one run. Medians are reported, and ratios to the floor and to the
 bare interpreter of the same run. A restart's JSON gives its phases (startup, config, hash, check,
 decide, act, record); the rest of its wall time is the interpreter's own start and the output.
 `-X importtime` of each command gives what it imports, against the bare interpreter's imports.
@@ -66,12 +66,12 @@ def site_ms(python: str) -> float:
 
 
 def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env: Callable[[Path], dict[str, str]],
-        rounds: int = 7, baseline: str | None = None) -> dict:
+        rounds: int = 7, baselines: dict[str, str] | None = None) -> dict:
     python = str(Path(regless_exe).with_name("python"))
     crane = shutil.which("crane")
     no_crane_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
                                     if not (Path(p) / "crane").exists())
-    installs = {"": regless_exe} | ({"baseline ": baseline} if baseline else {})
+    installs = {"": regless_exe} | {f"{label} ": exe for label, exe in (baselines or {}).items()}
     out: dict = {"shape": shape.__dict__ | {"totalFiles": shape.total_files}, "rounds": rounds,
                  "tools": ["skopeo"] + (["crane"] if crane else [])}
     with tempfile.TemporaryDirectory(prefix="regless-bench-restart-") as tmp_s:
@@ -113,6 +113,7 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
             for name, (argv, cenv) in cmds.items():
                 if name != "python -c pass":
                     out["imports"][name] = import_ms(argv, cwd=project, env=cenv)
+            out["concurrency"] = concurrency_sweep(regless_exe, project, build, tool_env, min(rounds, 5))
             out["rename"] = rename(regless_exe, project, reg.address, build, tool_env, min(rounds, 3))
             out["oneFile"] = one_file(regless_exe, project, build, tool_env, min(rounds, 3))
     report(out)
@@ -121,25 +122,29 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
 
 def rename(exe: str, project: Path, registry: str, build: list[str], tool_env: dict[str, dict[str, str]],
            rounds: int) -> dict:
-    """Every image renamed (a new --default-repo each time): each artifact retagged, none built; against
-    plain copies of the same images by the same tool (`copies`), alternately."""
+    """Every image renamed (a new --default-repo each time): each artifact retagged, none built, with its
+    inputs record linked (the default) and with --no-records (the image's retag alone); against plain
+    copies of the same images by the same tool (`copies`), alternately."""
     first = json.loads(_wall([exe, *build], cwd=project, env=next(iter(tool_env.values())))[1].stdout)
     tags = {a["name"]: a["hash"] for a in first["artifacts"]}
-    runs: dict[str, list[dict]] = {t: [] for t in tool_env}
+    variants = {"": [], " --no-records": ["--no-records"]}
+    runs: dict[str, list[dict]] = {t + v: [] for t in tool_env for v in variants}
     copies: dict[str, list[float]] = {t: [] for t in tool_env}
     for r in range(rounds):
         for tool, env in tool_env.items():
-            wall, p = _wall([exe, *build[:-1], f"{registry}/renamed-{tool}-{r}"], cwd=project, env=env)
-            res = json.loads(p.stdout)
-            assert res["buildsStarted"] == 0 and {a["outcome"] for a in res["artifacts"]} == {"retagged"}
-            runs[tool].append({"wall": wall, "calls": res["registryCalls"], **res["phases"]})
+            for v, extra in variants.items():
+                repo = f"{registry}/renamed-{tool}{v.replace(' --', '-')}-{r}"
+                wall, p = _wall([exe, *build[:-1], repo, *extra], cwd=project, env=env)
+                res = json.loads(p.stdout)
+                assert res["buildsStarted"] == 0 and {a["outcome"] for a in res["artifacts"]} == {"retagged"}
+                runs[tool + v].append({"wall": wall, "calls": res["registryCalls"], **res["phases"]})
             copies[tool].append(copies_wall(tool, registry, tags, f"copies-{tool}-{r}", env))
     out: dict = {}
-    for tool in tool_env:
-        med = {k: statistics.median(x[k] for x in runs[tool]) for k in runs[tool][0]}
-        bare = statistics.median(copies[tool])
-        out[tool] = {"runs": runs[tool], "median": med, "copiesWall": bare, "copies": copies[tool],
-                     "actVsCopies": med["act"] / bare, "callsPerArtifact": med["calls"] / len(tags)}
+    for name, rs in runs.items():
+        med = {k: statistics.median(x[k] for x in rs) for k in rs[0]}
+        bare = statistics.median(copies[name.split()[0]])
+        out[name] = {"runs": rs, "median": med, "copiesWall": bare, "actVsCopies": med["act"] / bare,
+                     "callsPerArtifact": med["calls"] / len(tags)}
     return out
 
 
@@ -160,6 +165,27 @@ def copies_wall(tool: str, registry: str, tags: dict[str, str], dst_repo: str, e
     return time.perf_counter() - t0
 
 
+def concurrency_sweep(exe: str, project: Path, build: list[str], tool_env: dict[str, dict[str, str]],
+                      rounds: int, sizes: tuple[int, ...] = (2, 4, 8, 16)) -> dict:
+    """The restart at several registry.concurrency values (checks at once), alternately: on a machine of
+    few cores the tools' start is CPU-bound, and more processes at once than cores only queue."""
+    cfg = project / "regless.yaml"
+    original = cfg.read_text()
+    walls: dict[str, dict[int, list[tuple[float, float]]]] = {t: {n: [] for n in sizes} for t in tool_env}
+    try:
+        for _ in range(rounds):
+            for n in sizes:
+                cfg.write_text(original.replace("concurrency: 16}", f"concurrency: {n}}}", 1))
+                for tool, env in tool_env.items():
+                    wall, p = _wall([exe, *build], cwd=project, env=env)
+                    ph = json.loads(p.stdout)["phases"]
+                    walls[tool][n].append((wall, ph["hash"] + ph["check"]))
+    finally:
+        cfg.write_text(original)
+    return {tool: {str(n): {"wall": statistics.median(w for w, _ in v), "hashAndCheck": statistics.median(c for _, c in v)}
+                   for n, v in per.items()} for tool, per in walls.items()}
+
+
 def one_file(exe: str, project: Path, build: list[str], tool_env: dict[str, dict[str, str]], rounds: int) -> dict:
     """One input file of one artifact changed, then a build: regless's own share of the wall time against
     the builder's (buildah build + push, the `build` phase), per tool."""
@@ -169,11 +195,12 @@ def one_file(exe: str, project: Path, build: list[str], tool_env: dict[str, dict
     try:
         for r in range(rounds):
             for tool, env in tool_env.items():
-                victim.write_bytes(original + f"changed {tool} {r}".encode())
-                wall, p = _wall([exe, *build], cwd=project, env=env)
-                res = json.loads(p.stdout)
-                assert res["buildsStarted"] == 1, res["buildsStarted"]
-                out.setdefault(tool, []).append({"wall": wall, **res["phases"]})
+                for v, extra in {"": [], " --no-records": ["--no-records"]}.items():
+                    victim.write_bytes(original + f"changed {tool}{v} {r}".encode())
+                    wall, p = _wall([exe, *build, *extra], cwd=project, env=env)
+                    res = json.loads(p.stdout)
+                    assert res["buildsStarted"] == 1, res["buildsStarted"]
+                    out.setdefault(tool + v, []).append({"wall": wall, **res["phases"]})
     finally:
         victim.write_bytes(original)
     summary: dict = {}
@@ -201,12 +228,15 @@ def report(out: dict) -> None:
         other = med[name] - sum(v for k, v in ph.items() if k not in ("record",)) - 0.0
         print(f"{name:<28} " + " ".join(f"{ph[p]:7.3f}" for p in PHASES) + f" {other:7.3f}")
     print("(record is part of act; other = wall - the phases: the interpreter's start, output, exit)")
+    print("\nrestart at registry.concurrency N (checks at once): median wall s (hash + check s)")
+    for tool, per in out.get("concurrency", {}).items():
+        print(f"  {tool:<7} " + ", ".join(f"{n}: {v['wall']:.3f} ({v['hashAndCheck']:.3f})" for n, v in per.items()))
     print("\nrename every image (retags, no builds): medians")
     for tool, r in out.get("rename", {}).items():
         m = r["median"]
-        print(f"  {tool:<7} wall {m['wall']:.2f}s, act {m['act']:.2f}s, {r['callsPerArtifact']:.1f} registry calls an "
+        print(f"  {tool:<20} wall {m['wall']:.2f}s, act {m['act']:.2f}s, {r['callsPerArtifact']:.1f} registry calls an "
               f"artifact; plain copies of every image {r['copiesWall']:.2f}s; act/copies {r['actVsCopies']:.2f}")
     print("\none file changed (one build): medians")
     for tool, r in out.get("oneFile", {}).items():
-        print(f"  {tool:<7} wall {r['wall']:.2f}s = builder (buildah build + push) {r['build']:.2f}s + regless "
+        print(f"  {tool:<20} wall {r['wall']:.2f}s = builder (buildah build + push) {r['build']:.2f}s + regless "
               f"{r['regless']:.2f}s ({100 * r['reglessShare']:.1f}%)")

@@ -180,8 +180,9 @@ def main() -> None:
                          "and --help, with skopeo and crane (where on PATH); per-phase times and -X importtime "
                          "(default 20 artifacts x 500 files; --rounds)")
     ap.add_argument("--rounds", type=int, default=7, help="--restart: alternating rounds (medians)")
-    ap.add_argument("--baseline", metavar="REGLESS",
-                    help="--restart: another regless executable (an older install) run alternately with this one")
+    ap.add_argument("--baseline", metavar="LABEL=REGLESS", action="append", default=[],
+                    help="--restart: another regless executable (an older install) run alternately with this one, "
+                         "its rows labelled LABEL; may be repeated")
     args = ap.parse_args()
     if args.restart:
         from bench.restart import run as restart
@@ -189,7 +190,7 @@ def main() -> None:
         shape = Shape(artifacts=args.artifacts or 20, files=args.files or 500, size=args.size or 1024,
                       shared=0.2 if args.shared is None else args.shared, run_steps=args.run_steps)
         args.json.write_text(json.dumps({"restart": restart(shape, REGLESS, floor, storage_env, rounds=args.rounds,
-                                                            baseline=args.baseline)}, indent=2))
+                                                            baselines=dict(b.split("=", 1) for b in args.baseline))}, indent=2))
         return
     if args.shares:
         from bench.fanout import lines, run as fanout_bench
