@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
-import signal
 import sys
+import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
-from . import __version__, cache, cachecli, config, documents, explain, inputs, multiplatform, previous, proc, registry, report, run
-from .builders import choose as choose_builder
+from . import __version__
 from .errors import InputError, RegistryError, ReglessError
-from .buildlog import BuildLogs
-from .console import Console
-from .events import Event
-from .index import Index
-from .wiring import default_cache_dir, open_index, reliable, writable
+
+# A command imports what it uses, when it runs: `regless version` and `--help` load none of the
+# modules below (not even typing or dataclasses), and a restart none of the builders' or the cache
+# command's (README "Performance"). mypy reads this name as typing.TYPE_CHECKING.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Sequence
+
+    from . import config, registry, run
+    from .console import Console
+    from .index import Index
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 DEPS_DEADLINE = 10.0  # seconds `deps` retries a registry before it lists base digests as unresolved
@@ -148,6 +150,11 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def _project(args: argparse.Namespace, r: Console) -> config.Project:
+    import dataclasses
+
+    from . import config, multiplatform
+    from .events import Event
+
     path = args.file if args.file else config.find_config(Path.cwd())
     project = config.load(path, default_repo=args.default_repo, profiles=tuple(args.profile),
                           skip_unsupported=args.skip_unsupported)
@@ -165,6 +172,8 @@ def _project(args: argparse.Namespace, r: Console) -> config.Project:
 
 
 def _wiring(args: argparse.Namespace, r: Console, project: config.Project) -> tuple[Index, registry.Reliable, str]:
+    from .wiring import open_index, reliable
+
     reg, source = reliable(project.registry, project.registry.insecure, r)
     return open_index(args.cache_dir, r), reg, source
 
@@ -175,7 +184,7 @@ def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
         if args.plan is not None:
             raise InputError("--plan FILE goes with --share K/N", hint="e.g. --share 1/3 --plan plan.json")
         return None
-    from . import fanout, shares
+    from . import cache, fanout, shares
 
     k_n = shares.parse_share(args.share)
     timeout = cache.parse_duration(args.wait_timeout)
@@ -186,8 +195,17 @@ def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
 
 
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
+    import dataclasses
+
+    from . import IMPORTED, documents, report, run
+    from .builders import choose as choose_builder
+    from .buildlog import BuildLogs
+    from .wiring import default_cache_dir, writable
+
+    started = time.perf_counter()  # imports and arguments done: startup before, config from here to run.build
     writable(args.file_output, "--file-output")
     if args.share is not None:
+        from . import cache
         from .shares import parse_share
 
         parse_share(args.share)  # bad input is refused before any work
@@ -199,6 +217,7 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     r.logs = BuildLogs((args.cache_dir or default_cache_dir()) / "logs")
     builder = choose_builder(project.builder, push_deadline=project.registry.timeout)
     index, reg, reg_source = _wiring(args, r, project)
+    configured = time.perf_counter()
     try:
         rep = run.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
                         registry_source=reg_source, builder_source=builder.source, select=_share(args))
@@ -209,7 +228,8 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     rank = {a.name: i for i, a in enumerate(project.artifacts)}
     done = sorted(rep.results, key=lambda x: rank.get(x.name, len(rank)))  # the config's order
     done = [dataclasses.replace(x, log=str(p)) if (p := r.logs.path(x.name)) else x for x in done]
-    rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=tuple(r.warnings))
+    rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=tuple(r.warnings),
+                              phases={"startup": started - IMPORTED, "config": configured - started, **rep.phases})
     r.close()
     if args.output == "text":
         r.results(rep.results)
@@ -225,6 +245,12 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, r: Console) -> int:
+    import json
+
+    from . import documents, explain, previous, run
+    from .events import Event
+    from .wiring import writable
+
     writable(args.save, "--save")
     project = _project(args, r)
     index, reg, _ = _wiring(args, r, project)
@@ -284,6 +310,11 @@ def cmd_plan(args: argparse.Namespace, r: Console) -> int:
 
 def _one_artifact(args: argparse.Namespace, r: Console) -> run.Prepared:
     """Hash one artifact (and what it requires). `deps` works offline: with --offline, or when the registry cannot be reached, bases stay unresolved."""
+    import dataclasses
+
+    from . import run
+    from .events import Event
+
     project = _project(args, r)
     index, reg, _ = _wiring(args, r, project)
     try:
@@ -305,6 +336,8 @@ def _one_artifact(args: argparse.Namespace, r: Console) -> run.Prepared:
 
 
 def cmd_inputs(args: argparse.Namespace, r: Console) -> int:
+    from . import documents
+
     if getattr(args, "json", False):
         args.output = "json"
     prepared = _one_artifact(args, r)
@@ -337,6 +370,9 @@ def _deps_text(doc: dict[str, Any]) -> list[str]:
 
 
 def cmd_explain(args: argparse.Namespace, r: Console) -> int:
+    from . import documents, explain, previous, run
+    from .events import Event
+
     project = _project(args, r)
     index, reg, _ = _wiring(args, r, project)
     def warn(text: str) -> None:
@@ -400,8 +436,14 @@ def cmd_explain(args: argparse.Namespace, r: Console) -> int:
 EXPLAIN_LINES = 20
 
 
+def cmd_cache(args: argparse.Namespace, r: Console) -> int:
+    from . import cachecli
+
+    return cachecli.cmd_cache(args, r)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
-    "build": cmd_build, "plan": cmd_plan, "explain": cmd_explain, "hash": cmd_inputs, "deps": cmd_inputs, "cache": cachecli.cmd_cache,
+    "build": cmd_build, "plan": cmd_plan, "explain": cmd_explain, "hash": cmd_inputs, "deps": cmd_inputs, "cache": cmd_cache,
 }
 
 
@@ -414,8 +456,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "version":
         print(f"regless {__version__}")
-        print(f"hashing: {inputs.engine()}")
+        from .native import engine
+
+        print(f"hashing: {engine()}")
         return EXIT_OK
+    import signal
+
+    from . import proc
+    from .console import Console
+
     signal.signal(signal.SIGTERM, _on_signal)
     r = Console(sys.stdout, sys.stderr, quiet=args.quiet, verbose=args.verbose,
                 json_output=getattr(args, 'output', 'text') == 'json')
