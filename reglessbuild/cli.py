@@ -455,10 +455,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "version":
-        print(f"regless {__version__}")
         from .native import engine
 
-        print(f"hashing: {engine()}")
+        try:
+            print(f"regless {__version__}\nhashing: {engine()}", flush=True)
+        except BrokenPipeError:  # `regless version | head -1`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     import signal
 

@@ -45,3 +45,11 @@ def test_a_restart_imports_only_what_it_needs(demo):
     assert '"outcome": "built"' not in p.stdout
     assert {"yaml", "lmdb", "reglessbuild.run"} <= mods  # the log was read
     assert sorted(m for m in mods if m in NOT_AT_RESTART or m.startswith(tuple(x + "." for x in NOT_AT_RESTART))) == []
+
+
+def test_version_into_a_closed_pipe_is_no_traceback():
+    p = subprocess.Popen([REGLESS, "version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # the reader went away before regless wrote (`regless version | head -0`)
+    err = p.stderr.read().decode()
+    assert p.wait(60) == 0 and "Traceback" not in err and err == ""
