@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
 import yaml
 
-from . import cache, config, documents, settings
+from . import cache, config, documents, settings, storage
 from .console import Console
 from .errors import ConfigError, InputError
 from .index import Index
@@ -113,8 +114,12 @@ def _action(args: argparse.Namespace, r: Console, index: Index) -> int:
 
 
 def _prune(args: argparse.Namespace, r: Console, index: Index, now: float) -> int:
+    if args.builder_storage:
+        _empty_builder_storage(r)
+        if args.older_than is None and args.keep is None:
+            return EXIT_OK
     if args.older_than is None and args.keep is None:
-        raise InputError("cache prune needs --older-than DURATION, --keep N, or both")
+        raise InputError("cache prune needs --older-than DURATION, --keep N, --builder-storage, or some of them")
     if args.keep is not None and args.keep < 0:
         raise InputError("--keep must be 0 or more")
     older = cache.parse_duration(args.older_than) if args.older_than else None
@@ -123,6 +128,19 @@ def _prune(args: argparse.Namespace, r: Console, index: Index, now: float) -> in
         index.drop_many(drop)
     print(f"{'would remove' if args.dry_run else 'removed'} {len(drop)} entries", file=r.out)
     return EXIT_OK
+
+
+def _empty_builder_storage(r: Console) -> None:
+    """Every image of regless's own buildah storage removed, for each driver it was used with."""
+    top = storage.folder()
+    confs = sorted(top.glob("storage-*.conf")) if top.is_dir() else []
+    if os.environ.get("CONTAINERS_STORAGE_CONF") or not confs:
+        storage.empty(storage.choose("vfs"), "vfs")  # refuses the user's storage; an empty one has nothing
+    removed = 0
+    for conf in confs:
+        driver = conf.name.removeprefix("storage-").removesuffix(".conf")
+        removed += storage.empty(storage.Storage(conf, own=True, graph=top / driver), driver)
+    print(f"emptied regless's buildah storage {top}: {removed} images removed", file=r.out)
 
 
 def _verify(args: argparse.Namespace, r: Console, index: Index, as_json: bool) -> int:

@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("artifacts", nargs="*", metavar="ARTIFACT", help="image names from the config (default: all)")
     b.add_argument("--no-cache", action="store_true", help="ignore index and registry hits: build everything")
+    b.add_argument("--keep-images", action="store_true", help="keep the images built in buildah's storage once "
+                   "pushed (they are removed by default: the registry holds them)")
     b.add_argument("--no-records", action="store_true",
                    help="push no inputs record beside the images built (as registry.records: false)")
     b.add_argument("--file-output", type=Path, help="write Skaffold's build output JSON here (skaffold deploy -a)")
@@ -139,6 +141,8 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     pr.add_argument("--older-than", metavar="DURATION", help="e.g. 12h, 30d, 2w")
     pr.add_argument("--keep", type=int, metavar="N", help="keep the N newest entries of each image")
     pr.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    pr.add_argument("--builder-storage", action="store_true", help="empty regless's own buildah storage "
+                    "(images and layer cache)")
     ve = cs.add_parser("verify", parents=[common], help="check every entry's references in the registry")
     ve.add_argument("--fix", action="store_true", help="drop entries none of whose references is alive")
     ad = cs.add_parser("add", parents=[common], help="record IMAGE:HASH found in the registry")
@@ -197,9 +201,10 @@ def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
     import dataclasses
 
-    from . import IMPORTED, documents, report, run
+    from . import IMPORTED, documents, report, run, storage
     from .builders import choose as choose_builder
     from .buildlog import BuildLogs
+    from .events import Event
     from .wiring import default_cache_dir, writable
 
     started = time.perf_counter()  # imports and arguments done: startup before, config from here to run.build
@@ -215,7 +220,13 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
         raise InputError(f"{project.path}: every artifact was left out by --skip-unsupported; nothing to build")
     r.width = max(len(a.name) for a in (*project.artifacts, *project.skipped))
     r.logs = BuildLogs((args.cache_dir or default_cache_dir()) / "logs")
-    builder = choose_builder(project.builder, push_deadline=project.registry.timeout)
+    if project.builder.kind == "buildah":
+        own = storage.choose(project.builder.buildah.storage_driver)
+        if own.own:  # else CONTAINERS_STORAGE_CONF: the user's choice
+            os.environ["CONTAINERS_STORAGE_CONF"] = str(own.conf)
+            r(Event("note", None, f"buildah's images go to regless's own storage {own.graph}"
+                    + ("" if args.keep_images else "; each is removed once pushed (--keep-images keeps them)")))
+    builder = choose_builder(project.builder, push_deadline=project.registry.timeout, keep_images=args.keep_images)
     index, reg, reg_source = _wiring(args, r, project)
     configured = time.perf_counter()
     try:
@@ -223,6 +234,10 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
                         registry_source=reg_source, builder_source=builder.source, select=_share(args))
     finally:
         index.close()
+    if project.builder.kind == "buildah" and not args.keep_images:
+        required = {q.image for a in project.artifacts for q in a.requires if q.alias}
+        storage.remove([f"{x.image}@{x.digest}" for x in rep.results if x.name in required and x.digest],
+                       project.builder.buildah.storage_driver)
     skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome="skipped", reason=s.reason)
                     for s in project.skipped)
     rank = {a.name: i for i, a in enumerate(project.artifacts)}
@@ -464,12 +479,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     import signal
 
-    from . import proc
+    from . import proc, runtime
     from .console import Console
+    from .events import Event
 
     signal.signal(signal.SIGTERM, _on_signal)
     r = Console(sys.stdout, sys.stderr, quiet=args.quiet, verbose=args.verbose,
                 json_output=getattr(args, 'output', 'text') == 'json')
+    if rt := runtime.ensure():  # no login session: the tools get a runtime folder of the user's own
+        os.environ["XDG_RUNTIME_DIR"] = str(rt.path)
+        r(Event("note", None, f"{rt.reason}; buildah, skopeo and crane get {rt.path} (0700) as their runtime folder"))
     try:
         return COMMANDS[args.command](args, r)
     except ReglessError as exc:

@@ -1,8 +1,10 @@
 """The walking skeleton's scenario as an unprivileged user with rootless buildah: regless never needs root.
 
 The test creates the user (with subuid/subgid ranges) and runs regless under it with
-`runuser`. The user cannot read root's Python, so regless runs on Debian's
-/usr/bin/python3 with a copy of its own package and its runtime dependencies.
+`runuser` and a bare environment, as a CI image's job starts: no login session, so no
+XDG_RUNTIME_DIR (regless gives its tools a runtime folder of the user's own). The user cannot
+read root's Python, so regless runs on Debian's /usr/bin/python3 with a copy of its own package
+and its runtime dependencies.
 """
 
 from __future__ import annotations
@@ -66,32 +68,42 @@ def test_demo_scenario_as_an_unprivileged_user(registry, base_image):
         project = top / "demo"
         shutil.copytree(ROOT / "fixtures" / "demo", project, symlinks=True)
         log = harness.counting_shim(top / "shim")
-        (top / "run").mkdir(mode=0o700)  # the user's XDG_RUNTIME_DIR, as a login session would give it
         subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", str(top)], check=True)
         repo = f"{registry.address}/rootless{uuid.uuid4().hex[:8]}"
         env = {"PATH": f"{top / 'shim'}:/usr/bin:/bin", "HOME": pw.pw_dir, "USER": USER, "PYTHONPATH": str(lib),
-               "XDG_RUNTIME_DIR": str(top / "run"),
                "REGLESS_BASE_IMAGE": base_image, "REGLESS_CACHE_DIR": str(top / "cache"), "NO_COLOR": "1"}
 
-        def build() -> dict[str, str]:
+        said: list[str] = []
+
+        def build(*extra: str) -> dict[str, str]:
             p = subprocess.run(["runuser", "-u", USER, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
                                 "/usr/bin/python3", "-m", "reglessbuild.cli", "build", "--output", "json",
-                                "--default-repo", repo], cwd=project, capture_output=True, text=True, timeout=600)
+                                "--default-repo", repo, *extra], cwd=project, capture_output=True, text=True,
+                               timeout=600)
             assert p.returncode == 0, p.stderr[-3000:]
+            said.append(p.stderr)
             return {a["name"]: a["outcome"] for a in json.loads(p.stdout)["artifacts"]}
 
         def builds() -> int:
             return sum(1 for c in harness.calls(log) if c.split()[2:3] == ["build"])
 
-        assert build() == {"web": "built", "tools": "built", "app": "built"}
+        assert "XDG_RUNTIME_DIR" not in env
+        assert build("-v") == {"web": "built", "tools": "built", "app": "built"}
         assert builds() == 3
+        # no login session: regless made the tools a runtime folder of the user's own, and said so with -v
+        runtime = Path(tempfile.gettempdir()) / f"regless-runtime-{pw.pw_uid}"
+        assert f"XDG_RUNTIME_DIR is not set (no login session); buildah, skopeo and crane get {runtime}" in said[0]
+        st = runtime.lstat()
+        assert st.st_uid == pw.pw_uid and st.st_mode & 0o777 == 0o700
         assert build() == {"web": "cached", "tools": "cached", "app": "cached"}
         assert builds() == 3
         greet = project / "tools" / "greet.sh"
         greet.write_text(greet.read_text() + "echo rootless\n")
         assert build() == {"web": "cached", "tools": "built", "app": "built"}
-        # the images were built in the user's own rootless storage, not root's
-        assert (Path(pw.pw_dir) / ".local/share/containers/storage/vfs").is_dir()
+        assert "XDG_RUNTIME_DIR" not in said[1]  # said with -v only
+        # the images were built in regless's own storage of the user, not root's
+        assert (Path(pw.pw_dir) / ".local/share/regless/containers/vfs").is_dir()
         assert (top / "cache" / "index" / "data.mdb").stat().st_uid == pw.pw_uid
     finally:
         shutil.rmtree(top, ignore_errors=True)
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"regless-runtime-{pw.pw_uid}", ignore_errors=True)

@@ -36,7 +36,7 @@ class Choice:
     source: str
 
 
-def choose(settings: BuilderSettings, *, push_deadline: float = 60.0) -> Choice:
+def choose(settings: BuilderSettings, *, push_deadline: float = 60.0, keep_images: bool = False) -> Choice:
     if settings.kind == "kaniko":
         exe = settings.kaniko.executor
         if not (shutil.which(exe) or os.access(exe, os.X_OK)):
@@ -50,4 +50,5 @@ def choose(settings: BuilderSettings, *, push_deadline: float = 60.0) -> Choice:
 
     if not shutil.which("buildah"):
         raise ToolMissing("buildah not found on PATH", hint=INSTALL_HINT)
-    return Choice(Buildah(settings.buildah, push_deadline=push_deadline), "config" if settings.kind else "default")
+    return Choice(Buildah(settings.buildah, push_deadline=push_deadline, keep_images=keep_images),
+                  "config" if settings.kind else "default")

@@ -103,8 +103,10 @@ class Buildah:
     name = "buildah"
     multi_platform = True  # several platforms: builders/buildah_index.py
 
-    def __init__(self, settings: BuildahSettings, *, push_deadline: float = 60.0, push_wait: float = 0.5) -> None:
+    def __init__(self, settings: BuildahSettings, *, push_deadline: float = 60.0, push_wait: float = 0.5,
+                 keep_images: bool = False) -> None:
         self.settings = settings
+        self.keep_images = keep_images  # else an image leaves buildah's storage once pushed (storage.py)
         self.push_deadline = push_deadline  # seconds of pushing again after transient faults
         self.push_wait = push_wait
 
@@ -161,4 +163,8 @@ class Buildah:
                 digest = f.read().strip()
         if not digest.startswith("sha256:"):
             raise BuildError(f"buildah push wrote no digest for {request.destination}")
+        if not self.keep_images:  # the registry holds it now; the layer cache stays
+            gone = proc.run([*_global(self.settings), "rmi", str(request.destination)], install_hint=INSTALL_HINT)
+            on_line(f"regless: removed {request.destination} from buildah's storage" if gone.ok else
+                    f"regless: could not remove {request.destination} from buildah's storage: {gone.stderr_text}")
         return digest

@@ -1,0 +1,81 @@
+"""Where buildah keeps the images regless builds: a storage of regless's own per user, unless one was chosen.
+
+buildah's default storage is the user's own, shared with everything else they build: image names pile up
+run after run (a build's "Successfully tagged" line then lists another project's names for the same image
+ID), nothing cleans it, and each buildah call slows down as it lists them. So regless points buildah at a
+storage of its own, `<data home>/regless/containers` (through CONTAINERS_STORAGE_CONF, to a storage.conf it
+writes there), unless CONTAINERS_STORAGE_CONF is already set: then the user chose, and that is used. The
+images regless built are removed once pushed (unless --keep-images; the registry holds them, and buildah's
+layer cache stays), and `regless cache prune --builder-storage` empties regless's own storage.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from . import proc
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Storage:
+    conf: Path  # the storage.conf buildah reads (CONTAINERS_STORAGE_CONF)
+    own: bool  # regless's own; False: the user's choice
+    graph: Path | None = None  # regless's own: where the images are
+
+
+def folder(env: Mapping[str, str] | None = None) -> Path:
+    """regless's own storage folder: $XDG_DATA_HOME/regless/containers, else ~/.local/share/regless/containers."""
+    env = os.environ if env is None else env
+    data = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(data) / "regless" / "containers"
+
+
+def choose(driver: str, env: Mapping[str, str] | None = None) -> Storage:
+    """The user's storage when CONTAINERS_STORAGE_CONF names one, else regless's own for `driver` (one graph
+    root per driver: containers/storage refuses a graph root made by another driver)."""
+    env = os.environ if env is None else env
+    if conf := env.get("CONTAINERS_STORAGE_CONF"):
+        return Storage(Path(conf), own=False)
+    top = folder(env)
+    graph = top / driver
+    run = Path(env["XDG_RUNTIME_DIR"]) / "regless-containers" if env.get("XDG_RUNTIME_DIR") else top / "run"
+    text = (f'[storage]\ndriver = "{driver}"\ngraphroot = "{graph}"\nrunroot = "{run}"\n'
+            f'rootless_storage_path = "{graph}"\n')  # a rootless user's graph root is read from here
+    conf = top / f"storage-{driver}.conf"
+    try:
+        top.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not conf.is_file() or conf.read_text(encoding="utf-8") != text:
+            conf.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write regless's buildah storage config {conf}: {exc.strerror}",
+                         hint="make the folder writable, or set CONTAINERS_STORAGE_CONF to a storage of your own"
+                         ) from exc
+    return Storage(conf, own=True, graph=graph)
+
+
+def remove(refs: list[str], driver: str) -> None:
+    """Remove these images from buildah's storage where they are (a required artifact pulled by digest for
+    another's FROM carries the earlier run's name; its content is the registry's): failures are no error."""
+    for ref in refs:
+        proc.run(["buildah", "--storage-driver", driver, "rmi", ref])
+
+
+def empty(store: Storage, driver: str) -> int:
+    """Remove every image and working container from regless's own storage; returns the images removed."""
+    if not store.own:
+        raise InputError(f"buildah uses your storage (CONTAINERS_STORAGE_CONF={store.conf}); regless empties only "
+                         "its own", hint="unset CONTAINERS_STORAGE_CONF to use regless's, or use `buildah rmi`")
+    env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(store.conf)}
+    base = ["buildah", "--storage-driver", driver]
+    listed = proc.run([*base, "images", "--all", "--quiet", "--noheading"], env=env,
+                      install_hint="install buildah (apt-get install buildah)")
+    count = len(set(listed.stdout.decode().split())) if listed.ok else 0
+    proc.run([*base, "rm", "--all"], env=env)
+    done = proc.run([*base, "rmi", "--all", "--force"], env=env)
+    if not done.ok and count:
+        raise InputError(f"buildah rmi --all in {store.graph} failed: {done.stderr_text[-300:]}")
+    return count

@@ -1,0 +1,53 @@
+"""buildah's images in a storage of regless's own per user, removed once pushed; no run shows another's names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+
+def _own(demo, tmp_path: Path) -> dict[str, str]:
+    """The demo's environment without the test session's storage: regless's own, under XDG_DATA_HOME."""
+    env = {k: v for k, v in demo.env.items() if k != "CONTAINERS_STORAGE_CONF"}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    return env
+
+
+def _names(conf: Path) -> list[str]:
+    p = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
+                       env={**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}, capture_output=True, text=True,
+                       check=True)
+    return p.stdout.split()
+
+
+def test_images_live_in_reglesss_own_storage_and_leave_it_once_pushed(demo, tmp_path):
+    env = _own(demo, tmp_path)
+    res = demo.run("build", "-v", env=env)
+    assert res.returncode == 0, res.stderr
+    conf = tmp_path / "data" / "regless" / "containers" / "storage-vfs.conf"
+    assert f'graphroot = "{conf.parent / "vfs"}"' in conf.read_text()
+    assert (conf.parent / "vfs").is_dir()
+    # what it built was pushed, so removed, and so is tools as pulled by digest for app's FROM
+    assert not [n for n in _names(conf) if demo.repo in n], _names(conf)
+    kept = demo.run("build", "--no-cache", "--keep-images", env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert sum(1 for n in _names(conf) if n.startswith(demo.repo) and not n.endswith(":<none>")) == 3
+    prune = demo.run("cache", "prune", "--builder-storage", env=env)
+    assert prune.returncode == 0 and "emptied regless's buildah storage" in prune.stdout, prune.stderr
+    assert _names(conf) == []
+    # a run against another registry path shows no name of the runs before it
+    other = f"{demo.registry}/o{uuid.uuid4().hex[:8]}"
+    demo.run("build", "--no-cache", env=env)
+    again = demo.run("build", "-v", "--no-cache", "--default-repo", other, env=env, default_repo=False)
+    assert again.returncode == 0 and f"Successfully tagged {other}/web:" in again.stderr, again.stderr
+    assert demo.repo not in again.stderr
+
+
+def test_a_storage_the_user_chose_is_used_and_not_emptied(demo, tmp_path):
+    env = {**demo.env, "XDG_DATA_HOME": str(tmp_path / "data")}  # CONTAINERS_STORAGE_CONF: the session's
+    assert demo.run("build", env=env).returncode == 0
+    assert not (tmp_path / "data" / "regless").exists()
+    refused = demo.run("cache", "prune", "--builder-storage", env=env)
+    assert refused.returncode == 2 and "regless empties only its own" in refused.stderr
