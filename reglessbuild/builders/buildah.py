@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import uuid
+from dataclasses import replace
 from typing import Callable
 
 from .. import proc
@@ -53,10 +55,12 @@ def build_argv(req: BuildRequest, settings: BuildahSettings) -> list[str]:
     return argv
 
 
-def push_argv(req: BuildRequest, settings: BuildahSettings, digestfile: str) -> list[str]:
+def push_argv(req: BuildRequest, settings: BuildahSettings, digestfile: str, source: str | None = None
+              ) -> list[str]:
+    """Push the local image `source` (default: the destination's own name) to the destination."""
     return [*_global(settings), "push", *_retry(settings), "--digestfile", digestfile,
             *(["--tls-verify=false"] if req.insecure_push else ["--cert-dir", req.cert_dir] if req.cert_dir else []),
-            str(req.destination), f"docker://{req.destination}"]
+            source or str(req.destination), f"docker://{req.destination}"]
 
 
 class _Transient(Exception):
@@ -146,15 +150,22 @@ class Buildah:
 
         if request.platforms:
             return buildah_index.build_index(self, request, on_line)
+        # an image removed once pushed is built under a name of this build's own (IMAGE:HASH-xxxxxxxx): another
+        # process building the same inputs into the same storage gets the same image id under its own name, and
+        # removing ours only takes our name away (removing IMAGE:HASH would take the image from under its push)
+        local = request.destination
+        if not self.keep_images and local.tag:
+            local = local.with_tag(f"{local.tag}-{uuid.uuid4().hex[:8]}")
         with buildah_index.declared(request) as declared:  # FROM bin-$TARGETARCH: buildah needs `ARG TARGETARCH`
-            done = self._again(build_argv(declared, self.settings), on_line, _pull_failed)
+            done = self._again(build_argv(replace(declared, destination=local), self.settings), on_line,
+                               _pull_failed)
         if not done.ok:
             _refused(done, request.destination.registry, "pull")
             raise buildah_index.failed(f"buildah build exited {done.returncode}", done, request.platform)
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
             # pushed again, never rebuilt: buildah's own --retry gives up on some faults (a 503 on a blob check)
-            pushed = self._again(push_argv(request, self.settings, digestfile), on_line, _push_failed)
+            pushed = self._again(push_argv(request, self.settings, digestfile, str(local)), on_line, _push_failed)
             if not pushed.ok:
                 _refused(pushed, request.destination.registry, f"push {request.destination}")
                 raise BuildError(f"buildah push of {request.destination} exited {pushed.returncode}",
@@ -164,7 +175,7 @@ class Buildah:
         if not digest.startswith("sha256:"):
             raise BuildError(f"buildah push wrote no digest for {request.destination}")
         if not self.keep_images:  # the registry holds it now; the layer cache stays
-            gone = proc.run([*_global(self.settings), "rmi", str(request.destination)], install_hint=INSTALL_HINT)
-            on_line(f"regless: removed {request.destination} from buildah's storage" if gone.ok else
-                    f"regless: could not remove {request.destination} from buildah's storage: {gone.stderr_text}")
+            gone = proc.run([*_global(self.settings), "rmi", str(local)], install_hint=INSTALL_HINT)
+            on_line(f"regless: removed {local} from buildah's storage" if gone.ok else
+                    f"regless: could not remove {local} from buildah's storage: {gone.stderr_text}")
         return digest
