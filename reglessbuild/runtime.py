@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -53,6 +52,8 @@ def ensure(env: Mapping[str, str] | None = None, *, uid: int | None = None,
     current = env.get("XDG_RUNTIME_DIR")
     if current and _usable(Path(current), uid):
         return None
+    import tempfile  # only here: a run with a login session does not pay for the import
+
     reason = (f"XDG_RUNTIME_DIR {current} is not a writable folder of yours" if current
               else "XDG_RUNTIME_DIR is not set (no login session)")
     base = Path(tmp or tempfile.gettempdir())

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import uuid
 from dataclasses import replace
 from typing import Callable
 
@@ -155,7 +154,7 @@ class Buildah:
         # removing ours only takes our name away (removing IMAGE:HASH would take the image from under its push)
         local = request.destination
         if not self.keep_images and local.tag:
-            local = local.with_tag(f"{local.tag}-{uuid.uuid4().hex[:8]}")
+            local = local.with_tag(f"{local.tag}-{os.urandom(4).hex()}")  # no uuid: it imports platform
         with buildah_index.declared(request) as declared:  # FROM bin-$TARGETARCH: buildah needs `ARG TARGETARCH`
             done = self._again(build_argv(replace(declared, destination=local), self.settings), on_line,
                                _pull_failed)
