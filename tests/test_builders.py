@@ -4,6 +4,7 @@ concurrency, failure isolation, cancel."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -173,6 +174,10 @@ def test_push_retried_without_rebuild_after_a_transient_fault(demo, registry):
         assert res.returncode == 0, res.stderr
         assert res.outcomes() == {"web": "built"}
         assert [x[2] for x in proxy.injected()] == ["503"]
+        # waiting is never silent: the push's rerun is announced in the artifact's log (and its live line)
+        log = open(res.json()["artifacts"][0]["log"]).read()
+        assert re.search(r"^regless: buildah push failed .*\(.*503.*\), trying again in \d+\.\ds \(\d+s of \d+s\)$",
+                         log, re.M), log
     calls = [c.split()[2] for c in harness.calls(demo.builds_log)]
     assert calls.count("build") == 1 and calls.count("push") == 2, calls
 
