@@ -140,12 +140,7 @@ def _list(registry: Store, image: ImageRef, digest: str, desc: dict[str, Any], r
     """List the record `desc` (manifest bytes `raw`, in the registry already) at `image@digest`'s
     referrers tag, with the entries listed there before. A tool that pushes an index reads each
     manifest it names (their blobs it finds in the registry), so they are put in the layout too."""
-    listed: list[dict[str, Any]] = []
-    if existing is not None:
-        try:
-            listed = [m for m in json.loads(existing).get("manifests", []) if m.get("digest") != desc["digest"]]
-        except (ValueError, AttributeError):
-            listed = []  # a tag that is not an index: replaced by one
+    listed = [m for m in _entries_or_none(existing) if m.get("digest") != desc["digest"]]
     for m in listed:
         got = registry.manifest(image.bare().with_digest(str(m.get("digest"))))
         if got is not None and hashlib.sha256(got).hexdigest() == str(m.get("digest")).partition(":")[2]:
@@ -190,8 +185,7 @@ def link(registry: Store, copy: Any, src: ImageRef, dst: ImageRef, digest: str) 
     if raw is None:
         raise RecordError(f"the copied record {dst.bare()}@{rec_digest} is not in the registry")
     existing = registry.manifest(dst.bare().with_tag(referrers_tag(digest)))
-    if existing is not None and any(m.get("digest") == rec_digest and _ours(m)
-                                    for m in json.loads(existing).get("manifests", [])):
+    if any(m.get("digest") == rec_digest and _ours(m) for m in _entries_or_none(existing)):
         return True  # (crane lists a manifest it copies itself, but without the annotations that tell)
     with tempfile.TemporaryDirectory(prefix="regless-record-") as tmp:
         desc = {k: v for k, v in entry.items() if k in ("mediaType", "digest", "size", "artifactType", "annotations")}
@@ -199,12 +193,28 @@ def link(registry: Store, copy: Any, src: ImageRef, dst: ImageRef, digest: str) 
     return True
 
 
-def _newest(index: bytes) -> dict[str, Any] | None:
-    """The newest regless record an index lists (the later one where two were made the same second)."""
+def _entries(index: bytes) -> list[dict[str, Any]]:
+    """The descriptors a referrers index lists; RecordError for a tag that is not an index."""
     try:
-        listed = [(i, m) for i, m in enumerate(json.loads(index).get("manifests", [])) if _ours(m)]
+        manifests = json.loads(index).get("manifests", [])
     except (ValueError, AttributeError) as exc:
         raise RecordError("the referrers index is not an index") from exc
+    if not isinstance(manifests, list):
+        raise RecordError("the referrers index is not an index")
+    return [m for m in manifests if isinstance(m, dict)]
+
+
+def _entries_or_none(index: bytes | None) -> list[dict[str, Any]]:
+    """As _entries, where a missing tag or one that is not an index lists nothing (and is replaced)."""
+    try:
+        return _entries(index) if index is not None else []
+    except RecordError:
+        return []
+
+
+def _newest(index: bytes) -> dict[str, Any] | None:
+    """The newest regless record an index lists (the later one where two were made the same second)."""
+    listed = [(i, m) for i, m in enumerate(_entries(index)) if _ours(m)]
     if not listed:
         return None
     return max(listed, key=lambda im: (str(im[1].get("annotations", {}).get(CREATED, "")), im[0]))[1]
@@ -219,11 +229,8 @@ def _ours(entry: Any) -> bool:
 
 def _lists(index: bytes, record: dict[str, Any]) -> bool:
     """Whether the referrers index already lists a record of the same hash."""
-    try:
-        return any(_ours(m) and m.get("annotations", {}).get("dev.regless.hash") == record.get("hash")
-                   for m in json.loads(index).get("manifests", []))
-    except (ValueError, AttributeError):
-        return False
+    return any(_ours(m) and m.get("annotations", {}).get("dev.regless.hash") == record.get("hash")
+               for m in _entries_or_none(index))
 
 
 def load(registry: Store, image: ImageRef, digest: str) -> Found | None:
