@@ -44,6 +44,9 @@ class BuildLogs:
             return self.folder / file_name(artifact) if artifact in self._files else None
 
     def write(self, artifact: str, line: str) -> None:
+        """Append a line of the artifact's tool output, flushed at once (a user may be following the file).
+        The folder is made, and old runs' folders pruned, on the first line; where that fails the build goes
+        on without logs."""
         with self._lock:
             f = self._files.get(artifact)
             if f is None:
@@ -62,6 +65,7 @@ class BuildLogs:
             f.flush()
 
     def tail(self, artifact: str, lines: int = TAIL) -> list[str]:
+        """The last `lines` lines of the artifact's log: what a failure shows inline (BuildError.tail)."""
         p = self.path(artifact)
         if p is None:
             return []
@@ -69,6 +73,7 @@ class BuildLogs:
             return [ln.rstrip("\n") for ln in deque(f, maxlen=lines)]
 
     def close(self) -> None:
+        """Close every file this run opened (the run's end)."""
         with self._lock:
             for f in self._files.values():
                 f.close()

@@ -28,6 +28,8 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def cmd_cache(args: argparse.Namespace, r: Console) -> int:
+    """`regless cache ls|show|rm|prune|...`: the index's subcommands, with the index opened
+    once and closed whatever happens; returns the exit code."""
     if getattr(args, "json", False):
         args.output = "json"
     index = open_index(args.cache_dir, r)

@@ -49,6 +49,10 @@ class BaseImage:
 
 @dataclass(frozen=True)
 class Analysis:
+    """What a Dockerfile's target stage takes from outside: the context's files it copies, the images it
+    starts from, the remote sources it names. The hash is made of these, so nothing else of the file needs
+    reading again."""
+
     sources: tuple[Source, ...]
     bases: tuple[BaseImage, ...]
     remote: tuple[str, ...]  # ADD URLs and git references: no context, but their text is an input
@@ -76,6 +80,8 @@ class _Stage:
 
 
 def pending(alias: str) -> str:
+    """The placeholder image a `requires` alias stands for while analysing: the required artifact's
+    IMAGE:HASH@DIGEST is not known yet, and FROM must still parse (PENDING_PREFIX says why)."""
     return f"{PENDING_PREFIX}{alias.lower()}:pending"
 
 

@@ -33,6 +33,9 @@ class ReglessError(Exception):
 
 
 class InputError(ReglessError):
+    """Something the user gave is wrong (a file, a flag, a missing tool): exit 2, and the message says what,
+    where and how to fix it, so the run stops before building anything."""
+
     exit_code = 2
 
 
@@ -47,30 +50,37 @@ class Located(InputError):
 
 
 class ConfigError(Located):
-    pass
+    """regless.yaml or skaffold.yaml is wrong at path:line (a key, a value, a reference between artifacts)."""
 
 
 class DockerfileError(Located):
-    pass
+    """A Dockerfile regless must read to hash the inputs (COPY/ADD sources, FROM) is wrong at path:line."""
 
 
 class ToolMissing(InputError):
-    pass
+    """buildah, skopeo, crane or kaniko's executor is not where regless looks: an input error (install it or
+    choose another tool), not a build failure."""
 
 
 class RegistryError(ReglessError):
+    """The registry did not answer what regless asked: exit 3, kept apart from exit 1 so that CI can tell a
+    broken build from a registry that was down."""
+
     exit_code = 3
 
 
 class RegistryUnreachable(RegistryError):
-    pass
+    """Transient faults (5xx, 429, resets, timeouts) went on until the retry layer's deadline ran out."""
 
 
 class RegistryAuthError(RegistryError):
-    pass
+    """The registry refused the credentials (401/403): never retried, since asking again cannot help."""
 
 
 class BuildError(ReglessError):
+    """One artifact failed to build or push: exit 1. `tail` carries the last lines of the tool's log, so the
+    message shows why without the user opening the log file."""
+
     exit_code = 1
 
     def __init__(self, message: str, *, tail: tuple[str, ...] = (), hint: str | None = None) -> None:
@@ -79,4 +89,7 @@ class BuildError(ReglessError):
 
 
 class IndexError_(ReglessError):  # noqa: N801 - the builtin IndexError is taken
+    """The local index (the cache dir's LMDB store) cannot be opened or created: exit 2, since the fix is the
+    user's (a path that is not a folder, no permission)."""
+
     exit_code = 2

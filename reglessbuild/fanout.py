@@ -26,8 +26,11 @@ START_SECONDS, BYTES_PER_SECOND = 2.0, 20e6
 
 @dataclass(frozen=True)
 class Cost:
+    """An artifact's estimated build seconds and where the figure came from, which the plan shows so that a
+    user can tell a measured cost from a guess."""
+
     seconds: float
-    source: str  # "index" (the artifact's last build here) or "input size"
+    source: str  # "index" (the artifact's last build here), "registry record" or "input size"
 
 
 def cost(p: Prepared, index: Index | None, recorded: float | None = None) -> Cost:
@@ -57,11 +60,15 @@ def _by_size(p: Prepared) -> Cost:
 
 @dataclass(frozen=True)
 class Fanout:
+    """The plan's answer to `--jobs N`: the build waves `requires` imposes, the split into N shares, and the
+    costs the split balanced."""
+
     waves: tuple[tuple[str, ...], ...]
     split: shares.Split
     costs: dict[str, Cost]
 
     def to_json(self, jobs: int) -> dict[str, Any]:
+        """The plan's `fanout` object (docs/json.md), which `regless build --plan FILE` reads back."""
         return {"jobs": jobs, "waves": [list(w) for w in self.waves], "shares": shares.to_json(self.split),
                 "costs": {n: {"seconds": c.seconds, "from": c.source} for n, c in self.costs.items()}}
 
@@ -79,6 +86,7 @@ def work(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: I
 
 def fanout(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: Index, jobs: int,
            recorded: dict[str, float | None] | None = None) -> Fanout:
+    """The artifacts to build, in waves and split over `jobs` shares by cost (see work for `recorded`)."""
     items, costs = work(prepared, decisions, index, recorded)
     return Fanout(shares.waves(items), shares.split(items, jobs), costs)
 

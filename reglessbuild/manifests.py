@@ -84,7 +84,7 @@ def resolve(wanted: list[Wanted], reader: Reader, concurrency: int) -> dict[tupl
             w = first[text]
             raise DockerfileError(f"FROM {text!r}: {exc}", path=w.dockerfile, line=w.line) from exc
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        raws = dict(zip(texts, pool.map(lambda t: reader.raw(refs[t]), texts)))
+        raws = dict(zip(texts, pool.map(lambda t: reader.raw(refs[t]), texts), strict=True))
     out: dict[tuple[str, str], str] = {}
     for w in wanted:
         raw = raws[w.text]

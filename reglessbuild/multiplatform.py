@@ -64,4 +64,4 @@ def with_platforms(project: Project, texts: list[str]) -> Project:
     if not names:
         return project
     one = {"platform": names[0], "platforms": ()} if len(names) == 1 else {"platform": None, "platforms": tuple(names)}
-    return replace(project, artifacts=tuple(replace(a, **one) for a in project.artifacts))  # type: ignore[arg-type]
+    return replace(project, artifacts=tuple(replace(a, **one) for a in project.artifacts))

@@ -39,6 +39,9 @@ class PlatformError(InputError):
 
 @dataclass(frozen=True, order=True)
 class Platform:
+    """A normalized `os/arch[/variant]`: one value per platform however it was written (parse), so that it
+    hashes, sorts and matches an index's manifests the same way every time."""
+
     os: str
     arch: str
     variant: str = ""

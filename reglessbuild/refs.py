@@ -20,6 +20,9 @@ class RefError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class ImageRef:
+    """A parsed image reference, normalized (docker.io, library/): one value to compare, sort and format, so
+    that the same image written two ways is one image to the index and the plan."""
+
     registry: str
     repository: str
     tag: str | None = None
@@ -31,12 +34,15 @@ class ImageRef:
         return f"{self.registry}/{self.repository}"
 
     def with_tag(self, tag: str) -> ImageRef:
+        """The same repository at `tag`, without a digest (a digest would pin it to other content)."""
         return replace(self, tag=tag, digest=None)
 
     def with_digest(self, digest: str) -> ImageRef:
+        """The same reference pinned to `digest`; a tag, if any, stays (repo:tag@digest)."""
         return replace(self, digest=digest)
 
     def bare(self) -> ImageRef:
+        """The repository alone, no tag or digest: the base to add another tag or digest to."""
         return replace(self, tag=None, digest=None)
 
     def __str__(self) -> str:
@@ -56,6 +62,8 @@ def _split_host(text: str) -> tuple[str | None, str]:
 
 
 def has_registry(text: str) -> bool:
+    """Whether the text's first component names a registry host (a dot, a port, localhost or an IPv6
+    address), as docker's reference grammar decides: otherwise the image is on docker.io."""
     return _split_host(text)[0] is not None
 
 
@@ -106,7 +114,8 @@ def registry_matches(registry: str, patterns: tuple[str, ...] | list[str]) -> bo
 
 _ESCAPE_RE = re.compile(r"[/._:@]")
 # Skaffold's prefixRegex (pkg/skaffold/docker/default_repo.go): a registry domain and a GCP project id
-_GCP_PREFIX_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+_GCP_PREFIX_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"
+                            r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
                             r"(?::[0-9]+)?/[a-z][a-z0-9-]{4,28}[a-z0-9]/?")
 MAX_NAME = 255
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 
 @dataclass(frozen=True)
 class RuntimeDir:
+    """The runtime folder regless gives buildah, skopeo and crane where the session has no usable
+    XDG_RUNTIME_DIR, with the reason, which -v shows."""
+
     path: Path
     reason: str  # why regless chose it: what was wrong with the session's
 

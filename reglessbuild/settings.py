@@ -13,6 +13,9 @@ from .yamlread import Reader
 
 @dataclass(frozen=True)
 class RegistrySettings:
+    """regless.yaml's `registry`: which tool talks to registries and how (TLS, concurrency, the retry
+    deadline, inputs records). The defaults are what a config without the section gets."""
+
     tool: str = "auto"
     insecure: tuple[str, ...] = ()
     concurrency: int = 16
@@ -23,12 +26,15 @@ class RegistrySettings:
 
 @dataclass(frozen=True)
 class BuildahSettings:
+    """regless.yaml's `builder.buildah`: the flags regless passes to buildah, defaulting to what works
+    unprivileged in a container (vfs, chroot) and builds reproducibly (timestamp 0)."""
+
     storage_driver: str = "vfs"
     isolation: str = "chroot"
     layers: bool = True
     retry: int | None = None  # buildah's own --retry for pulls and pushes (its default: 3)
     # buildah's --retry-delay. Not buildah's 2 s: regless paces the attempts of a push itself (retry.py),
-    # and at a flaky registry (30% of requests failing) the 2 s made each attempt 2.5x longer (measured)
+    # and at a flaky registry buildah's 2 s made each attempt much longer (docs/performance.md)
     retry_delay: str | None = "100ms"
     # buildah's --timestamp: the image's created time and every file's time in its layers, so that the same
     # inputs give the same digest on any runner (0: the epoch); None keeps the build's own time
@@ -37,6 +43,9 @@ class BuildahSettings:
 
 @dataclass(frozen=True)
 class KanikoSettings:
+    """regless.yaml's `builder.kaniko`: where the executor is and the flags regless passes it (kaniko runs
+    inside a container of its own image, so the executor's path is part of the config)."""
+
     executor: str = "/kaniko/executor"
     cache: bool = False
     cache_repo: str | None = None
@@ -45,6 +54,9 @@ class KanikoSettings:
 
 @dataclass(frozen=True)
 class BuilderSettings:
+    """regless.yaml's `builder`: which builder runs the builds, how many at once, and each builder's own
+    settings (only the chosen one's are used)."""
+
     kind: str = "buildah"
     concurrency: int = 1
     buildah: BuildahSettings = field(default_factory=BuildahSettings)
@@ -56,6 +68,8 @@ def _positive_int(r: Reader, node: yaml.Node, where: str) -> int:
 
 
 def registry(r: Reader, node: yaml.Node) -> RegistrySettings:
+    """The `registry` section read and checked (unknown keys, types, ranges: a ConfigError at file:line);
+    a caFile is resolved against the config file's folder and must exist."""
     m = r.mapping(node, "registry", {"tool": False, "insecure": False, "concurrency": False, "timeout": False,
                                      "caFile": False, "records": False})
     d = RegistrySettings()
@@ -79,6 +93,8 @@ def registry(r: Reader, node: yaml.Node) -> RegistrySettings:
 
 
 def builder(r: Reader, node: yaml.Node) -> BuilderSettings:
+    """The `builder` section read and checked (a ConfigError at file:line), keys not given keeping the
+    defaults of BuilderSettings."""
     m = r.mapping(node, "builder", {"kind": False, "concurrency": False, "buildah": False, "kaniko": False})
     d = BuilderSettings()
     buildah = d.buildah

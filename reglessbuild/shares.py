@@ -8,8 +8,9 @@ where they meet: waiting.py). Nothing here does I/O; fanout.py gathers the items
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import InputError
 
@@ -27,6 +28,8 @@ class Work:
 
 @dataclass(frozen=True)
 class Share:
+    """One CI job's part of the build: the artifacts it builds, in an order their `requires` allow."""
+
     number: int  # 1-based
     artifacts: tuple[str, ...]  # in the order they can be built
     cost: float  # the sum of its artifacts' costs
@@ -40,15 +43,18 @@ class Split:
 
     @property
     def total(self) -> int:
+        """N, the number of shares (jobs) in the split."""
         return len(self.shares)
 
     def share_of(self, name: str) -> int | None:
+        """The number of the share that builds `name`, or None when no share does (nothing to build)."""
         for s in self.shares:
             if name in s.artifacts:
                 return s.number
         return None
 
     def label(self, number: int) -> str:
+        """`K/N`, as --share takes it."""
         return f"{number}/{self.total}"
 
 
@@ -132,13 +138,15 @@ def matrix(s: Split, kind: str) -> Any:
 
 
 def to_json(s: Split) -> list[dict[str, Any]]:
+    """The split as the plan's JSON writes it (`fanout.shares`); from_json reads it back."""
     return [{"share": s.label(x.number), "artifacts": list(x.artifacts), "cost": x.cost} for x in s.shares]
 
 
 def from_json(rows: Any) -> Split:
     """The split a plan saved (`regless plan --save`), checked for shape: numbered 1..N, no artifact twice."""
     try:
-        shares, seen = [], set()
+        shares: list[Share] = []
+        seen: set[str] = set()
         for i, row in enumerate(rows):
             k, n = parse_share(row["share"])
             names = tuple(str(a) for a in row["artifacts"])

@@ -12,9 +12,9 @@ layer cache stays), and `regless cache prune --builder-storage` empties regless'
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from . import proc
 from .errors import InputError
@@ -22,6 +22,9 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class Storage:
+    """The containers-storage buildah is to use, given to it through CONTAINERS_STORAGE_CONF: regless's own
+    per user (so that it may empty it) or the one the user chose (never emptied)."""
+
     conf: Path  # the storage.conf buildah reads (CONTAINERS_STORAGE_CONF)
     own: bool  # regless's own; False: the user's choice
     graph: Path | None = None  # regless's own: where the images are
@@ -38,8 +41,8 @@ def choose(driver: str, env: Mapping[str, str] | None = None) -> Storage:
     """The user's storage when CONTAINERS_STORAGE_CONF names one, else regless's own for `driver` (one graph
     root per driver: containers/storage refuses a graph root made by another driver)."""
     env = os.environ if env is None else env
-    if conf := env.get("CONTAINERS_STORAGE_CONF"):
-        return Storage(Path(conf), own=False)
+    if users := env.get("CONTAINERS_STORAGE_CONF"):
+        return Storage(Path(users), own=False)
     top = folder(env)
     graph = top / driver
     run = Path(env["XDG_RUNTIME_DIR"]) / "regless-containers" if env.get("XDG_RUNTIME_DIR") else top / "run"

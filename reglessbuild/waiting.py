@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .errors import RegistryError
 from .events import Event, Sink
@@ -37,6 +37,9 @@ class Selection:
 
 @dataclass(frozen=True)
 class Pace:
+    """How often wait_for polls the registry: doubling pauses from `initial` up to `maximum`, so a short wait
+    is noticed soon and a long one does not hammer the registry."""
+
     initial: float = 1.0  # seconds before the second poll
     maximum: float = 10.0  # the longest pause between polls
 

@@ -3,14 +3,16 @@ tree (regless.yaml), with every error at file:line."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from .errors import ConfigError
 
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~8x faster; both give marks
+# libyaml's loader where PyYAML was built with it (faster: docs/performance.md); both give marks
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_docs(path: Path) -> list[yaml.Node]:
@@ -38,6 +40,7 @@ class Reader:
         self.path = path
 
     def fail(self, node: yaml.Node | None, message: str, hint: str | None = None) -> ConfigError:
+        """A ConfigError at the node's line of this file (the caller raises it, so the check reads as one)."""
         line = node.start_mark.line + 1 if node is not None else None
         return ConfigError(message, path=str(self.path), line=line, hint=hint)
 
@@ -65,6 +68,8 @@ class Reader:
 
     def scalar(self, node: yaml.Node, where: str, kind: type, check: Callable[[Any], bool] | None = None,
                expect: str = "") -> Any:
+        """A scalar node's value as YAML's safe constructor reads it, checked to be of `kind` (an int is
+        taken as a float, a bool never as an int) and to pass `check`; `expect` words the error."""
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, f"{where} must be {expect or kind.__name__}")
         value = yaml.constructor.SafeConstructor().construct_object(node)
@@ -75,14 +80,17 @@ class Reader:
         return value
 
     def string(self, node: yaml.Node, where: str) -> str:
+        """A scalar that must be a string (`1` or `true` unquoted is an error, not silently a text)."""
         return str(self.scalar(node, where, str, expect="a string"))
 
     def strings(self, node: yaml.Node, where: str) -> list[str]:
+        """A sequence of strings, each error at the item's own line."""
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, f"{where} must be a list of strings")
         return [self.string(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
 
     def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
+        """The items of a sequence node, for the caller to read each."""
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, f"{where} must be a list")
         return list(node.value)
