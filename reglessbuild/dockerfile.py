@@ -16,7 +16,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e2b_dockerfile_utils import DockerfileSyntaxError, ShellLex, parse_dockerfile_ast
+from e2b_dockerfile_utils import (
+    DockerfileAst,
+    DockerfileInstruction,
+    DockerfileSyntaxError,
+    ShellLex,
+    parse_dockerfile_ast,
+)
 
 from . import platforms
 from .errors import DockerfileError
@@ -85,7 +91,7 @@ def pending(alias: str) -> str:
     return f"{PENDING_PREFIX}{alias.lower()}:pending"
 
 
-def _parse(text: str, path: str):  # type: ignore[no-untyped-def]
+def _parse(text: str, path: str) -> DockerfileAst:
     try:
         return parse_dockerfile_ast(text)
     except DockerfileSyntaxError as exc:
@@ -216,7 +222,7 @@ def analyze(path: Path, *, build_args: dict[str, str], target: str | None,
     )
 
 
-def _from_platform(ins, lx: ShellLex, where: str) -> str | None:  # type: ignore[no-untyped-def]
+def _from_platform(ins: DockerfileInstruction, lx: ShellLex, where: str) -> str | None:
     """FROM --platform=…, expanded with the global ARGs and normalized (`$BUILDPLATFORM` is common)."""
     raw = _flag(ins.flags, "platform")
     if raw is None:
@@ -229,7 +235,7 @@ def _from_platform(ins, lx: ShellLex, where: str) -> str | None:  # type: ignore
                               hint=exc.hint) from exc
 
 
-def _copy(ins, name: str, st: _Stage, by_name: dict[str, int], lx: ShellLex, where: str) -> None:  # type: ignore[no-untyped-def]
+def _copy(ins: DockerfileInstruction, name: str, st: _Stage, by_name: dict[str, int], lx: ShellLex, where: str) -> None:
     line = ins.start_line
     frm = _flag(ins.flags, "from")
     args = [a for a in ins.args]
@@ -258,7 +264,7 @@ def _copy(ins, name: str, st: _Stage, by_name: dict[str, int], lx: ShellLex, whe
         st.sources.append(Source(_clean(src, where, line), line, name, excludes))
 
 
-def _run_mounts(ins, st: _Stage, by_name: dict[str, int], lx: ShellLex, where: str) -> None:  # type: ignore[no-untyped-def]
+def _run_mounts(ins: DockerfileInstruction, st: _Stage, by_name: dict[str, int], lx: ShellLex, where: str) -> None:
     for flag in ins.flags:
         if not flag.startswith("--mount="):
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -13,6 +13,7 @@ from .errors import ConfigError
 
 # libyaml's loader where PyYAML was built with it (faster: docs/performance.md); both give marks
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_T = TypeVar("_T")
 
 
 def read_docs(path: Path) -> list[yaml.Node]:
@@ -66,8 +67,8 @@ class Reader:
                 raise self.fail(node, f"{where} needs the key {key!r}")
         return out
 
-    def scalar(self, node: yaml.Node, where: str, kind: type, check: Callable[[Any], bool] | None = None,
-               expect: str = "") -> Any:
+    def scalar(self, node: yaml.Node, where: str, kind: type[_T], check: Callable[[_T], bool] | None = None,
+               expect: str = "") -> _T:
         """A scalar node's value as YAML's safe constructor reads it, checked to be of `kind` (an int is
         taken as a float, a bool never as an int) and to pass `check`; `expect` words the error."""
         if not isinstance(node, yaml.ScalarNode):
