@@ -13,6 +13,7 @@ from . import registry
 from .errors import InputError
 from .events import Event, Sink
 from .index import Index
+from .registry import direct
 from .registry.retry import Policy
 from .settings import RegistrySettings
 
@@ -34,11 +35,15 @@ def open_index(cache_dir: Path | None, emit: Sink) -> Index:
 
 
 def reliable(settings: RegistrySettings, insecure: tuple[str, ...], emit: Sink) -> tuple[registry.Reliable, str]:
-    """The registry tool the settings choose, with their retry deadline, telling `emit` of every pause
-    between attempts (waiting is never silent); and where the choice came from."""
+    """The registry tool the settings choose (its checks made directly where plain: registry/direct.py),
+    with their retry deadline, telling `emit` of every pause between attempts (waiting is never silent);
+    and where the choice came from."""
     choice = registry.choose(settings.tool, insecure=insecure, ca_file=settings.ca_file,
                              attempt_timeout=min(30.0, settings.timeout))
-    reg = registry.Reliable(choice.registry, Policy(deadline=settings.timeout))
+    inner: registry.Registry = choice.registry
+    if direct.enabled():  # checks and manifest reads over HTTP where plain, the tool for the rest
+        inner = direct.Direct(inner, insecure=insecure, ca_file=settings.ca_file, timeout=min(30.0, settings.timeout))
+    reg = registry.Reliable(inner, Policy(deadline=settings.timeout))
     reg.on_retry = lambda n: emit(Event("retry", None, "", dataclasses.asdict(n)))
     return reg, choice.source
 

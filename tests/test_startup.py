@@ -14,9 +14,10 @@ NOT_AT_START = ("yaml", "lmdb", "tenacity", "e2b_dockerfile_utils", "xxhash", "j
                 "concurrent.futures", "subprocess", "reglessbuild.config", "reglessbuild.registry",
                 "reglessbuild.builders", "reglessbuild.inputs", "reglessbuild.index", "reglessbuild.run",
                 "reglessbuild.console", "reglessbuild.dockerfile")
-# what a restart (every artifact cached) must not load: retries (tenacity), Retry-After dates, key
-# suggestions, skaffold.yaml, the cache command, kaniko, forked hashing (logging comes with concurrent.futures)
-NOT_AT_RESTART = ("tenacity", "email.utils", "difflib", "jsonpatch", "reglessbuild.skaffold.loader",
+# what a restart (every artifact cached) must not load: retries (tenacity), key suggestions, skaffold.yaml,
+# the cache command, kaniko, forked hashing (logging comes with concurrent.futures). email.utils comes
+# with http.client, which the direct checks use (registry/direct.py) instead of a tool process per check
+NOT_AT_RESTART = ("tenacity", "difflib", "jsonpatch", "reglessbuild.skaffold.loader",
                   "reglessbuild.cache", "reglessbuild.builders.kaniko", "multiprocessing", "pickle", "platform")
 
 
