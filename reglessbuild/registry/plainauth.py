@@ -102,12 +102,13 @@ def unhandled_setup(registry: str, env: Mapping[str, str], *, tool: str) -> str:
     if host not in LOOPBACK and any(env.get(v) or env.get(v.upper()) for v in PROXY_VARS):
         return "a proxy is set in the environment"
     home = _home(env)
-    for base in (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"), home / ".config" / "containers" / "certs.d"):
+    own = home / ".config" / "containers"
+    for base in (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"), own / "certs.d"):
         if (base / registry).exists() or (base / host).exists():
             return f"{base / registry} holds certificates for it"
     if tool == "skopeo":
-        confs = [Path("/etc/containers/registries.conf"), home / ".config" / "containers" / "registries.conf"]
-        for folder in (Path("/etc/containers/registries.conf.d"), home / ".config" / "containers" / "registries.conf.d"):
+        confs = [Path("/etc/containers/registries.conf"), own / "registries.conf"]
+        for folder in (Path("/etc/containers/registries.conf.d"), own / "registries.conf.d"):
             confs += sorted(folder.glob("*.conf")) if folder.is_dir() else []
         if env.get("CONTAINERS_REGISTRIES_CONF"):
             confs.append(Path(env["CONTAINERS_REGISTRIES_CONF"]))
