@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from reglessbuild.builders import BuildRequest
 from reglessbuild.errors import BuildError

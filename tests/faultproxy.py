@@ -63,7 +63,7 @@ class FaultProxy:
 
     # ---------------------------------------------------------------- serving
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self._random = random.Random(self.seed)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -80,7 +80,7 @@ class FaultProxy:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -135,7 +135,7 @@ class FaultProxy:
         if fault == "stall":
             try:
                 await asyncio.wait_for(self._closing.wait(), self.stall_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         elif fault:
             await request.read()

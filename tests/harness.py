@@ -51,7 +51,7 @@ class LocalRegistry:
                 f"storage: {{filesystem: {{rootdirectory: {self.root / 'data'}}}, delete: {{enabled: true}}}}\n"
                 f"http: {{addr: '{self.address}', relativeurls: true{tls}}}\n" + auth)
 
-    def start(self, timeout: float = 15.0) -> "LocalRegistry":
+    def start(self, timeout: float = 15.0) -> LocalRegistry:
         exe = shutil.which("docker-registry")
         if not exe:
             raise RuntimeError("docker-registry not on PATH: apt-get install docker-registry")
@@ -87,7 +87,7 @@ class LocalRegistry:
                 self.process.wait()
         self.process = None
 
-    def __enter__(self) -> "LocalRegistry":
+    def __enter__(self) -> LocalRegistry:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -159,7 +159,7 @@ def test_two_builds_at_once_on_one_cache_and_registry(demo):
                               cwd=demo.path, env=demo.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert {a["outcome"] for a in json.loads(out)["artifacts"]} <= {"built", "cached"}
     ok = demo.run("cache", "verify")

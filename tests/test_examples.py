@@ -88,7 +88,7 @@ def test_github_workflow_plan_matrix_of_build_jobs_then_deploy(make_project, tmp
     assert len(matrix["include"]) == 4 and (fan.path / "plan.json").is_file()
     builders = [runner(tmp_path, f"build{i}", fan.env) for i in range(len(matrix["include"]))]
     started = [_start(ln, {**values, **{f"matrix.{k}": v for k, v in entry.items()}}, b.env, fan.path)
-               for entry, b in zip(matrix["include"], builders) for ln in _regless_lines(script["build"])]
+               for entry, b in zip(matrix["include"], builders, strict=True) for ln in _regless_lines(script["build"])]
     errs = [_finish(s) for s in started]
     assert any("waiting for " in e for e in errs)  # some job met another's image in the registry
     assert sorted(ref.rsplit("/", 1)[1].split(":")[0] for b in builders for ref in b.built()) == sorted(
@@ -120,7 +120,7 @@ def test_gitlab_pipeline_plan_child_pipeline_matrix_then_deploy(make_project, tm
     assert child["build"]["needs"] == [{"pipeline": 1, "job": "plan"}]
     builders = [runner(tmp_path, f"build{i}", fan.env) for i in range(len(matrix))]
     started = [_start(ln, {**values, **entry}, b.env, fan.path)
-               for entry, b in zip(matrix, builders) for ln in child["build"]["script"] if ln.startswith("regless ")]
+               for entry, b in zip(matrix, builders, strict=True) for ln in child["build"]["script"] if ln.startswith("regless ")]
     assert len(started) == 4
     errs = [_finish(s) for s in started]
     assert any("waiting for " in e for e in errs)

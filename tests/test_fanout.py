@@ -105,7 +105,7 @@ def test_three_runners_at_once_build_each_artifact_once_against_its_requirements
     for p in procs:
         p.wait(timeout=600)
     outs = [(o.read_text(), e.read_text()) for o, e in files]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err + out
     # every artifact built exactly once over the three runners, none twice
     built = Counter(ref.rsplit("/", 1)[1].split(":")[0] for r in runners for ref in r.built())

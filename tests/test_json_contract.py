@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ROOT
 
+
 def _unique(pairs: list) -> dict:
     keys = [k for k, _ in pairs]
     assert len(keys) == len(set(keys)), f"a key twice in the schema: {keys}"  # JSON keeps the last silently

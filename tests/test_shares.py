@@ -130,7 +130,7 @@ def test_wait_polls_with_growing_pauses_until_the_image_comes():
     assert got == "sha256:" + "a" * 64
     assert len(clock.slept) == 6
     first = clock.slept[:4]  # 1, 2, 4, 8 s less up to 20% jitter: doubling...
-    assert all(b > a for a, b in zip(first, first[1:])) and first[0] >= 0.8
+    assert all(b > a for a, b in zip(first, first[1:], strict=False)) and first[0] >= 0.8
     assert max(clock.slept) <= 8.0 and min(clock.slept[3:]) >= 6.4  # ...up to its cap
     waits = [e.message for e in events if e.kind == "wait"]
     assert waits[0] == "waiting for base (share 2/3) 0s"

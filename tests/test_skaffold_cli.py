@@ -11,7 +11,6 @@ from pathlib import Path
 
 import harness
 from conftest import Project
-
 from reglessbuild import refs
 
 

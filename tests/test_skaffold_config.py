@@ -335,6 +335,6 @@ def test_go_date_layouts():
 
     from reglessbuild.skaffold import tags
 
-    when = dt.datetime(2026, 12, 1, 21, 5, 9, 120000, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2026, 12, 1, 21, 5, 9, 120000, tzinfo=dt.UTC)
     assert tags.go_time_format(tags.DEFAULT_DATE_FORMAT, when) == "2026-12-01_21-05-09.12_UTC"
     assert tags.go_time_format("20060102T150405", when) == "20261201T210509"

@@ -126,7 +126,7 @@ def test_every_command_on_each_real_example_broken_gives_one_clear_error(name, t
         cases.append((folder, cmd, how))
     with ThreadPoolExecutor(max_workers=len(cases)) as pool:  # the commands are independent
         results = list(pool.map(lambda c: run(*c[1], "--default-repo", "127.0.0.1:5000/x", cwd=c[0]), cases))
-    for (_, cmd, how), res in zip(cases, results):
+    for (_, cmd, how), res in zip(cases, results, strict=True):
         one_clear_error(res, f"{name} broken by {how}: regless {' '.join(cmd)}")
         in_skaffold_words(res, f"{name} broken by {how}")
         assert "no artifact named" not in res.stderr  # the breakage was found, not the command's argument
@@ -206,8 +206,8 @@ def test_every_config_command_on_a_bad_config_gives_one_clear_error(case, tmp_pa
         _project(folder, case)
     with ThreadPoolExecutor(max_workers=len(CONFIG_COMMANDS)) as pool:  # the commands are independent
         results = list(pool.map(lambda fc: run(*fc[1], "--default-repo", "127.0.0.1:5000/x", cwd=fc[0]),
-                                zip(folders, CONFIG_COMMANDS)))
-    for cmd, res in zip(CONFIG_COMMANDS, results):
+                                zip(folders, CONFIG_COMMANDS, strict=True)))
+    for cmd, res in zip(CONFIG_COMMANDS, results, strict=True):
         one_clear_error(res, f"{case}: regless {' '.join(cmd)}")
         if BAD_CONFIGS[case][0] == "skaffold.yaml":
             in_skaffold_words(res, case)

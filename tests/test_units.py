@@ -10,7 +10,6 @@ import pytest
 from reglessbuild import config, dockerfile, ignore, inputs, refs
 from reglessbuild.errors import ConfigError, DockerfileError
 
-
 # ---------------------------------------------------------------- refs
 
 @pytest.mark.parametrize("text,want", [

@@ -12,8 +12,8 @@ import json
 import resource
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def _cpu() -> float:

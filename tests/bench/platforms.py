@@ -13,8 +13,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import harness
 from bench.generate import Shape, generate
