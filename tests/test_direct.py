@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
-import harness
 import pytest
-from faultproxy import FaultProxy, Rule
 
+import harness
+from faultproxy import FaultProxy, Rule
 from reglessbuild import wiring
 from reglessbuild.errors import RegistryAuthError
 from reglessbuild.refs import ImageRef, parse
