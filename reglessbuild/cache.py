@@ -11,10 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .errors import InputError
-from .index import Index, Result
+from .index import Index, Result, result_from_json
 from .refs import RefError, parse
 from .registry import Reliable
 
@@ -120,14 +120,13 @@ def read_export(path: Path) -> dict[str, Result]:
         if not isinstance(doc.get("entries"), list):
             raise InputError(f"{path}: `entries` is not a list", hint="the file must be written by "
                              "`regless cache export`; nothing was imported")
-        records = [(n, rec, "builtAt", "buildSeconds") for n, rec in enumerate(doc["entries"], 1)]
+        records: list[tuple[int, Any]] = list(enumerate(doc["entries"], 1))
         where = "entry"
     else:
-        records = [(no, line, "built_at", "build_seconds") for no, line in enumerate(text.splitlines(), 1)
-                   if line.strip()]
+        records = [(no, line) for no, line in enumerate(text.splitlines(), 1) if line.strip()]
         where = "line"
     out: dict[str, Result] = {}
-    for no, rec, built_at, build_seconds in records:
+    for no, rec in records:
         try:
             if isinstance(rec, str):
                 rec = json.loads(rec)
@@ -144,8 +143,7 @@ def read_export(path: Path) -> dict[str, Result]:
                 raise ValueError("refs must be a non-empty list of image references")
             for x in refs:
                 parse(x)
-            out[h] = Result(digest, tuple(refs), str(rec.get("builder", "unknown")), float(rec[built_at]),
-                            float(rec.get(build_seconds, 0.0)))
+            out[h] = result_from_json(rec)  # index.py: the one reader of an entry's JSON
         except (ValueError, KeyError, TypeError, RefError) as exc:
             detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
             at = f"{path}:{no}" if where == "line" else f"{path}: entry {no}"

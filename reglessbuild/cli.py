@@ -1,29 +1,29 @@
-"""Command line: argument parsing, rendering, exit codes — nothing else."""
+"""Command line: argument parsing, the dispatch to a command's module, exit codes — nothing else.
+
+The commands live in a module per group: buildcli (build), plancli (plan, explain), inputscli (hash,
+deps) and cachecli (cache); each renders its own text or JSON document.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from . import __version__
-from .errors import InputError, RegistryError, ReglessError
+from .errors import ReglessError
 
 # A command imports what it uses, when it runs: `regless version` and `--help` load none of the
-# modules below (not even typing or dataclasses), and a restart none of the builders' or the cache
+# command modules (not even typing or dataclasses), and a restart none of the builders' or the cache
 # command's (README "Performance"). mypy reads this name as typing.TYPE_CHECKING.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Sequence
+    from typing import Callable, Sequence
 
-    from . import config, registry, run
     from .console import Console
-    from .index import Index
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
-DEPS_DEADLINE = 10.0  # seconds `deps` retries a registry before it lists base digests as unresolved
 
 EPILOG = """\
 examples:
@@ -153,313 +153,21 @@ def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     im.add_argument("path", metavar="FILE", type=Path)
 
 
-def _project(args: argparse.Namespace, r: Console) -> config.Project:
-    import dataclasses
-
-    from . import config, multiplatform
-    from .events import Event
-
-    path = args.file if args.file else config.find_config(Path.cwd())
-    project = config.load(path, default_repo=args.default_repo, profiles=tuple(args.profile),
-                          skip_unsupported=args.skip_unsupported)
-    if args.insecure_registry:
-        project = dataclasses.replace(project, registry=dataclasses.replace(
-            project.registry, insecure=(*project.registry.insecure, *args.insecure_registry)))
-    if args.platform:
-        project = multiplatform.with_platforms(project, args.platform)
-    if getattr(args, "no_records", False):
-        project = dataclasses.replace(project, registry=dataclasses.replace(project.registry, records=False))
-    for w in project.warnings:
-        r(Event("warning", None, w))
-    args.config_kind = project.kind
-    return project
-
-
-def _wiring(args: argparse.Namespace, r: Console, project: config.Project) -> tuple[Index, registry.Reliable, str]:
-    from .wiring import open_index, reliable
-
-    reg, source = reliable(project.registry, project.registry.insecure, r)
-    return open_index(args.cache_dir, r), reg, source
-
-
-def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
-    """--share K/N (with --plan FILE, --wait-timeout): how the run is narrowed to one share, or None."""
-    if args.share is None:
-        if args.plan is not None:
-            raise InputError("--plan FILE goes with --share K/N", hint="e.g. --share 1/3 --plan plan.json")
-        return None
-    from . import cache, fanout, shares
-
-    k_n = shares.parse_share(args.share)
-    timeout = cache.parse_duration(args.wait_timeout)
-    saved = fanout.load_split(args.plan) if args.plan else None
-    if saved is not None:
-        fanout.check(k_n, saved)  # before any work
-    return lambda prepared, _decisions: fanout.select(k_n, prepared, saved=saved, timeout=timeout)
-
-
-def cmd_build(args: argparse.Namespace, r: Console) -> int:
-    import dataclasses
-
-    from . import IMPORTED, documents, report, run, storage
-    from .builders import choose as choose_builder
-    from .buildlog import BuildLogs
-    from .events import Event
-    from .wiring import default_cache_dir, writable
-
-    started = time.perf_counter()  # imports and arguments done: startup before, config from here to run.build
-    writable(args.file_output, "--file-output")
-    if args.share is not None:
-        from . import cache
-        from .shares import parse_share
-
-        parse_share(args.share)  # bad input is refused before any work
-        cache.parse_duration(args.wait_timeout)
-    project = _project(args, r)
-    if not project.artifacts:
-        raise InputError(f"{project.path}: every artifact was left out by --skip-unsupported; nothing to build")
-    r.width = max(len(a.name) for a in (*project.artifacts, *project.skipped))
-    r.logs = BuildLogs((args.cache_dir or default_cache_dir()) / "logs")
-    if project.builder.kind == "buildah":
-        own = storage.choose(project.builder.buildah.storage_driver)
-        if own.own:  # else CONTAINERS_STORAGE_CONF: the user's choice
-            os.environ["CONTAINERS_STORAGE_CONF"] = str(own.conf)
-            r(Event("note", None, f"buildah's images go to regless's own storage {own.graph}"
-                    + ("" if args.keep_images else "; each is removed once pushed (--keep-images keeps them)")))
-    builder = choose_builder(project.builder, push_deadline=project.registry.timeout, keep_images=args.keep_images)
-    index, reg, reg_source = _wiring(args, r, project)
-    configured = time.perf_counter()
-    try:
-        rep = run.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
-                        registry_source=reg_source, builder_source=builder.source, select=_share(args))
-    finally:
-        index.close()
-    if project.builder.kind == "buildah" and not args.keep_images:
-        required = {q.image for a in project.artifacts for q in a.requires if q.alias}
-        storage.remove([f"{x.image}@{x.digest}" for x in rep.results if x.name in required and x.digest],
-                       project.builder.buildah.storage_driver)
-    skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome="skipped", reason=s.reason)
-                    for s in project.skipped)
-    rank = {a.name: i for i, a in enumerate(project.artifacts)}
-    done = sorted(rep.results, key=lambda x: rank.get(x.name, len(rank)))  # the config's order
-    done = [dataclasses.replace(x, log=str(p)) if (p := r.logs.path(x.name)) else x for x in done]
-    rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=tuple(r.warnings),
-                              phases={"startup": started - IMPORTED, "config": configured - started, **rep.phases})
-    r.close()
-    if args.output == "text":
-        r.results(rep.results)
-    r.line(documents.document("build", documents.build(rep), r.warnings) if args.output == "json"
-           else report.summary(rep))
-    if args.file_output:
-        try:
-            args.file_output.write_text(report.skaffold_builds(rep, [a.name for a in project.artifacts]) + "\n",
-                                        encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"--file-output {args.file_output}: {exc.strerror}") from exc
-    return rep.exit_code
-
-
-def cmd_plan(args: argparse.Namespace, r: Console) -> int:
-    import json
-
-    from . import documents, explain, previous, run
-    from .events import Event
-    from .wiring import writable
-
-    writable(args.save, "--save")
-    project = _project(args, r)
-    index, reg, _ = _wiring(args, r, project)
-    try:
-        order = run.closure(project, args.artifacts)
-        prepared = run.prepare(project, order, index, reg, r)
-        facts = run.facts(prepared, index, reg, no_cache=args.no_cache, concurrency=project.registry.concurrency)
-        decisions = {p.artifact.name: run.plan.decide(facts[p.artifact.name]) for p in prepared}
-        prev = {p.artifact.name: previous.find(
-            p.artifact.ref, p.artifact.tags, None, index, reg, enabled=project.registry.records,
-            warn=lambda text: r(Event("warning", None, text)))
-            for p in prepared if decisions[p.artifact.name].action is run.plan.Action.BUILD}
-        why = {p.artifact.name: previous.why(prev[p.artifact.name], explain.snapshot(p.inputs))
-               for p in prepared if p.artifact.name in prev}
-        from . import fanout, shares
-
-        fan = fanout.fanout(prepared, decisions, index, args.jobs,  # build seconds from inputs records
-                            {n: v.record.get("buildSeconds") for n, v in prev.items() if v.record})
-    finally:
-        index.close()
-    r.close()
-    rows = []
-    for p in prepared:
-        d = decisions[p.artifact.name]
-        rows.append({"name": p.artifact.name, "reference": str(p.target), "hash": p.inputs.hash,
-                     "outcome": documents.outcome(d.action.value), "reason": d.reason,
-                     "source": str(d.source) if d.source else None, "why": list(why.get(p.artifact.name, ()))})
-    rows += [{"name": s.name, "reference": None, "hash": None, "outcome": "skipped", "reason": s.reason,
-              "source": None, "why": []} for s in project.skipped]
-    doc: dict[str, Any] = {"version": documents.VERSION, "command": "plan", "artifacts": rows,
-                           "fanout": fan.to_json(args.jobs)}
-    if args.matrix:
-        doc["matrix"] = shares.matrix(fan.split, args.matrix)
-    doc["warnings"] = list(r.warnings)
-    if args.save:
-        try:
-            args.save.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"--save {args.save}: {exc.strerror}") from exc
-    if args.output == "json":
-        print(json.dumps(doc, indent=2), file=r.out)
-    elif args.matrix:  # for a CI step's output: echo "matrix=$(regless plan --jobs 3 --matrix github)"
-        print(json.dumps(doc["matrix"], separators=(",", ":")), file=r.out)
-    else:
-        width = max(len(x["name"]) for x in rows)
-        for x in rows:  # a plan says what build would do: `build`, where build's result says `built`
-            word = "build" if x["outcome"] == "built" else x["outcome"]
-            print(f"{r.paint(word)} {x['name']:<{width}}  {x['reference'] or ''}  — {x['reason']}", file=r.out)
-            for w in x.get("why", ()):
-                print(f"      because {w}", file=r.out)
-        if args.jobs > 1:
-            for sh in fan.split.shares:
-                print(f"share {fan.split.label(sh.number)} (~{sh.cost:.0f}s): {' '.join(sh.artifacts) or '-'}",
-                      file=r.out)
-    return EXIT_OK
-
-
-def _one_artifact(args: argparse.Namespace, r: Console) -> run.Prepared:
-    """Hash one artifact (and what it requires). `deps` works offline: with --offline, or when the registry cannot be reached, bases stay unresolved."""
-    import dataclasses
-
-    from . import run
-    from .events import Event
-
-    project = _project(args, r)
-    index, reg, _ = _wiring(args, r, project)
-    try:
-        art = project.artifact(args.artifact)
-        order = run.closure(project, [art.name])
-        offline = getattr(args, "offline", False)
-        if args.command == "deps":  # an inspection: not worth a minute of retries
-            reg.policy = dataclasses.replace(reg.policy, deadline=min(reg.policy.deadline, DEPS_DEADLINE))
-        try:
-            prepared = run.prepare(project, order, index, reg, r, offline=offline)[-1]
-        except RegistryError as exc:
-            if args.command != "deps":
-                raise
-            r(Event("warning", None, f"base image digests are unresolved: {str(exc).splitlines()[0]}"))
-            prepared = run.prepare(project, order, index, reg, r, offline=True)[-1]
-        return prepared
-    finally:
-        index.close()
-
-
-def cmd_inputs(args: argparse.Namespace, r: Console) -> int:
-    from . import documents
-
-    if getattr(args, "json", False):
-        args.output = "json"
-    prepared = _one_artifact(args, r)
-    r.close()
-    if args.command == "hash":
-        print(documents.document("hash", {"artifact": prepared.artifact.name, "hash": prepared.inputs.hash},
-                                 r.warnings) if args.output == "json" else prepared.inputs.hash, file=r.out)
-        return EXIT_OK
-    doc = documents.deps(prepared, prepared.artifact.context)
-    if args.output == "json":
-        print(documents.document("deps", doc, r.warnings), file=r.out)
-        return EXIT_OK
-    for line in _deps_text(doc):
-        print(line, file=r.out)
-    return EXIT_OK
-
-
-def _deps_text(doc: dict[str, Any]) -> list[str]:
-    """Every input, one a line: the settings first (a word, then the value), then the files (hash first)."""
-    lines = [f"dockerfile    {doc['dockerfile']['path']}  {doc['dockerfile']['hash']}"]
-    lines += [f"dockerignore  {doc['dockerignore']}"] if doc["dockerignore"] else []
-    lines += [f"{k:<13} {doc[k]}" for k in ("target", "platform") if doc[k]]
-    lines += [f"build arg     {k}={v}" for k, v in doc["buildArgs"].items()]
-    lines += [f"base          {b['image']}  {b['digest']}" for b in doc["bases"]]
-    lines += [f"requires      {q['artifact']}{' as ' + q['alias'] if q['alias'] else ''}  {q['hash'] or 'unresolved'}"
-              for q in doc["requires"]]
-    lines += [f"remote        {u}" for u in doc["remote"]]
-    lines += [f"{f['hash']}  {'x' if f['executable'] else '-'} {f['type']:<7} {f['path']}" for f in doc["files"]]
-    return lines
-
-
-def cmd_explain(args: argparse.Namespace, r: Console) -> int:
-    from . import documents, explain, previous, run
-    from .events import Event
-
-    project = _project(args, r)
-    index, reg, _ = _wiring(args, r, project)
-    def warn(text: str) -> None:
-        r(Event("warning", None, text))
-
-    try:
-        art = project.artifact(args.artifact)
-        closure = run.prepare(project, run.closure(project, [art.name]), index, reg, r)
-        prepared = closure[-1]
-        decision = run.plan.decide(run.facts([prepared], index, reg, no_cache=False,
-                                             concurrency=project.registry.concurrency)[art.name])
-
-        def earlier(p: run.Prepared, against: str | None = None) -> previous.Previous:
-            return previous.find(p.artifact.ref, p.artifact.tags, p.target, index, reg, against=against,
-                                 enabled=project.registry.records, warn=warn)
-
-        last = earlier(prepared, args.against)
-        changes = explain.diff(last.record, explain.snapshot(prepared.inputs)) if last.record else []
-        # one level deep: why each required artifact that changed changed
-        by_name = {p.artifact.name: p for p in closure}
-        named = {(q.alias or q.image): q.image for q in art.requires}  # the record keys them by build arg
-        deeper: dict[str, list[explain.Change]] = {}
-        for c in changes:
-            key = c.subject.removeprefix("required artifact ")
-            if c.kind == "setting" and c.subject.startswith("required artifact ") and named.get(key) in by_name:
-                req_p = by_name[named[key]]
-                req = earlier(req_p)
-                deeper[key] = explain.diff(req.record, explain.snapshot(req_p.inputs)) if req.record else []
-    finally:
-        index.close()
-    r.close()
-    if args.output == "json":
-        def as_json(cs: list[explain.Change]) -> list[dict[str, str | None]]:
-            return [{"kind": c.kind, "subject": c.subject, "detail": c.detail or None} for c in cs]
-        r.line(documents.document("explain", {
-            "artifact": art.name, "hash": prepared.inputs.hash,
-            "previousHash": last.record["hash"] if last.record else None, "comparedWith": last.source or None,
-            "outcome": documents.outcome(decision.action.value), "reason": decision.reason,
-            "changes": as_json(changes), "requiredChanges": {k: as_json(v) for k, v in deeper.items()}},
-            r.warnings))
-        return EXIT_OK
-    verdict = {"cached": "is cached", "retagged": "would be retagged", "build": "would be built"}
-    where = "its last recorded build" if last.source == "index" else f"the inputs record of {last.source}"
-    if last.record is None:
-        r.line(f"{art.name}: {last.missing}, so there is nothing to compare with")
-    elif not changes:
-        r.line(f"{art.name}: nothing changed since {where} (hash {last.record['hash']})")
-    else:
-        r.line(f"{art.name}: {len(changes)} change{'s' if len(changes) != 1 else ''} since {where} "
-               f"(hash {last.record['hash']} -> {prepared.inputs.hash}), most significant first:")
-        for c in changes[:EXPLAIN_LINES]:
-            r.line(f"  {c}")
-            for sub in deeper.get(c.subject.removeprefix("required artifact "), [])[:EXPLAIN_LINES]:
-                r.line(f"      {sub}")
-        if len(changes) > EXPLAIN_LINES:
-            r.line(f"  ... and {len(changes) - EXPLAIN_LINES} more (--output json lists them all)")
-    r.line(f"{art.name} {verdict[decision.action.value]}: {decision.reason}")
-    return EXIT_OK
-
-
-EXPLAIN_LINES = 20
-
-
-def cmd_cache(args: argparse.Namespace, r: Console) -> int:
-    from . import cachecli
-
-    return cachecli.cmd_cache(args, r)
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
-    "build": cmd_build, "plan": cmd_plan, "explain": cmd_explain, "hash": cmd_inputs, "deps": cmd_inputs, "cache": cmd_cache,
+# command -> (module, function): a command's module is imported when it runs (see above)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("buildcli", "cmd_build"), "plan": ("plancli", "cmd_plan"), "explain": ("plancli", "cmd_explain"),
+    "hash": ("inputscli", "cmd_inputs"), "deps": ("inputscli", "cmd_inputs"), "cache": ("cachecli", "cmd_cache"),
 }
+
+
+def _command(name: str) -> Callable[[argparse.Namespace, Console], int]:
+    """The function of command `name`, its module imported now."""
+    import importlib
+
+    module, function = COMMANDS[name]
+    run: Callable[[argparse.Namespace, Console], int] = getattr(importlib.import_module(f".{module}", __package__),
+                                                                  function)
+    return run
 
 
 def _on_signal(signum: int, _frame: object) -> None:
@@ -490,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["XDG_RUNTIME_DIR"] = str(rt.path)
         r(Event("note", None, f"{rt.reason}; buildah, skopeo and crane get {rt.path} (0700) as their runtime folder"))
     try:
-        return COMMANDS[args.command](args, r)
+        return _command(args.command)(args, r)
     except ReglessError as exc:
         r.close()
         message = str(exc)

@@ -12,6 +12,7 @@ import yaml
 
 from . import platforms, refs
 from .errors import ConfigError
+from .outcomes import Reason
 from .settings import (BuildahSettings, BuilderSettings, KanikoSettings,  # noqa: F401 - the config's types
                        RegistrySettings)
 from .settings import builder as _builder
@@ -56,7 +57,7 @@ class Skipped:
     """An artifact left out on purpose (--skip-unsupported), listed in every result."""
 
     name: str
-    reason: str
+    reason: Reason  # Why.UNSUPPORTED or Why.REQUIRES_LEFT_OUT
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,11 @@ from typing import Iterable, TextIO
 
 from .buildlog import TAIL, BuildLogs
 from .events import Event
+from .outcomes import Outcome
 from .report import ArtifactResult
 
-COLOURS = {"cached": "34", "retagged": "36", "built": "32", "failed": "31", "skipped": "33", "build": "32"}
+COLOURS: dict[str, str] = {Outcome.CACHED: "34", Outcome.RETAGGED: "36", Outcome.BUILT: "32", Outcome.FAILED: "31",
+                           Outcome.SKIPPED: "33"}
 TICK = 0.5
 SHORT_DIGEST = 12  # hex digits of a digest in a result line on a terminal
 _STEP = re.compile(r"^(STEP \d+(/\d+)?:|INFO\[\d+\] )")  # buildah's and kaniko's step lines
@@ -66,6 +68,7 @@ class Console:
     # -------------------------------------------------- output primitives
 
     def paint(self, word: str) -> str:
+        """An outcome word, padded to one width, in its colour where stdout is a terminal."""
         text = f"{word:<8}"
         return f"\033[{COLOURS[word]}m{text}\033[0m" if self.colour and word in COLOURS else text
 
@@ -205,7 +208,7 @@ class Console:
 
     def _ended(self, name: str, r: ArtifactResult) -> None:
         started = self.running.pop(name, None)
-        if r.outcome == "failed" and not self.quiet:
+        if r.outcome is Outcome.FAILED and not self.quiet:
             self._failure(r)
         elif started is not None:
             secs = time.monotonic() - started.started
@@ -225,20 +228,21 @@ class Console:
     # -------------------------------------------------- results
 
     def result_line(self, r: ArtifactResult) -> str:
+        """One artifact's result for people: the outcome word, the name, the reference, and what applies."""
         secs = sum(v for k, v in r.seconds.items() if k != "hash")
         ref = r.reference if r.hash else ""
         if self.out.isatty() and r.digest:  # a person reads a short digest, as docker's short ids; scripts get it all
             ref = ref[: -len(r.digest)] + r.digest[: len("sha256:") + SHORT_DIGEST]
         line = f"{self.paint(r.outcome)} {r.name:<{self.width}}  {ref}".rstrip()
-        if r.outcome == "retagged" and r.source:
+        if r.outcome is Outcome.RETAGGED and r.source:
             line += f"  (from {r.source})"
-        if r.outcome == "built":
+        if r.outcome is Outcome.BUILT:
             line += f"  ({secs:.1f}s)"
-        if self.verbose and r.reason and r.outcome == "built":
+        if self.verbose and r.reason and r.outcome is Outcome.BUILT:
             line += f"  — {r.reason}" + "".join(f"\n         because {w}" for w in r.why)
-        if r.outcome == "skipped" and (r.error or r.reason):
+        if r.outcome is Outcome.SKIPPED and (r.error or r.reason):
             line += f"  — {r.error or r.reason}"
-        if r.outcome == "failed":
+        if r.outcome is Outcome.FAILED:
             line += f"\n         error: {r.error}"
             log = self.logs.path(r.name) if self.logs else None
             if log:
@@ -251,4 +255,5 @@ class Console:
             self._print(self.result_line(r), self.out)
 
     def line(self, text: str) -> None:
+        """A line of a command's output on stdout (the live area kept below it)."""
         self._print(text, self.out)

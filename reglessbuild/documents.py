@@ -3,7 +3,9 @@
 A script reads every command the same way: `version` (of this contract), `command`, the command's
 data, and `warnings` (a list of strings, empty when there are none). Keys are camelCase, as in
 Skaffold's output; an artifact's outcome is one of built, cached, retagged, failed, skipped (for
-`plan` and `explain`: what `build` would do); values are data (numbers, names, digests), not prose.
+`plan` and `explain`: what `build` would do); values are data (numbers, names, digests, codes from a
+fixed set), not prose: a `reason` or an `error` is a code with its detail fields, and a `message`
+for people beside them (outcomes.py).
 docs/json.md describes each document and docs/output.schema.json is the JSON Schema that
 tests/test_json_contract.py holds every command's output to. Pure: these return strings and dicts.
 """
@@ -16,20 +18,33 @@ from typing import Any, Iterable
 
 import xxhash
 
-from .index import Result
+from .index import Result, result_to_json
+from .outcomes import Failure, Reason
 from .report import Report
 
-VERSION = 1
+VERSION = 2  # 2: `reason` and `error` are objects (a code, detail fields, a message), no longer sentences
 UNRESOLVED = "unresolved"  # a base image's digest that was not asked of the registry (deps --offline)
 
 
 def document(command: str, body: dict[str, Any], warnings: Iterable[str]) -> str:
+    """The JSON document of `command` on stdout: the envelope around `body`."""
     return json.dumps({"version": VERSION, "command": command, **body, "warnings": list(warnings)}, indent=2)
 
 
-def outcome(action: str) -> str:
-    """plan.Action's value as the outcome word `build` reports: `build` would be `built`."""
-    return "built" if action == "build" else action
+def reason(r: Reason | None) -> dict[str, Any] | None:
+    """A reason as a value: its code, the detail fields that apply, and the sentence for people."""
+    if r is None:
+        return None
+    detail = {"reference": r.reference, "share": r.share, "builder": r.builder,
+              "requires": list(r.requires) or None}
+    return {"code": r.code.value, **{k: v for k, v in detail.items() if v is not None}, "message": str(r)}
+
+
+def error(f: Failure | None) -> dict[str, Any] | None:
+    """An error as a value: its code, the required artifacts it names (requiredFailed), the message."""
+    if f is None:
+        return None
+    return {"code": f.code.value, **({"requires": list(f.requires)} if f.requires else {}), "message": f.message}
 
 
 def _source(text: str) -> str:
@@ -41,9 +56,9 @@ def build(report: Report) -> dict[str, Any]:
     return {
         "artifacts": [{
             "name": r.name, "image": r.image, "hash": r.hash or None, "digest": r.digest,
-            "reference": r.reference if r.hash else None, "outcome": r.outcome, "reason": r.reason or None,
+            "reference": r.reference if r.hash else None, "outcome": r.outcome.value, "reason": reason(r.reason),
             "source": r.source, "tags": list(r.tags), "seconds": {k: round(v, 3) for k, v in r.seconds.items()},
-            "savedSeconds": round(r.saved_seconds, 3), "error": r.error, "why": list(r.why), "log": r.log,
+            "savedSeconds": round(r.saved_seconds, 3), "error": error(r.error), "why": list(r.why), "log": r.log,
         } for r in report.results],
         "phases": {k: round(v, 3) for k, v in report.phases.items()},
         "registryTool": {"name": report.registry_tool, "source": _source(report.registry_source)},
@@ -54,8 +69,7 @@ def build(report: Report) -> dict[str, Any]:
 
 def entry(h: str, e: Result) -> dict[str, Any]:
     """An index entry: what `cache ls`, `show` and `export` write (and `cache import` reads)."""
-    return {"hash": h, "digest": e.digest, "refs": list(e.refs), "builder": e.builder, "builtAt": e.built_at,
-            "buildSeconds": e.build_seconds}
+    return {"hash": h, **result_to_json(e)}
 
 
 def deps(prepared: Any, root: Any) -> dict[str, Any]:

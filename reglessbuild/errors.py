@@ -22,6 +22,7 @@ class ReglessError(Exception):
     """Base of every error regless raises on purpose."""
 
     exit_code = 1
+    code = "error"  # outcomes.Fault: what a failed artifact's JSON `error.code` says
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -67,14 +68,19 @@ class RegistryError(ReglessError):
     broken build from a registry that was down."""
 
     exit_code = 3
+    code = "registryFailed"
 
 
 class RegistryUnreachable(RegistryError):
     """Transient faults (5xx, 429, resets, timeouts) went on until the retry layer's deadline ran out."""
 
+    code = "registryUnreachable"
+
 
 class RegistryAuthError(RegistryError):
     """The registry refused the credentials (401/403): never retried, since asking again cannot help."""
+
+    code = "registryRefused"
 
 
 class BuildError(ReglessError):
@@ -82,6 +88,7 @@ class BuildError(ReglessError):
     message shows why without the user opening the log file."""
 
     exit_code = 1
+    code = "buildFailed"
 
     def __init__(self, message: str, *, tail: tuple[str, ...] = (), hint: str | None = None) -> None:
         super().__init__(message, hint=hint)

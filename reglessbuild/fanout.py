@@ -17,6 +17,7 @@ from typing import Any
 from . import plan, shares
 from .errors import InputError
 from .index import Index
+from .outcomes import Outcome
 from .run import Prepared
 from .waiting import Selection
 
@@ -77,7 +78,7 @@ def work(prepared: list[Prepared], decisions: dict[str, plan.Decision], index: I
          recorded: dict[str, float | None] | None = None) -> tuple[list[shares.Work], dict[str, Cost]]:
     """The artifacts to build (a retag is left to whoever needs it: it costs a copy), with their costs;
     `recorded`: build seconds from inputs records in the registry, by artifact."""
-    todo = [p for p in prepared if decisions[p.artifact.name].action is plan.Action.BUILD]
+    todo = [p for p in prepared if decisions[p.artifact.name].outcome is Outcome.BUILT]
     costs = {p.artifact.name: cost(p, index, (recorded or {}).get(p.artifact.name)) for p in todo}
     items = [shares.Work(p.artifact.name, tuple(r.image for r in p.artifact.requires), costs[p.artifact.name].seconds)
              for p in todo]

@@ -10,7 +10,7 @@ import json
 import os
 import struct
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -39,6 +39,23 @@ class Result:
     def with_ref(self, ref: str) -> Result:
         refs = self.refs if ref in self.refs else (*self.refs, ref)
         return Result(self.digest, refs, self.builder, self.built_at, self.build_seconds)
+
+
+def result_to_json(result: Result) -> dict[str, Any]:
+    """The one JSON encoding of a Result: what the index stores and `cache ls/show/export` write."""
+    return {"digest": result.digest, "refs": list(result.refs), "builder": result.builder,
+            "builtAt": result.built_at, "buildSeconds": result.build_seconds}
+
+
+def result_from_json(rec: dict[str, Any]) -> Result:
+    """The one reader of that encoding (also of the snake_case keys that earlier versions stored and
+    exported: built_at, build_seconds). Raises KeyError, TypeError or ValueError on a bad record."""
+    built_at = rec["builtAt"] if "builtAt" in rec else rec["built_at"]
+    seconds = rec.get("buildSeconds", rec.get("build_seconds", 0.0))
+    if not isinstance(rec["refs"], list):
+        raise TypeError("refs is not a list")
+    return Result(rec["digest"], tuple(rec["refs"]), str(rec.get("builder", "unknown")), float(built_at),
+                  float(seconds))
 
 
 @dataclass(frozen=True)
@@ -298,7 +315,7 @@ class Index:
 
 
 def _encode(result: Result) -> bytes:
-    return json.dumps({"v": FORMAT, **asdict(result)}, sort_keys=True).encode()
+    return json.dumps({"v": FORMAT, **result_to_json(result)}, sort_keys=True).encode()
 
 
 def _decode(raw: bytes) -> Result | None:
@@ -307,8 +324,7 @@ def _decode(raw: bytes) -> Result | None:
         rec = json.loads(raw)
         if rec.get("v") != FORMAT:
             return None
-        return Result(rec["digest"], tuple(rec["refs"]), rec["builder"], float(rec["built_at"]),
-                      float(rec.get("build_seconds", 0.0)))
+        return result_from_json(rec)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 

@@ -1,22 +1,22 @@
-"""The decision for each artifact, as data: a pure function of hash, index entry and registry facts."""
+"""The decision for each artifact, as data: a pure function of hash, index entry and registry facts.
+
+A decision's outcome is the word `build` reports (outcomes.Outcome): a plan says `built` for what
+build would build, so plan, build, explain and their JSON share one vocabulary.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
 from .index import Result
+from .outcomes import Outcome, Reason, Why
 from .refs import ImageRef, parse
-
-
-class Action(Enum):
-    CACHED = "cached"
-    RETAG = "retagged"
-    BUILD = "build"
 
 
 @dataclass(frozen=True)
 class Facts:
+    """What decide needs to know of one artifact: its IMAGE:HASH, the registry's answer, the index's entry."""
+
     target: ImageRef  # IMAGE:HASH
     target_digest: str | None  # what the registry says of IMAGE:HASH (None: not there)
     entry: Result | None = None  # the index's record for this hash
@@ -26,8 +26,10 @@ class Facts:
 
 @dataclass(frozen=True)
 class Decision:
-    action: Action
-    reason: str
+    """What build does with one artifact (BUILT, CACHED or RETAGGED) and why."""
+
+    outcome: Outcome
+    reason: Reason
     digest: str | None = None  # cached: the digest found; retag: the digest to copy
     source: ImageRef | None = None  # retag: where from
     stale: bool = False  # the index entry points at nothing: drop it
@@ -45,14 +47,16 @@ def retag_candidates(target: ImageRef, entry: Result) -> list[str]:
 
 
 def decide(f: Facts) -> Decision:
+    """Cached when the registry serves IMAGE:HASH; else retagged from a live reference of the index
+    entry that still carries its digest; else built (the entry, if any, is stale)."""
     if f.no_cache:
-        return Decision(Action.BUILD, "--no-cache: build everything")
+        return Decision(Outcome.BUILT, Reason(Why.NO_CACHE))
     if f.target_digest is not None:
-        return Decision(Action.CACHED, f"found {f.target}", digest=f.target_digest)
+        return Decision(Outcome.CACHED, Reason(Why.FOUND, reference=str(f.target)), digest=f.target_digest)
     if f.entry is None:
-        return Decision(Action.BUILD, "no image for this hash")
+        return Decision(Outcome.BUILT, Reason(Why.NO_IMAGE))
     for text in retag_candidates(f.target, f.entry):
         if f.live.get(text) == f.entry.digest:
-            return Decision(Action.RETAG, f"from {text} (same inputs)", digest=f.entry.digest,
+            return Decision(Outcome.RETAGGED, Reason(Why.SAME_INPUTS, reference=text), digest=f.entry.digest,
                             source=parse(text).bare().with_digest(f.entry.digest))
-    return Decision(Action.BUILD, "its image is gone from the registry (the index entry is stale)", stale=True)
+    return Decision(Outcome.BUILT, Reason(Why.STALE_ENTRY), stale=True)

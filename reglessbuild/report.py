@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from .outcomes import DONE, Failure, Outcome, Reason
+
 
 @dataclass(frozen=True)
 class ArtifactResult:
+    """What happened to one artifact in a run: its outcome and why, its image, the time it took or saved."""
+
     name: str
     image: str  # repository, no tag
     hash: str
-    outcome: str  # cached | retagged | built | failed | skipped
-    reason: str = ""
+    outcome: Outcome
+    reason: Reason | None = None
     digest: str | None = None
     source: str | None = None  # retagged from
     seconds: dict[str, float] = field(default_factory=dict)
     saved_seconds: float = 0.0
-    error: str | None = None
+    error: Failure | None = None  # of a failed one, or of one skipped because one it requires failed
     tail: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     deploy_tag: str | None = None  # the tag Skaffold's tagPolicy gives this image (None: the hash is the tag)
@@ -27,12 +31,15 @@ class ArtifactResult:
 
     @property
     def reference(self) -> str:
+        """IMAGE:HASH, with @DIGEST once known."""
         ref = f"{self.image}:{self.hash}"
         return f"{ref}@{self.digest}" if self.digest else ref
 
 
 @dataclass(frozen=True)
 class Report:
+    """A whole run: every artifact's result, the phases' seconds and the tools that did the work."""
+
     results: tuple[ArtifactResult, ...]
     phases: dict[str, float]  # wall seconds per phase: hash, check, retag, build
     registry_tool: str
@@ -46,21 +53,22 @@ class Report:
     @property
     def failed(self) -> bool:
         """An artifact failed, or was skipped because one it requires failed (left out on purpose is no failure)."""
-        return any(r.outcome == "failed" or (r.outcome == "skipped" and r.error) for r in self.results)
+        return any(r.error is not None for r in self.results)
 
     @property
     def exit_code(self) -> int:
         """0, or the gravest exit code of the artifacts that failed (3 for a registry's refusal over 1)."""
-        return max((r.exit_code for r in self.results if r.outcome == "failed" or (r.outcome == "skipped" and r.error)),
-                   default=0)
+        return max((r.exit_code for r in self.results if r.error is not None), default=0)
 
     @property
     def saved_seconds(self) -> float:
+        """The build time the run's hits saved: the recorded build times of the images they reused."""
         return sum(r.saved_seconds for r in self.results)
 
 
-def counts(report: Report) -> dict[str, int]:
-    out: dict[str, int] = {}
+def counts(report: Report) -> dict[Outcome, int]:
+    """How many artifacts had each outcome."""
+    out: dict[Outcome, int] = {}
     for r in report.results:
         out[r.outcome] = out.get(r.outcome, 0) + 1
     return out
@@ -79,14 +87,16 @@ def skaffold_builds(report: Report, order: list[str] | tuple[str, ...] = ()) -> 
     with "no tag provided for image [...]" for one it does not find. Entries follow `order` (the config's).
     """
     rank = {name: i for i, name in enumerate(order)}
-    done = [r for r in report.results if r.digest and r.outcome in ("built", "cached", "retagged")]
+    done = [r for r in report.results if r.digest and r.outcome in DONE]
     done.sort(key=lambda r: rank.get(r.name, len(rank)))
     return json.dumps({"builds": [{"imageName": r.name, "tag": deploy_reference(r)} for r in done]}, indent=2)
 
 
 def summary(report: Report) -> str:
+    """The last line of a build: the count of each outcome, the phases' seconds and the time saved."""
     c = counts(report)
-    parts = [f"{c[k]} {k}" for k in ("cached", "retagged", "built", "failed", "skipped") if c.get(k)]
+    order = (Outcome.CACHED, Outcome.RETAGGED, Outcome.BUILT, Outcome.FAILED, Outcome.SKIPPED)
+    parts = [f"{c[k]} {k}" for k in order if c.get(k)]
     ph = report.phases
     times = ", ".join(f"{k} {ph[k]:.2f}s" for k in ("hash", "check", "retag", "build") if ph.get(k))
     line = f"{len(report.results)} artifacts: {', '.join(parts)} — {times}" if times else \

@@ -1,7 +1,8 @@
-"""Orchestration: hash every artifact, ask the registry, decide, act in dependency order, record.
+"""Orchestration's parts: hash every artifact, ask the registry, act in dependency order, record.
 
-The only module that joins config, inputs, index, registry and builder; it reports
-through events and returns a Report.
+The steps pipeline.py assembles into the one pipeline of build, plan and explain: `prepare` (hash),
+`facts` (ask the registry) and the `Runner` (act on plan.decide's decisions). It reports through
+events and returns results.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from . import checks, dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, previous, proc, records
+from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, previous, proc, records
 from . import waiting
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project
-from .errors import BuildError, DockerfileError, InputError, RegistryError
+from .errors import BuildError, DockerfileError, RegistryError
 from .events import Event, Sink
 from .index import Index, Result
+from .outcomes import Failure, Outcome, Reason, Why
 from .refs import ImageRef, RefError, parse, registry_matches
 from .registry import Reliable, tls
-from .report import ArtifactResult, Report
-from .skaffold import inputdigest as input_digest
+from .report import ArtifactResult
 
 
 @dataclass(frozen=True)
@@ -239,41 +240,41 @@ class Runner:
     def act(self, p: Prepared, d: plan.Decision, done: dict[str, ArtifactResult]) -> ArtifactResult:
         a = p.artifact
         base = dict(name=a.name, image=str(a.ref), hash=p.inputs.hash, reason=d.reason, deploy_tag=a.deploy_tag)
-        blocked = [r.image for r in a.requires if done[r.image].outcome in ("failed", "skipped")]
+        blocked = [r.image for r in a.requires if done[r.image].outcome in (Outcome.FAILED, Outcome.SKIPPED)]
         if blocked:
-            return ArtifactResult(**base, outcome="skipped", error=f"requires {', '.join(blocked)}, which failed")
+            return ArtifactResult(**base, outcome=Outcome.SKIPPED, error=Failure.required(tuple(blocked)))
         entry = self.index.get(p.inputs.hash)
         saved = entry.build_seconds if entry else 0.0
         t0 = time.perf_counter()
         why: tuple[str, ...] = ()
         try:
-            if self.waits and a.name in self.waits.wait and d.action is not plan.Action.CACHED:
+            if self.waits and a.name in self.waits.wait and d.outcome is not Outcome.CACHED:
                 label = self.waits.wait[a.name]
                 found = waiting.wait_for(self.registry.digest, p.target, a.name, label, timeout=self.waits.timeout,
                                          emit=self.emit)
-                d = plan.Decision(plan.Action.CACHED, f"built by share {label}", digest=found)
+                d = plan.Decision(Outcome.CACHED, Reason(Why.OTHER_SHARE, share=label), digest=found)
                 base["reason"] = d.reason
             if d.stale:
                 self.index.drop(p.inputs.hash)
                 self.emit(Event("warning", a.name, "dropped a stale index entry: its image is gone"))
-            if d.action is plan.Action.CACHED:
+            if d.outcome is Outcome.CACHED:
                 assert d.digest
-                digest, outcome, source, secs = d.digest, "cached", None, {}
+                digest, outcome, source, secs = d.digest, Outcome.CACHED, None, {}
                 keep = entry if entry and entry.digest == digest else None
                 self._record(p, keep.with_ref(str(p.target)) if keep else
                              Result(digest, (str(p.target),), self.project.builder.kind, time.time()))
-            elif d.action is plan.Action.RETAG:
+            elif d.outcome is Outcome.RETAGGED:
                 assert d.source and entry
                 self.emit(Event("retag", a.name, f"retag {d.source} -> {p.target}"))
                 digest = self.registry.copy(d.source, p.target)
-                outcome, source = "retagged", str(d.source)
+                outcome, source = Outcome.RETAGGED, str(d.source)
                 secs = {"retag": time.perf_counter() - t0}
                 self._record(p, entry.with_ref(str(p.target)))
                 self._inputs_record(p, digest, source=d.source)
             else:
                 why = self._why(p)
                 digest, secs = self._build(p, done)
-                outcome, source, saved = "built", None, 0.0
+                outcome, source, saved = Outcome.BUILT, None, 0.0
             tags = self._tags(p, digest)
         except (BuildError, RegistryError) as exc:
             error = str(exc)
@@ -281,11 +282,11 @@ class Runner:
                 from .skaffold import in_skaffold_words
 
                 error = in_skaffold_words(error)
-            return ArtifactResult(**base, outcome="failed", error=error, exit_code=exc.exit_code,
+            return ArtifactResult(**base, outcome=Outcome.FAILED, error=Failure.of(exc, error), exit_code=exc.exit_code,
                                   tail=getattr(exc, "tail", ()), seconds={"hash": p.seconds})
         return ArtifactResult(**base, outcome=outcome, digest=digest, source=source, tags=tags,
                               seconds={"hash": p.seconds, **secs}, saved_seconds=saved,
-                              why=why if outcome == "built" else ())
+                              why=why if outcome is Outcome.BUILT else ())
 
     def _build(self, p: Prepared, done: dict[str, ArtifactResult]) -> tuple[str, dict[str, float]]:
         a = p.artifact
@@ -410,44 +411,3 @@ class Runner:
         self._records.shutdown()
         return [done[p.artifact.name] for p in prepared]
 
-
-def build(project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink, *,
-          names: Iterable[str] | None = None, no_cache: bool = False, registry_source: str = "",
-          builder_source: str = "",
-          select: Callable[[list[Prepared], dict[str, plan.Decision]], waiting.Selection] | None = None) -> Report:
-    """Hash, check, decide, act. `select` (--share) narrows the run, once decided, to one share's
-    artifacts and what they require, waiting for those another share builds."""
-    order = closure(project, names)
-    several = [a.name for a in order if a.platforms]
-    if several and not getattr(builder, "multi_platform", False):
-        raise InputError(f"{builder.name} builds one platform per run, and {', '.join(several)} "
-                         f"list{'s' if len(several) == 1 else ''} several platforms",
-                         hint="use builder.kind: buildah for multi-platform images, or give each artifact one platform")
-    t0 = time.perf_counter()
-    emit(Event("phase", None, "hash"))
-    with checks.EarlyChecks(registry, project.registry.concurrency, enabled=not no_cache) as early:
-        prepared = prepare(project, order, index, registry, emit,
-                           on_hashed=lambda p: early.start(p.artifact.name, p.target))
-        prepared = input_digest.apply(prepared)  # skaffold.yaml's inputDigest tags (the targets stay)
-        t1 = time.perf_counter()
-        emit(Event("phase", None, "check"))
-        f = facts(prepared, index, registry, no_cache=no_cache, concurrency=project.registry.concurrency,
-                  started=early.started)
-    t2 = time.perf_counter()
-    decisions = {name: plan.decide(x) for name, x in f.items()}
-    chosen = select(prepared, decisions) if select else None  # --share: may wait for other shares' images
-    if chosen is not None:
-        prepared = [p for p in prepared if p.artifact.name in chosen.keep]
-    for p in prepared:
-        emit(Event("decision", p.artifact.name, decisions[p.artifact.name].action.value,
-                   {"decision": decisions[p.artifact.name]}))
-    t3 = time.perf_counter()
-    runner = Runner(project, index, registry, builder, emit, chosen)
-    results = runner.execute(prepared, decisions)
-    # wall seconds of each step (README "Performance": where a restart's time goes); decide is the plan
-    # and its events, act the retags, builds, tags and index records (retag, build, record: their shares)
-    phases = {"hash": t1 - t0, "check": t2 - t1, "decide": t3 - t2, "act": time.perf_counter() - t3,
-              "retag": sum(r.seconds.get("retag", 0.0) for r in results),
-              "build": sum(r.seconds.get("build", 0.0) for r in results), "record": runner.record_seconds}
-    return Report(tuple(results), phases, registry.name, builder.name, registry.calls, runner.builds_started,
-                  registry_source=registry_source, builder_source=builder_source)

@@ -24,6 +24,8 @@ DEFAULT_TIMEOUT = 30 * 60.0
 class WaitTimeout(RegistryError):
     """An artifact another share builds never appeared in the registry: exit 3, naming it."""
 
+    code = "shareTimedOut"
+
 
 @dataclass(frozen=True)
 class Selection:

@@ -5,11 +5,12 @@ Every event they cause goes to the user interface's sink (the Console); nothing 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 from pathlib import Path
 
-from . import registry
+from . import config, multiplatform, registry
 from .errors import InputError
 from .events import Event, Sink
 from .index import Index
@@ -18,7 +19,33 @@ from .registry.retry import Policy
 from .settings import RegistrySettings
 
 
+def load_project(args: argparse.Namespace, emit: Sink) -> config.Project:
+    """The project of -f (or the one found here), with the command line's overrides: --insecure-registry,
+    --platform, --no-records. Its warnings go to `emit`; args.config_kind says whose words errors use."""
+    path = args.file if args.file else config.find_config(Path.cwd())
+    project = config.load(path, default_repo=args.default_repo, profiles=tuple(args.profile),
+                          skip_unsupported=args.skip_unsupported)
+    if args.insecure_registry:
+        project = dataclasses.replace(project, registry=dataclasses.replace(
+            project.registry, insecure=(*project.registry.insecure, *args.insecure_registry)))
+    if args.platform:
+        project = multiplatform.with_platforms(project, args.platform)
+    if getattr(args, "no_records", False):
+        project = dataclasses.replace(project, registry=dataclasses.replace(project.registry, records=False))
+    for w in project.warnings:
+        emit(Event("warning", None, w))
+    args.config_kind = project.kind
+    return project
+
+
+def connect(args: argparse.Namespace, emit: Sink, project: config.Project) -> tuple[Index, registry.Reliable, str]:
+    """The index of --cache-dir, the project's registry tool with its retries, and why that tool."""
+    reg, source = reliable(project.registry, project.registry.insecure, emit)
+    return open_index(args.cache_dir, emit), reg, source
+
+
 def default_cache_dir() -> Path:
+    """--cache-dir's default: $REGLESS_CACHE_DIR, $XDG_CACHE_HOME/regless or ~/.cache/regless."""
     if d := os.environ.get("REGLESS_CACHE_DIR"):
         return Path(d)
     if d := os.environ.get("XDG_CACHE_HOME"):

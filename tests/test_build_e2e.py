@@ -97,7 +97,7 @@ def test_stale_index_entry_is_dropped_and_rebuilt(demo):
     res = demo.build()
     site = next(a for a in res.json()["artifacts"] if a["name"] == "website")
     assert site["outcome"] == "built", "an index entry whose image is gone was trusted"
-    assert "stale" in site["reason"]
+    assert site["reason"]["code"] == "staleEntry" and "stale" in site["reason"]["message"]
 
 
 def test_extra_tags_and_skaffold_file_output(demo, tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from reglessbuild import config, run
+from reglessbuild import config, pipeline, run
 from reglessbuild.events import Event
 from reglessbuild.index import Index
 from reglessbuild.refs import ImageRef
@@ -65,7 +65,7 @@ def test_a_check_starts_before_the_next_artifact_is_hashed(tmp_path):
 
     index = Index.open(tmp_path / "cache")
     try:
-        rep = run.build(proj, index, reg, NoBuilder(), emit)  # type: ignore[arg-type]
+        rep = pipeline.build(proj, index, reg, NoBuilder(), emit)  # type: ignore[arg-type]
     finally:
         index.close()
     assert [r.outcome for r in rep.results] == ["cached"] * 3

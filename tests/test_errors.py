@@ -104,7 +104,7 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
         "apiVersion: regless/v1\ndefaultRepo: 127.0.0.1:1/x\nartifacts:\n  - image: app\n    context: app\n")
     p = subprocess.Popen([REGLESS, "deps", "app", "--json"], cwd=tmp_path, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env={**os.environ, "REGLESS_CACHE_DIR": str(tmp_path / "cache")})
-    assert p.stdout.read(100).startswith(b'{\n  "version": 1,')
+    assert p.stdout.read(100).startswith(b'{\n  "version": 2,')
     p.stdout.close()  # what `| head -c 100` does
     assert p.wait(60) == 141
     assert p.stderr.read() == b""

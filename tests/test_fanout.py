@@ -73,7 +73,9 @@ def test_a_share_waits_for_another_shares_artifact_and_gives_up_with_exit_3(fan,
     assert f"waiting for {needed} (share {share_of[needed]})" in res.stderr
     out = {a["name"]: a for a in res.json()["artifacts"]}
     assert out[needed]["outcome"] == "failed"
-    assert f"{needed} (" in out[needed]["error"] and f"share {share_of[needed]}" in out[needed]["error"]
+    error = out[needed]["error"]
+    assert error["code"] == "shareTimedOut"
+    assert f"{needed} (" in error["message"] and f"share {share_of[needed]}" in error["message"]
     assert out[waiter]["outcome"] == "skipped"
     # nothing of another share was built here
     assert all(share_of.get(n) == k for n, a in out.items() if a["outcome"] == "built")

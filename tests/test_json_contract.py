@@ -14,6 +14,8 @@ import jsonschema
 import pytest
 
 from conftest import ROOT
+from reglessbuild import documents
+from reglessbuild.outcomes import Fault, Outcome, Why
 
 
 def _unique(pairs: list) -> dict:
@@ -35,7 +37,7 @@ def _doc(res, command: str) -> dict:
     errors = sorted(one.iter_errors(doc), key=lambda e: list(e.absolute_path))
     assert not errors, f"{command}: " + "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
     assert VALIDATOR.is_valid(doc)  # and it is one of the documents the whole schema allows
-    assert doc["version"] == 1 and doc["command"] == command and isinstance(doc["warnings"], list)
+    assert doc["version"] == documents.VERSION == 2 and doc["command"] == command and isinstance(doc["warnings"], list)
     return doc
 
 
@@ -56,13 +58,24 @@ def test_the_schema_is_valid_and_its_keys_are_camel_case():
     assert names and all(re.fullmatch(r"[a-z]+([A-Z][a-z]+)*", n) for n in names), names
 
 
+def test_the_schema_lists_the_codes_regless_has():
+    """outcomes.py's enums are the fixed sets the schema allows: a code added there is added here."""
+    defs = SCHEMA["$defs"]
+    assert defs["outcome"]["enum"] == [o.value for o in Outcome]
+    assert defs["reason"]["properties"]["code"]["enum"] == [w.value for w in Why]
+    assert defs["error"]["properties"]["code"]["enum"] == [f.value for f in Fault]
+
+
 def test_every_command_writes_one_document_the_schema_accepts(demo):
     build = _doc(demo.run("build", "--output", "json"), "build")
     assert {a["outcome"] for a in build["artifacts"]} == {"built"}
+    assert {a["reason"]["code"] for a in build["artifacts"]} == {"noImage"}
+    assert build["artifacts"][0]["reason"]["message"] == "no image for this hash"
     assert build["registryTool"]["source"] == "PATH" and build["builder"] == {"name": "buildah", "source": "config"}
     assert {a["outcome"] for a in _doc(demo.run("build", "--output", "json"), "build")["artifacts"]} == {"cached"}
     plan = _doc(demo.run("plan", "--output", "json"), "plan")
     assert {a["outcome"] for a in plan["artifacts"]} == {"cached"}
+    assert all(a["reason"]["code"] == "found" and a["reason"]["reference"] == a["reference"] for a in plan["artifacts"])
     explain = _doc(demo.run("explain", "tools", "--output", "json"), "explain")
     assert explain["outcome"] == "cached" and explain["previousHash"] == explain["hash"]
     h = _doc(demo.run("hash", "tools", "--output", "json"), "hash")
@@ -88,6 +101,12 @@ def test_every_command_writes_one_document_the_schema_accepts(demo):
     doc = _doc(failed, "build")
     assert {a["name"]: a["outcome"] for a in doc["artifacts"]} == {"web": "cached", "tools": "failed",
                                                                     "app": "skipped"}
+    tools, app = doc["artifacts"][1], doc["artifacts"][2]
+    assert tools["error"]["code"] == "buildFailed" and tools["error"]["message"]
+    assert app["error"] == {"code": "requiredFailed", "requires": ["tools"], "message": "requires tools, which failed"}
+    # the text plan says the JSON's words: `built`, never `build`
+    text = demo.run("plan").stdout.splitlines()
+    assert sorted(ln.split()[0] for ln in text if not ln.startswith(" ")) == ["built", "built", "cached"], text
     assert doc["artifacts"][1]["log"].endswith("tools.log")
 
 
@@ -98,12 +117,19 @@ def test_warnings_are_in_the_document(demo):
 
 
 @pytest.mark.parametrize("bad", [
-    {"version": 1, "command": "plan", "artifacts": [{"name": "a", "reference": None, "hash": None,
+    {"version": 2, "command": "plan", "artifacts": [{"name": "a", "reference": None, "hash": None,
                                                      "action": "build", "reason": "", "source": None}],
      "warnings": []},
-    {"version": 1, "command": "cache ls", "entries": [], "warnings": "none"},
-    {"version": 1, "command": "build", "artifacts": [], "phases": {}, "registryTool": "skopeo (PATH)",
+    {"version": 2, "command": "cache ls", "entries": [], "warnings": "none"},
+    {"version": 2, "command": "build", "artifacts": [], "phases": {}, "registryTool": "skopeo (PATH)",
      "builder": {"name": "buildah", "source": "config"}, "registryCalls": 0, "buildsStarted": 0, "warnings": []},
+    {"version": 2, "command": "plan", "fanout": {"jobs": 1, "waves": [], "shares": [], "costs": {}},
+     "artifacts": [{"name": "a", "reference": None, "hash": None, "outcome": "built", "reason": "no image for this hash",
+                    "source": None, "why": []}], "warnings": []},
+    {"version": 2, "command": "plan", "fanout": {"jobs": 1, "waves": [], "shares": [], "costs": {}},
+     "artifacts": [{"name": "a", "reference": None, "hash": None, "outcome": "built",
+                    "reason": {"code": "because", "message": "m"}, "source": None, "why": []}], "warnings": []},
 ])
 def test_the_schema_refuses_what_the_contract_rules_out(bad):
-    assert not VALIDATOR.is_valid(bad)  # `action` (not `outcome`), prose for a list or an object
+    # `action` (not `outcome`), prose for a list or an object, a reason as a sentence or with an unknown code
+    assert not VALIDATOR.is_valid(bad)

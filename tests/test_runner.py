@@ -1,4 +1,4 @@
-"""The orchestration (run.build and its Runner) over the in-memory fakes of tests/fakes.py: order under
+"""The orchestration (pipeline.build and its Runner) over the in-memory fakes of tests/fakes.py: order under
 `requires`, the concurrency limit, failure isolation, the retag choice, recording only after a verified
 push, and cancel. Real config loading, hashing and index; no registry process, no buildah."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from fakes import FakeBuilder, FakeRegistry, fake_digest
-from reglessbuild import config, run
+from reglessbuild import config, pipeline
 from reglessbuild.index import Index
 from reglessbuild.refs import parse
 
@@ -36,7 +36,7 @@ def graph(tmp_path: Path):
                                                                                concurrency=concurrency))
         b = builder or FakeBuilder(registry)
         events: list = []
-        report = run.build(project, index, registry, b, events.append)  # type: ignore[arg-type]
+        report = pipeline.build(project, index, registry, b, events.append)  # type: ignore[arg-type]
         return {r.name: r for r in report.results}, b, events
 
     yield build, registry, index
@@ -64,9 +64,9 @@ def test_the_builder_concurrency_limit_holds(graph, limit):
 def test_a_failure_stops_only_what_requires_it(graph):
     build, registry, index = graph
     results, _, _ = build(builder=FakeBuilder(registry, fail={"a"}))
-    assert results["a"].outcome == "failed" and "fake build of a failed" in results["a"].error
+    assert results["a"].outcome == "failed" and "fake build of a failed" in str(results["a"].error)
     assert results["b"].outcome == "built"
-    assert results["c"].outcome == "skipped" and results["c"].error == "requires a, which failed"
+    assert results["c"].outcome == "skipped" and str(results["c"].error) == "requires a, which failed"
     assert index.get(results["a"].hash) is None and index.get(results["b"].hash) is not None
 
 
@@ -84,7 +84,7 @@ def test_a_push_the_registry_does_not_serve_is_never_recorded(graph):
     build, registry, index = graph
     registry.lose.add("fake.registry/t/b")
     results, _, _ = build()
-    assert results["b"].outcome == "failed" and "the registry does not serve it" in results["b"].error
+    assert results["b"].outcome == "failed" and "the registry does not serve it" in str(results["b"].error)
     assert index.get(results["b"].hash) is None
     assert results["c"].outcome == "skipped"  # c requires b
     assert index.get(results["a"].hash) is not None

@@ -148,6 +148,10 @@ def test_unsupported_artifact_is_refused_unless_skipped_on_purpose(make_project,
     assert {a["name"]: a["outcome"] for a in doc["artifacts"]} == {"skaffold-example": "cached",
                                                                    "jib-thing": "skipped"}
     assert any("jib-thing" in w for w in doc["warnings"])
+    jib = next(a for a in doc["artifacts"] if a["name"] == "jib-thing")
+    assert jib["reason"] == {"code": "unsupported", "builder": "jib",
+                             "message": "a jib artifact: regless cannot build it (--skip-unsupported)"}
+    assert jib["error"] is None  # left out on purpose: no failure
     assert [b["imageName"] for b in json.loads((tmp_path / "o").read_text())["builds"]] == ["skaffold-example"]
     plan = proj.run("plan", "-f", f, "--skip-unsupported", "--output", "json", "--insecure-registry", "127.0.0.1")
     assert {a["name"]: a["outcome"] for a in plan.json()["artifacts"]} == {"skaffold-example": "cached",

@@ -51,3 +51,26 @@ def test_a_storage_the_user_chose_is_used_and_not_emptied(demo, tmp_path):
     assert not (tmp_path / "data" / "regless").exists()
     refused = demo.run("cache", "prune", "--builder-storage", env=env)
     assert refused.returncode == 2 and "regless empties only its own" in refused.stderr
+
+
+def _images(conf: Path) -> list[str]:
+    """The images in a storage, named or not (buildah's layer cache, intermediate images, left out)."""
+    p = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.ID}} {{.Name}}:{{.Tag}}"],
+                       env={**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}, capture_output=True, text=True,
+                       check=True)
+    return p.stdout.splitlines()
+
+
+def test_a_multi_platform_build_leaves_no_image_behind_once_pushed(demo, tmp_path):
+    """Each platform's image of an index leaves regless's storage once pushed, as a one-platform image
+    does; it used to stay there unnamed (<none>), one per platform per build. --keep-images keeps them."""
+    env = _own(demo, tmp_path)
+    conf = tmp_path / "data" / "regless" / "containers" / "storage-vfs.conf"
+    several = ["--platform", "linux/amd64,linux/arm64", "web"]  # web is FROM scratch, COPY only: no emulator
+    res = demo.run("build", "-v", *several, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "removed " in res.stderr and "-linux-arm64-" in res.stderr, res.stderr
+    assert _images(conf) == [], res.stderr[-3000:]
+    kept = demo.run("build", "--no-cache", "--keep-images", *several, env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert _images(conf), "--keep-images kept none of the platform images"  # unnamed, as before

@@ -2,8 +2,11 @@
 `buildah manifest push --all LIST docker://IMAGE:HASH` pushes every platform's image and the image
 index that names them, whose digest (`--digestfile`) is the artifact's.
 
-The list is a local name of this build only, removed afterwards. Platforms are built one after the
-other, so that a failure names its platform; a RUN step of a foreign platform that cannot start
+The list is a local name of this build only, removed afterwards. Unless --keep-images, each platform's
+image gets a name of this build's own too (IMAGE:HASH-OS-ARCH-xxxxxxxx) and that name is removed
+afterwards, so the image leaves buildah's storage as a single-platform one does (buildah.py) and none
+stays there unnamed; another process's image of the same inputs keeps its own name. Platforms are built
+one after the other, so that a failure names its platform; a RUN step of a foreign platform that cannot start
 (no binfmt_misc handler: `exec format error`) says so, naming qemu-user-static and binfmt_misc.
 """
 
@@ -27,11 +30,19 @@ from .buildah import INSTALL_HINT, Buildah, _global, _pull_failed, _push_failed,
 from .protocol import BuildRequest
 
 
-def platform_build_argv(req: BuildRequest, settings: BuildahSettings, platform: str, manifest: str) -> list[str]:
-    """The build of one platform, added to the local list `manifest` instead of tagged."""
+def platform_build_argv(req: BuildRequest, settings: BuildahSettings, platform: str, manifest: str,
+                        name: str | None = None) -> list[str]:
+    """The build of one platform, added to the local list `manifest`, and named `name` (else unnamed)."""
     argv = build_argv(replace(req, platform=platform, platforms=()), settings)
     i = len(argv) - 1 - argv[::-1].index("-t")
-    return [*argv[:i], "--manifest", manifest, *argv[i + 2:]]
+    return [*argv[:i], "--manifest", manifest, *(["-t", name] if name else []), *argv[i + 2:]]
+
+
+def platform_names(req: BuildRequest) -> dict[str, str]:
+    """A local name of this build's own for each platform's image (IMAGE:HASH-OS-ARCH-xxxxxxxx)."""
+    own = os.urandom(4).hex()
+    tag = req.destination.tag or "latest"
+    return {p: str(req.destination.with_tag(f"{tag}-{p.replace('/', '-')}-{own}")) for p in req.platforms}
 
 
 def manifest_push_argv(req: BuildRequest, settings: BuildahSettings, manifest: str, digestfile: str) -> list[str]:
@@ -61,12 +72,16 @@ def build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None]) -
 
 
 def _build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None], manifest: str) -> str:
+    names = {} if b.keep_images else platform_names(req)
+    built: list[str] = []  # the names given so far
     try:
         for platform in req.platforms:
             say = (lambda line, p=platform: on_line(f"[{p}] {line}"))
-            done = b._again(platform_build_argv(req, b.settings, platform, manifest), say, _pull_failed)
+            done = b._again(platform_build_argv(req, b.settings, platform, manifest, names.get(platform)), say,
+                            _pull_failed)
             if not done.ok:
                 raise failed(f"buildah build for {platform} exited {done.returncode}", done, platform)
+            built += [names[platform]] if platform in names else []
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
             pushed = b._again(manifest_push_argv(req, b.settings, manifest, digestfile), on_line, _push_failed)
@@ -77,9 +92,20 @@ def _build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None], 
                 digest = f.read().strip()
     finally:
         proc.run(manifest_rm_argv(b.settings, manifest), install_hint=INSTALL_HINT)
+        _remove(b, built, on_line)
     if not digest.startswith("sha256:"):
         raise BuildError(f"buildah manifest push wrote no digest for {req.destination}")
     return digest
+
+
+def _remove(b: Buildah, names: list[str], on_line: Callable[[str], None]) -> None:
+    """Take this build's names of its platform images away (the images go with them unless another
+    name holds them; buildah's layer cache stays), whether the push went through or not."""
+    if not names:
+        return
+    gone = proc.run([*_global(b.settings), "rmi", *names], install_hint=INSTALL_HINT)
+    on_line(f"regless: removed {', '.join(names)} from buildah's storage" if gone.ok else
+            f"regless: could not remove {', '.join(names)} from buildah's storage: {gone.stderr_text}")
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from .. import refs
 from ..config import Artifact, BuilderSettings, Project, RegistrySettings, Skipped
 from ..errors import ConfigError, InputError
+from ..outcomes import Reason, Why
 from . import artifacts as arts
 from . import configs, tags
 
@@ -47,7 +48,7 @@ def _cascade(mapped: list[tuple[arts.Mapped, Any]], skip: bool) -> tuple[list[Ar
                                   "regless cannot build", node, m.unsupported,
                                   hint="build it with Skaffold, or pass --skip-unsupported to leave it out "
                                   "(it is then listed as skipped)")
-            skipped.append(Skipped(m.name, f"a {m.unsupported} artifact: regless cannot build it (--skip-unsupported)"))
+            skipped.append(Skipped(m.name, Reason(Why.UNSUPPORTED, builder=m.unsupported)))
             gone.add(m.name)
     changed = True
     pending = [(m.artifact, places, node) for m, (places, node) in mapped if m.artifact is not None]
@@ -55,7 +56,7 @@ def _cascade(mapped: list[tuple[arts.Mapped, Any]], skip: bool) -> tuple[list[Ar
         changed = False
         for a, _, _ in pending:
             if a.name not in gone and (blocked := [r.image for r in a.requires if r.image in gone]):
-                skipped.append(Skipped(a.name, f"requires {', '.join(blocked)}, which --skip-unsupported left out"))
+                skipped.append(Skipped(a.name, Reason(Why.REQUIRES_LEFT_OUT, requires=tuple(blocked))))
                 gone.add(a.name)
                 changed = True
     kept = [a for a, _, _ in pending if a.name not in gone]

@@ -1,0 +1,94 @@
+"""`regless build`: carry out the plan (pipeline.build) and render its report as text or JSON.
+
+Also what build alone sets up around the pipeline: --share (one CI job's part of the plan), regless's
+own buildah storage and the images removed from it once pushed, the per-artifact build logs and
+--file-output (Skaffold's build output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import IMPORTED, documents, pipeline, report, storage
+from .builders import choose as choose_builder
+from .buildlog import BuildLogs
+from .console import Console
+from .errors import InputError
+from .events import Event
+from .outcomes import Outcome
+from .wiring import connect, default_cache_dir, load_project, writable
+
+
+def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
+    """--share K/N (with --plan FILE, --wait-timeout): how the run is narrowed to one share, or None."""
+    if args.share is None:
+        if args.plan is not None:
+            raise InputError("--plan FILE goes with --share K/N", hint="e.g. --share 1/3 --plan plan.json")
+        return None
+    from . import cache, fanout, shares
+
+    k_n = shares.parse_share(args.share)
+    timeout = cache.parse_duration(args.wait_timeout)
+    saved = fanout.load_split(args.plan) if args.plan else None
+    if saved is not None:
+        fanout.check(k_n, saved)  # before any work
+    return lambda prepared, _decisions: fanout.select(k_n, prepared, saved=saved, timeout=timeout)
+
+
+def cmd_build(args: argparse.Namespace, r: Console) -> int:
+    """Build and push what changed, skip the rest; the results in the config's order, then the summary."""
+    started = time.perf_counter()  # imports and arguments done: startup before, config from here to the pipeline
+    writable(args.file_output, "--file-output")
+    if args.share is not None:
+        from . import cache
+        from .shares import parse_share
+
+        parse_share(args.share)  # bad input is refused before any work
+        cache.parse_duration(args.wait_timeout)
+    project = load_project(args, r)
+    if not project.artifacts:
+        raise InputError(f"{project.path}: every artifact was left out by --skip-unsupported; nothing to build")
+    r.width = max(len(n) for n in (*(a.name for a in project.artifacts), *(s.name for s in project.skipped)))
+    r.logs = BuildLogs((args.cache_dir or default_cache_dir()) / "logs")
+    if project.builder.kind == "buildah":
+        own = storage.choose(project.builder.buildah.storage_driver)
+        if own.own:  # else CONTAINERS_STORAGE_CONF: the user's choice
+            os.environ["CONTAINERS_STORAGE_CONF"] = str(own.conf)
+            r(Event("note", None, f"buildah's images go to regless's own storage {own.graph}"
+                    + ("" if args.keep_images else "; each is removed once pushed (--keep-images keeps them)")))
+    builder = choose_builder(project.builder, push_deadline=project.registry.timeout, keep_images=args.keep_images)
+    index, reg, reg_source = connect(args, r, project)
+    configured = time.perf_counter()
+    try:
+        rep = pipeline.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
+                             registry_source=reg_source, builder_source=builder.source, select=_share(args))
+    finally:
+        index.close()
+    if project.builder.kind == "buildah" and not args.keep_images:
+        required = {q.image for a in project.artifacts for q in a.requires if q.alias}
+        storage.remove([f"{x.image}@{x.digest}" for x in rep.results if x.name in required and x.digest],
+                       project.builder.buildah.storage_driver)
+    skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome=Outcome.SKIPPED, reason=s.reason)
+                    for s in project.skipped)
+    rank = {a.name: i for i, a in enumerate(project.artifacts)}
+    done = sorted(rep.results, key=lambda x: rank.get(x.name, len(rank)))  # the config's order
+    done = [dataclasses.replace(x, log=str(p)) if (p := r.logs.path(x.name)) else x for x in done]
+    rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=tuple(r.warnings),
+                              phases={"startup": started - IMPORTED, "config": configured - started, **rep.phases})
+    r.close()
+    if args.output == "text":
+        r.results(rep.results)
+    r.line(documents.document("build", documents.build(rep), r.warnings) if args.output == "json"
+           else report.summary(rep))
+    if args.file_output:
+        try:
+            args.file_output.write_text(report.skaffold_builds(rep, [a.name for a in project.artifacts]) + "\n",
+                                        encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--file-output {args.file_output}: {exc.strerror}") from exc
+    return rep.exit_code
