@@ -1,6 +1,6 @@
 # Sourced by bin/demo, bin/test and bin/bench: installs what regless needs, idempotently.
 #   Debian packages: buildah skopeo docker-registry busybox-static openssl procps (apt-get, as root or through sudo),
-#     and gcc python3-dev libxxhash-dev to build regless's C part (reglessbuild/_native.c)
+#     and gcc python3-dev libxxhash-dev to build regless's C part (reglessbuild/csrc)
 #     and qemu-user-static for RUN steps of foreign platforms (ensure_foreign registers it with binfmt_misc)
 #     and tmux, the terminal tests/test_screen.py reads the screen of
 #   .venv with regless and its test extras
@@ -31,7 +31,7 @@ ensure_venv() {
     python3 -m venv "$ROOT/.venv"
   fi
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
-     || [ "$ROOT/reglessbuild/_native.c" -nt "$stamp" ]; then
+     || [ -n "$(find "$ROOT/reglessbuild/csrc" -newer "$stamp" -print -quit 2>/dev/null)" ]; then
     echo "regless setup: installing regless into .venv" >&2
     "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
     touch "$stamp"

@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "version":
-        from .native import engine
+        from .hashing.choose import describe as engine
 
         try:
             print(f"regless {__version__}\nhashing: {engine()}", flush=True)

@@ -9,7 +9,7 @@
     │   ├── RegistryUnreachable   transient faults that outlived the retries
     │   └── RegistryAuthError     401/403: not retried
     ├── BuildError            one artifact failed to build or push: exit 1
-    ├── forked.ChildDied      a hashing process died without an answer: exit 1
+    ├── hashing.choose.NativeMissing  REGLESS_REQUIRE_NATIVE=1 and the C part not built: exit 1
     └── IndexError_           the local index could not be used: exit 2
 
 Only cli.py turns these into exit codes and messages.

@@ -11,7 +11,7 @@ from typing import Any
 
 import xxhash
 
-from .inputs import Inputs
+from .hashing.recipe import Inputs
 
 # settings in order of significance: what changes the whole build comes first
 SETTINGS = (("dockerfile", "Dockerfile"), ("builder", "builder kind"), ("target", "target stage"),

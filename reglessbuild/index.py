@@ -17,11 +17,8 @@ from typing import Any, Callable, Iterator, TypeVar
 import lmdb
 
 from .errors import IndexError_
-
-try:  # the C part, where it was built (see setup.py)
-    from . import _native
-except ImportError:  # pragma: no cover - depends on the install
-    _native = None  # type: ignore[assignment]
+from .hashing import statmemo
+from .hashing.choose import engine
 
 FORMAT = 1
 MAP_SIZE = 1 << 30  # virtual: the file grows with use
@@ -279,14 +276,15 @@ class Index:
         """
         if not records:
             return
+        pack = engine().pack_memo  # statmemo's format, made by the engine that hashes
 
         def put_all(txn: lmdb.Transaction) -> None:
             db = self._db("memo")
             for folder, names in records.items():
                 key = folder.encode(errors="surrogateescape")
-                merged = _decode_memo(txn.get(key, db=db)) or {}
+                merged = statmemo.unpack(txn.get(key, db=db)) or {}
                 merged.update(names)
-                txn.put(key, pack_memo(merged), db=db)
+                txn.put(key, pack(merged), db=db)
 
         self._write(put_all)
 
@@ -329,64 +327,6 @@ def _decode(raw: bytes) -> Result | None:
         return None
 
 
-# A folder's memo record, packed so that the C engine (reglessbuild/_native.c, memo_find) looks files up
-# in the bytes as LMDB gives them, without making Python objects: version byte 2, u32 count, then per file
-# (sorted by name bytes) u32 name offset, u32 name length (into the names that follow the entries), i64
-# size, mtime_ns, ctime_ns, u64 inode and the 16 bytes of its xxh3-128; then the names, as bytes on disk.
-# Version 1 (marshal of a dict) took 0.06-0.08 s to load for 100,000 files, more than the stat-ing.
-_MEMO_V2 = b"\x02"
-_MEMO_HEAD = struct.Struct("<I")
-_MEMO_ENTRY = struct.Struct("<IIqqqQ16s")
-
-
-def pack_memo(names: dict[str, Any]) -> bytes:
-    """A folder's records ({file name: ((size, mtime_ns, ctime_ns, inode), digest hex)}) as bytes.
-    _native.pack makes the same bytes where the C part is built (0.01 s for 100,000 files, not 0.25 s)."""
-    if _native is not None:
-        return _native.pack(names)
-    rows = []
-    for name, rec in names.items():
-        try:
-            (size, mtime, ctime, ino), digest = rec
-            if type(name) is not str or type(digest) is not str or len(digest) != 32:
-                continue
-            row = (os.fsencode(name), size, mtime, ctime, ino, bytes.fromhex(digest))
-            _MEMO_ENTRY.pack(0, 0, *row[1:])  # raises on a value that does not fit
-            if len(row[5]) != 16:
-                continue
-            rows.append(row)
-        except (TypeError, ValueError, struct.error):
-            continue  # a damaged record is dropped, never written
-    rows.sort()
-    entries, blob, at = [], [], 0
-    for name, size, mtime, ctime, ino, digest in rows:
-        entries.append(_MEMO_ENTRY.pack(at, len(name), size, mtime, ctime, ino, digest))
-        blob.append(name)
-        at += len(name)
-    return b"".join((_MEMO_V2, _MEMO_HEAD.pack(len(rows)), *entries, *blob))
-
-
-def _decode_memo(raw: bytes | None) -> dict[str, Any] | None:
-    """A folder's memo record, or None when there is none, or it is of another version or damaged (then its
-    files are read)."""
-    if raw is None or not raw.startswith(_MEMO_V2) or len(raw) < 5:
-        return None
-    try:
-        (count,) = _MEMO_HEAD.unpack_from(raw, 1)
-        names_at = 5 + count * _MEMO_ENTRY.size
-        if names_at > len(raw):
-            return None
-        out = {}
-        for off, length, size, mtime, ctime, ino, digest in _MEMO_ENTRY.iter_unpack(raw[5:names_at]):
-            if names_at + off + length > len(raw):
-                return None
-            name = os.fsdecode(raw[names_at + off:names_at + off + length])
-            out[name] = ((size, mtime, ctime, ino), digest.hex())
-        return out
-    except struct.error:
-        return None
-
-
 class _MemoView:
     """The stat memo as one read transaction: one record per folder, so a run makes few lookups."""
 
@@ -394,12 +334,12 @@ class _MemoView:
         self._txn = index.env.begin(db=index._db("memo"))
 
     def get(self, folder: str) -> dict[str, Any] | None:
-        return _decode_memo(self._txn.get(folder.encode(errors="surrogateescape")))
+        return statmemo.unpack(self._txn.get(folder.encode(errors="surrogateescape")))
 
     def packed(self, folder: str) -> bytes | None:
         """The record as stored, for the C engine (which checks it as it reads it)."""
         raw = self._txn.get(folder.encode(errors="surrogateescape"))
-        return raw if raw is not None and raw.startswith(_MEMO_V2) else None
+        return raw if raw is not None and raw.startswith(statmemo.VERSION) else None
 
     def close(self) -> None:
         self._txn.abort()

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from . import dockerfile, explain, ignore, inputs, manifests, multiplatform, plan, platforms, previous, proc, records
+from . import dockerfile, explain, manifests, multiplatform, plan, platforms, previous, proc, records
+from .hashing import ignore, inputs
 from . import waiting
 from .builders import BuildRequest, Builder
 from .config import Artifact, Project

@@ -35,12 +35,12 @@ def need_tools(*tools: str) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """pip builds reglessbuild/_native.c as optional. bin/test installs gcc, python3-dev and
+    """pip builds reglessbuild._native (reglessbuild/csrc) as optional. bin/test installs gcc, python3-dev and
     libxxhash-dev first and sets REGLESS_REQUIRE_NATIVE=1: there a build that failed stops the run,
     rather than only making hashing slower and the C engine's tests skip."""
-    from reglessbuild import inputs
+    from reglessbuild.hashing import choose
 
-    if os.environ.get("REGLESS_REQUIRE_NATIVE") == "1" and inputs._native is None:
+    if os.environ.get("REGLESS_REQUIRE_NATIVE") == "1" and choose.native is None:
         pytest.exit("reglessbuild._native was not built although bin/test installed gcc, python3-dev and "
                     "libxxhash-dev: see pip's output above", returncode=1)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REGLESS, ROOT
-from reglessbuild import dockerfile, ignore, inputs, platforms
+from reglessbuild import dockerfile, platforms
+from reglessbuild.hashing import ignore, inputs
 from reglessbuild.errors import DockerfileError
 
 HOST = platforms.host()

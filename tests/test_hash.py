@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reglessbuild import dockerfile, ignore, inputs
+from reglessbuild import dockerfile
 from reglessbuild.errors import DockerfileError, InputError
-from reglessbuild.index import pack_memo
+from reglessbuild.hashing import choose, ignore, inputs, python_engine, statmemo
+from reglessbuild.hashing.statmemo import pack as pack_memo
 
 
 def analyze(tmp_path: Path, text: str, args: dict[str, str] | None = None, target: str | None = None):
@@ -267,29 +268,33 @@ class Memo(dict):
 
 
 def need_native() -> None:
-    if inputs._native is None:
+    if choose.native is None:
         pytest.skip("gcc, python3-dev or libxxhash-dev was not installed when regless was: "
                     "reglessbuild._native is not built (bin/test installs them)")
 
 
-@pytest.fixture(params=["native", "python"])
-def engine(request, monkeypatch) -> str:
-    """Each engine of the per-file loops: the C one (reglessbuild/_native.c) and the Python one."""
-    if request.param == "python":
-        monkeypatch.setattr(inputs, "_native", None)
-    else:
-        need_native()
-    return request.param
+def c_engine():
+    from reglessbuild.hashing.c_engine import CEngine
+
+    need_native()
+    return CEngine(choose.native)
+
+
+@pytest.fixture(params=["c", "python"])
+def engine(request):
+    """Each engine of the port, chosen for the test: the C one (reglessbuild/csrc) and the Python one."""
+    with choose.using(c_engine() if request.param == "c" else choose.python()):
+        yield request.param
 
 
 def open_counter(monkeypatch):
     """A function that says how many files were opened for their content since this call."""
-    if inputs._native is not None:
-        start = inputs._native.files_opened()
-        return lambda: inputs._native.files_opened() - start
+    if choose.engine().name == "c":
+        start = choose.native.files_opened()
+        return lambda: choose.native.files_opened() - start
     opened = []
-    real = inputs._hash_file
-    monkeypatch.setattr(inputs, "_hash_file", lambda p: (opened.append(p), real(p))[1])
+    real = python_engine.hash_file
+    monkeypatch.setattr(python_engine, "hash_file", lambda p: (opened.append(p), real(p))[1])
     return lambda: len(opened)
 
 
@@ -313,7 +318,7 @@ def test_unchanged_tree_is_hashed_without_reading_content(tmp_path, monkeypatch,
     memo = Memo()
     assert hash_with(tmp_path, memo, monkeypatch)[0] == 50
     # the ctime of a just-touched file is recent: memoized only once it is older than the racy window
-    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(statmemo, "RACY_SECONDS", 0.0)
     hash_with(tmp_path, memo, monkeypatch)
     assert hash_with(tmp_path, memo, monkeypatch) == (0, 0)
 
@@ -327,7 +332,7 @@ def _rchar() -> int:
 def test_the_kernel_counts_no_content_read_for_an_unchanged_tree(tmp_path, monkeypatch, engine):
     """The same as above, counted by the kernel rather than by regless: 5 MB of input, and a second
     hashing reads less than one file's worth (the Dockerfile, /proc itself)."""
-    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(statmemo, "RACY_SECONDS", 0.0)
     for i in range(20):
         f = tmp_path / "src" / f"f{i}"
         f.parent.mkdir(exist_ok=True)
@@ -343,7 +348,7 @@ def test_the_kernel_counts_no_content_read_for_an_unchanged_tree(tmp_path, monke
 
 
 def test_a_rewrite_within_the_mtime_granularity_is_caught(tmp_path, monkeypatch, engine):
-    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(statmemo, "RACY_SECONDS", 0.0)
     tree(tmp_path, ["src/a"])
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
     f = tmp_path / "src" / "a"
@@ -365,35 +370,8 @@ def test_a_file_changed_in_the_last_two_seconds_is_never_memoized(tmp_path, monk
     assert memo == {} and hash_with(tmp_path, memo, monkeypatch)[0] == 1
 
 
-def test_hashing_in_forked_children_gives_what_one_process_gives(tmp_path, monkeypatch):
-    monkeypatch.setattr(inputs, "_native", None)  # forked children are the Python engine's parallelism
-    tree(tmp_path, [f"src/d{i % 7}/f{i}" for i in range(300)])
-    for i in range(0, 300, 11):
-        (tmp_path / "src" / f"d{i % 7}" / f"f{i}").chmod(0o755)
-    (tmp_path / "src" / "link").symlink_to("d0/f0")
-    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY src/ /src/\n")
-    old = time.time() - 10
-    for f in (tmp_path / "src").rglob("f*"):
-        os.utime(f, (old, old))
-    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
-    df = tmp_path / "Dockerfile"
-    an = dockerfile.analyze(df, build_args={}, target=None)
-    inline, inline_records, inline_read = inputs.collect(tmp_path, df, an, ignore.load(tmp_path, df), None)
-    monkeypatch.setattr(inputs, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(inputs.forked, "cpus", lambda: 3)  # three children even on a 2-core machine
-    seen = []
-    memo = Memo()
-    files, records, read = inputs.collect(tmp_path, df, an, ignore.load(tmp_path, df), memo,
-                                          progress=lambda n, b: seen.append(n))
-    assert files == inline and records == inline_records and read == inline_read > 0
-    assert sum(f.executable for f in files) == 28 and files[-1].path == "src/link"
-    inputs.merge_records(memo, records)
-    again, _, read = inputs.collect(tmp_path, df, an, ignore.load(tmp_path, df), memo)
-    assert again == inline and read == 0
-
-
 def test_a_file_that_several_artifacts_read_is_read_once_per_run(tmp_path, monkeypatch, engine):
-    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(statmemo, "RACY_SECONDS", 0.0)
     tree(tmp_path, ["shared/s1", "shared/s2", "a/own", "b/own"])
     opened = open_counter(monkeypatch)
     fresh: dict = {}  # what run.prepare keeps until the run has hashed every artifact
@@ -410,7 +388,6 @@ def test_a_file_that_several_artifacts_read_is_read_once_per_run(tmp_path, monke
 
 def test_a_file_gone_while_hashing_is_a_clear_error(tmp_path, monkeypatch, engine):
     tree(tmp_path, [f"src/f{i}" for i in range(20)])
-    monkeypatch.setattr(inputs, "PARALLEL_FROM", 1)
     entries = [e for e in inputs.walk(tmp_path, ignore.load(tmp_path, tmp_path / "Dockerfile")) if e.kind == "file"]
     (tmp_path / "src" / "f13").unlink()
     with pytest.raises(InputError, match="cannot read src/f13 .*No such file"):
@@ -445,16 +422,16 @@ def test_a_damaged_memo_record_is_a_miss_never_a_digest(tmp_path, monkeypatch, j
 
 
 def test_regless_version_says_which_loops_hash(monkeypatch, capsys):
-    from reglessbuild import cli, native
+    from reglessbuild import cli
 
-    monkeypatch.setattr(native, "loops", None)
+    monkeypatch.setattr(choose, "native", None)
     assert cli.main(["version"]) == 0
     assert "hashing: Python loops, slower: the C part is not built (install gcc" in capsys.readouterr().out
     if os.environ.get("REGLESS_REQUIRE_NATIVE") == "1":
         from conftest import REGLESS
 
         out = subprocess.run([REGLESS, "version"], capture_output=True, text=True, check=True).stdout
-        assert "hashing: C part (reglessbuild/_native.c)" in out
+        assert "hashing: C part (reglessbuild/_native, built from reglessbuild/csrc)" in out
 
 
 IGNORES = ["", "*.ign", "d0\n!d0/keep*", "**/x*\n!**/x1", "/d1", "d*/d*\n!d0/d1/a", "?\n*/?"]
@@ -463,17 +440,17 @@ engine_names = st.sampled_from(["a", "b.txt", "x1", "x10", "keep", "ä", "z z", 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=st.dictionaries(st.lists(engine_names, min_size=1, max_size=3).map("/".join),
-                            st.tuples(st.sampled_from([0, 1, 100, inputs.CHUNK, inputs.CHUNK + 7]), st.booleans(),
+                            st.tuples(st.sampled_from([0, 1, 100, python_engine.CHUNK, python_engine.CHUNK + 7]), st.booleans(),
                                       st.sampled_from(["file", "file", "file", "symlink"])),
                             min_size=1, max_size=10).filter(
     lambda d: not any(a != b and b.startswith(a + "/") for a in d for b in d)),
        patterns=st.sampled_from(IGNORES), memoized=st.booleans())
 def test_the_c_and_python_engines_give_the_same_listing_files_records_and_hash(
         tmp_path_factory, monkeypatch, spec, patterns, memoized):
-    """reglessbuild/_native.c runs inputs.py's loops (walk with .dockerignore, stat memo, read, hash
-    encoding) in C: for any tree, with or without memo records, both give the same results."""
-    need_native()
-    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)  # just-written files get memo records too
+    """The C engine (reglessbuild/csrc) runs the Python engine's loops (walk with .dockerignore, stat memo,
+    read, hash encoding, memo packing): for any tree, with or without memo records, both give the same."""
+    c, py = c_engine(), choose.python()
+    monkeypatch.setattr(statmemo, "RACY_SECONDS", 0.0)  # just-written files get memo records too
     root = tmp_path_factory.mktemp("engines")
     old = time.time() - 10
     for rel, (size, exe, kind) in spec.items():
@@ -487,43 +464,28 @@ def test_the_c_and_python_engines_give_the_same_listing_files_records_and_hash(
         os.utime(f, (old, old))
     (root / ".dockerignore").write_text(patterns)
     rules = ignore.load(root, root / "Dockerfile")
-    native = inputs._native
-
-    def both(fn):
-        a = fn()
-        inputs._native = None
-        try:
-            return a, fn()
-        finally:
-            inputs._native = native
-
-    listing, py_listing = both(lambda: inputs.walk(root, rules))
-    assert listing == py_listing
+    listing = c.walk(root, rules)
+    assert listing == py.walk(root, rules)
     entries = [e for e in listing if e.kind != "dir"]
     memo = Memo()
     if memoized:  # records for every other file, from the Python engine
-        inputs._native = None
-        try:
-            _, records, _ = inputs.hash_files(entries[::2], None)
-        finally:
-            inputs._native = native
-        inputs.merge_records(memo, records)
-    (files, records, read), (py_files, py_records, py_read) = both(lambda: inputs.hash_files(entries, memo))
-    assert files == py_files and records == py_records and read == py_read
+        inputs.merge_records(memo, py.hash(entries[::2], None, None).records)
+    hashed, py_hashed = c.hash(entries, memo, None), py.hash(entries, memo, None)
+    assert hashed == py_hashed
+    files, records = hashed.files, hashed.records
     assert memoized or bool(records) == any(f.kind == "file" for f in files)
-    from reglessbuild import index
-
     for folder, names in records.items():  # the index's packed records: the same bytes from C and Python
         names = {**names, "junk": ((1, 2, 3), "0" * 32), "bad digest": ((1, 2, 3, 4), "xyz")}
-        packed = index.pack_memo(names)
-        with monkeypatch.context() as m:
-            m.setattr(index, "_native", None)
-            assert index.pack_memo(names) == packed
-        assert index._decode_memo(packed) == records[folder]
+        packed = c.pack_memo(names)
+        assert py.pack_memo(names) == packed
+        assert statmemo.unpack(packed) == records[folder]
     assert all(type(f) is inputs.InputFile for f in files)
+    assert c.encode_files(files) == py.encode_files(files)  # a name that is not UTF-8: its bytes
     settings_ = inputs.Settings("buildah", b"FROM scratch\n", None, None, (), (), (), ())
-    h, py_h = both(lambda: inputs.workspace_hash(settings_, files))  # a name that is not UTF-8: its bytes
-    assert h == py_h
+    with choose.using(c):
+        h = inputs.workspace_hash(settings_, files)
+    with choose.using(py):
+        assert inputs.workspace_hash(settings_, files) == h
 
 
 def test_the_c_engine_reports_progress_and_stops_on_the_first_unreadable_file(tmp_path, engine):
@@ -572,11 +534,11 @@ def test_the_index_merges_memo_records_by_folder_and_ignores_damaged_ones(tmp_pa
 
 
 def test_packed_memo_records_are_read_in_place_and_damaged_ones_are_misses(tmp_path, monkeypatch, engine):
-    """The index packs each folder's records (index.pack_memo); the C engine looks names up in those
+    """The index packs each folder's records (statmemo.pack); the C engine looks names up in those
     bytes. A second run reads nothing; a damaged record makes files be read again, never a wrong digest."""
     from reglessbuild.index import Index
 
-    monkeypatch.setattr(inputs, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(statmemo, "RACY_SECONDS", 0.0)
     ctx = tree(tmp_path / "ctx", [f"src/f{i}" for i in range(30)] + ["src/\u00e4", "src/z z"])
     df = ctx / "Dockerfile"
     df.write_text("FROM scratch\nCOPY src/ /src/\n")
@@ -676,7 +638,7 @@ def test_regless_lists_what_buildah_copies(tmp_path, seed):
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_hashing_in_the_middle_of_a_huge_file(tmp_path, sig, code):
-    """Hashing runs on threads with the GIL released (or in forked children): a signal still ends
+    """Hashing runs on threads with the GIL released: a signal still ends
     `regless hash` at once, not after the file. A sparse 1 TB file takes minutes to read."""
     from conftest import REGLESS
 

@@ -4,8 +4,10 @@ restated here as data), ignore-file reading, and the Dockerfile-specific ignore 
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from reglessbuild import ignore
+from reglessbuild.hashing import ignore
 
 # TestMatches: (pattern, path, matches) under MatchesOrParentMatches ("exact" and "inexact" both match)
 SINGLE = [
@@ -126,16 +128,15 @@ def test_bad_pattern_names_the_file(tmp_path):
 
 
 def _walk_verdict(patterns: list[str], path: str) -> bool:
-    """Whether a walk leaves `path` out, asking inputs._Skipper about each parent folder first, as the
+    """Whether a walk leaves `path` out, asking ignore.Skipper about each parent folder first, as the
     walks do (a folder left out without a look below ends the walk there)."""
-    from reglessbuild import inputs
-
-    skip = inputs._Skipper(ignore.IgnoreRules(tuple(patterns), None).matcher())
+    skip = ignore.skipper(ignore.IgnoreRules(tuple(patterns), None))
+    assert skip is not None
     parts = path.split("/")
     for depth in range(1, len(parts)):
-        if skip("/".join(parts[:depth]), True) == 1:
+        if skip("/".join(parts[:depth]), True) is ignore.Verdict.LEAVE_OUT:
             return True
-    return skip(path, False) != 0
+    return skip(path, False) is not ignore.Verdict.KEEP
 
 
 WALKABLE = [(p if isinstance(p, list) else [p], path, want) for p, path, want in SINGLE + MULTI
@@ -148,3 +149,25 @@ def test_the_walks_folder_by_folder_verdicts_agree_with_moby_vectors(patterns, p
     again (BuildKit's MatchesUsingParentResults): on moby's vectors they leave out what matches() does."""
     assert len(WALKABLE) > 40
     assert _walk_verdict(patterns, path) is want
+
+
+_ATOMS = ["a", "b", "*", "?", "**", "[ab]", "[^a]", "a*", "*b", "?b", "\\*", ".", "x.y", "(a)"]
+
+
+@settings(max_examples=1000, deadline=None)
+@example(patterns=[(False, ["*b"])], path=["a", "b"])  # a wildcard never crosses a /
+@example(patterns=[(False, ["a*", "a"])], path=["a", "b", "a"])
+@example(patterns=[(False, ["**", "b"]), (True, ["a", "b"])], path=["a", "b"])
+@example(patterns=[(False, ["[^a]"])], path=["b", "a"])
+@given(patterns=st.lists(st.tuples(st.booleans(), st.lists(st.sampled_from(_ATOMS), min_size=1, max_size=3)),
+                         min_size=1, max_size=4),
+       path=st.lists(st.sampled_from(["a", "b", "ab", "ba", "x.y", "*", "(a)", "c"]), min_size=1, max_size=3))
+def test_the_walks_own_pattern_translation_agrees_with_the_library(patterns, path):
+    """hashing/globs.py translates each ignore pattern itself (the library's per-pattern matchers are
+    private): for any patterns and path, the walk's verdicts leave out exactly what the library's
+    public PatternMatcher.matches() does."""
+    lines = [("!" if neg else "") + "/".join(parts) for neg, parts in patterns]
+    if not any(not line.startswith("!") for line in lines):
+        lines.insert(0, "a")
+    rel = "/".join(path)
+    assert _walk_verdict(lines, rel) is ignore.IgnoreRules(tuple(lines), None).matcher().matches(rel), lines

@@ -12,10 +12,12 @@ from conftest import REGLESS
 # what `version` and `--help` must not load: the libraries and the modules of the working commands
 NOT_AT_START = ("yaml", "lmdb", "tenacity", "e2b_dockerfile_utils", "xxhash", "jsonpatch", "dataclasses", "typing",
                 "concurrent.futures", "subprocess", "reglessbuild.config", "reglessbuild.registry",
-                "reglessbuild.builders", "reglessbuild.inputs", "reglessbuild.index", "reglessbuild.run",
+                "reglessbuild.builders", "reglessbuild.hashing.inputs", "reglessbuild.hashing.ignore",
+                "reglessbuild.hashing.python_engine", "reglessbuild.hashing.c_engine", "reglessbuild.index",
+                "reglessbuild.run",
                 "reglessbuild.console", "reglessbuild.dockerfile")
 # what a restart (every artifact cached) must not load: retries (tenacity), key suggestions, skaffold.yaml,
-# the cache command, kaniko, forked hashing (logging comes with concurrent.futures). email.utils comes
+# the cache command, kaniko (logging comes with concurrent.futures). email.utils comes
 # with http.client, which the direct checks use (registry/direct.py) instead of a tool process per check
 NOT_AT_RESTART = ("tenacity", "difflib", "jsonpatch", "reglessbuild.skaffold.loader",
                   "reglessbuild.cache", "reglessbuild.builders.kaniko", "multiprocessing", "pickle", "platform")

@@ -2,7 +2,8 @@
 and warm (every file memoized), with the real LMDB index. Run by `bin/bench --hashing`.
 
 Medians: cold of 3 runs (each with an empty index, the files in the page cache), warm of 7. The
-Python engine (inputs.py without reglessbuild/_native.c) runs in the same process as the baseline."""
+Python engine (reglessbuild/hashing/python_engine.py) runs in the same process as the baseline.
+docs/performance.md ("Hashing") keeps the figures."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reglessbuild import dockerfile, ignore, inputs
+from reglessbuild import dockerfile
+from reglessbuild.hashing import choose, ignore, inputs, statmemo
 from reglessbuild.index import Index
 
 
@@ -65,7 +67,7 @@ def run(files: int = 100_000, total_bytes: int = 1 << 30) -> dict:
         t0 = time.perf_counter()
         size = make_context(root, files, total_bytes)
         gen = time.perf_counter() - t0
-        time.sleep(inputs.RACY_SECONDS + 0.5)  # past git's racily-clean window, so the files can be memoized
+        time.sleep(statmemo.RACY_SECONDS + 0.5)  # past git's racily-clean window, so the files can be memoized
         # baseline in the same process: list and read every file in one loop, one read sized by stat per
         # file, no hashing and no memo (what a plain single-process Python reader does at best)
         t0 = time.perf_counter()
@@ -78,14 +80,11 @@ def run(files: int = 100_000, total_bytes: int = 1 << 30) -> dict:
                 finally:
                     os.close(fd)
         read_only = time.perf_counter() - t0
-        engine = "c" if inputs._native is not None else "python"
+        engine = choose.engine().name
         colds, warms, n, read, read2 = engine_runs(root, Path(tmp) / "cache", 3, 7)
-        # the Python engine (what runs where reglessbuild/_native.c is not built), same process, same files
-        native, inputs._native = inputs._native, None
-        try:
+        # the Python engine (what runs where reglessbuild/_native is not built), same process, same files
+        with choose.using(choose.python()):
             py_colds, py_warms, *_ = engine_runs(root, Path(tmp) / "cache-python", 1, 3)
-        finally:
-            inputs._native = native
         stat_ref, read_ref = c_references(root)
     cold, warm = statistics.median(colds), statistics.median(warms)
     py_cold, py_warm = statistics.median(py_colds), statistics.median(py_warms)
