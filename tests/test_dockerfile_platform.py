@@ -18,8 +18,8 @@ import pytest
 
 from conftest import REGLESS, ROOT
 from reglessbuild import dockerfile, platforms
-from reglessbuild.hashing import ignore, inputs
 from reglessbuild.errors import DockerfileError
+from reglessbuild.hashing import ignore, inputs
 
 HOST = platforms.host()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from reglessbuild import config, dockerfile, refs
-from reglessbuild.hashing import ignore, inputs
 from reglessbuild.errors import ConfigError, DockerfileError
+from reglessbuild.hashing import ignore, inputs
 
 # ---------------------------------------------------------------- refs
 
