@@ -216,7 +216,12 @@ class Index:
         return _decode(raw)
 
     def put(self, hash_: str, result: Result) -> None:
-        self._write(lambda txn: txn.put(hash_.encode(), _encode(result), db=self._db("results")))
+        """Keep `result` for `hash_`, unless it is there already: a restart with nothing changed records
+        every artifact's result again, and a write transaction is a disk flush."""
+        data = _encode(result)
+        if self._read("results", hash_.encode()) == data:
+            return
+        self._write(lambda txn: txn.put(hash_.encode(), data, db=self._db("results")))
 
     def drop(self, hash_: str) -> bool:
         return bool(self.drop_many([hash_]))

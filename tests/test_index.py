@@ -182,3 +182,16 @@ def test_unwritable_cache_dir_as_unprivileged_user():
         p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
                             code], capture_output=True, text=True)
     assert p.returncode != 0 and f"cache dir {ro} is not writable (Permission denied)" in p.stderr
+
+
+def test_a_result_already_there_is_not_written_again(tmp_path):
+    """A restart records every cached artifact's result again; one that is there already costs a read,
+    not a write transaction (a disk flush each)."""
+    index = Index.open(tmp_path / "idx")
+    result = Result("sha256:" + "a" * 64, ("r/x:1",), "buildah", 1.0, 2.0)
+    index.put("h1", result)
+    before = index.env.info()["last_txnid"]
+    index.put("h1", result)
+    assert index.env.info()["last_txnid"] == before and index.get("h1") == result
+    index.put("h1", result.with_ref("r/y:1"))
+    assert index.env.info()["last_txnid"] == before + 1 and index.get("h1") == result.with_ref("r/y:1")
