@@ -9,8 +9,9 @@ digest among its referrers (records.py), so this works on a runner with an empty
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import records
 from .errors import InputError
@@ -20,6 +21,9 @@ from .refs import ImageRef, RefError, parse
 
 @dataclass(frozen=True)
 class Previous:
+    """The earlier inputs record an artifact is compared with, and where it came from, so that `explain`
+    can say what it compared against, or why there was nothing to compare."""
+
     record: dict[str, Any] | None
     source: str  # "index", or the image whose record it is (repository@digest)
     missing: str = ""  # why there is none, for the user: "no inputs record for IMAGE:TAG"

@@ -75,6 +75,8 @@ def referrers_tag(digest: str) -> str:
 
 
 def encode(record: dict[str, Any]) -> bytes:
+    """A record as the layer's bytes: sorted compact JSON, gzip without a timestamp, so that the same
+    record always makes the same blob (and the same digest)."""
     return gzip.compress(json.dumps(record, sort_keys=True, separators=(",", ":")).encode(), mtime=0)
 
 
@@ -257,7 +259,8 @@ def _layer(layout: Path, manifest_digest: str) -> bytes:
         if manifest.get("artifactType") != ARTIFACT_TYPE or len(layers) != 1:
             raise RecordError("the referrer is not a regless inputs record")
         if int(layers[0].get("size", 0)) > MAX_COMPRESSED:
-            raise RecordError(f"the inputs record is {layers[0]['size']} bytes, over the {MAX_COMPRESSED} regless reads")
+            raise RecordError(f"the inputs record is {layers[0]['size']} bytes, "
+                              f"over the {MAX_COMPRESSED} regless reads")
         return (blobs / str(layers[0]["digest"]).partition(":")[2]).read_bytes()
     except (OSError, ValueError, AttributeError, KeyError) as exc:
         raise RecordError(f"the inputs record could not be read ({exc})") from exc
