@@ -2,7 +2,7 @@
 
 An artifact's check (`IMAGE:HASH` in the registry?) needs only its own hash, so it can start as soon as
 that hash is known rather than once every artifact is hashed: the checks' round trips and tool starts
-then overlap the hashing of the artifacts after it. run.build starts them from prepare's `on_hashed` and
+then overlap the hashing of the artifacts after it. pipeline.make starts them from prepare's `on_hashed` and
 hands them to facts, which waits for what is still running and asks the rest itself.
 """
 

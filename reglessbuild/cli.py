@@ -19,7 +19,7 @@ from .errors import ReglessError
 # command's (README "Performance"). mypy reads this name as typing.TYPE_CHECKING.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Sequence
+    from collections.abc import Callable, Sequence
 
     from .console import Console
 
@@ -47,7 +47,8 @@ def _jobs(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-f", "--file", type=Path, help="config file (default: regless.yaml, else skaffold.yaml, in this folder)")
+    common.add_argument("-f", "--file", type=Path,
+                        help="config file (default: regless.yaml, else skaffold.yaml, in this folder)")
     common.add_argument("--cache-dir", type=Path, help="index folder (default: $REGLESS_CACHE_DIR, "
                         "$XDG_CACHE_HOME/regless or ~/.cache/regless)")
     common.add_argument("--default-repo", help="prefix for image names without a registry, e.g. "
@@ -56,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                         help="plain http / no TLS verification for this registry (adds to registry.insecure)")
     common.add_argument("-p", "--profile", action="append", default=[], metavar="NAME[,NAME]",
-                        help="skaffold.yaml: activate these profiles (--profile=-NAME turns an auto-activated one off); "
-                        "default $SKAFFOLD_PROFILE")
+                        help="skaffold.yaml: activate these profiles (--profile=-NAME turns an auto-activated one "
+                        "off); default $SKAFFOLD_PROFILE")
     common.add_argument("--skip-unsupported", action="store_true",
                         help="skaffold.yaml: leave out artifacts regless cannot build (jib, buildpacks, ko, custom, "
                         "bazel) and those that require them; they are listed as skipped")
@@ -175,6 +176,7 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command line; the exit code: 0 done, 1 an artifact failed, 2 bad input, 3 registry."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "version":

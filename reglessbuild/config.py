@@ -1,83 +1,33 @@
-"""regless.yaml -> Project. Every error names the file, the line and the key."""
+"""regless.yaml -> Project (project.py's neutral structure); a skaffold.yaml goes to skaffold/.
+
+Every error names the file, the line and the key. The Project's types are re-exported here, where
+callers have always found them.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import platforms, refs
+from . import platforms, refs, skaffold
 from .errors import ConfigError
-from .outcomes import Reason
-from .settings import (BuildahSettings, BuilderSettings, KanikoSettings,  # noqa: F401 - the config's types
-                       RegistrySettings)
+from .project import Artifact, Project, Requirement, Skipped, check_requires
+from .settings import BuildahSettings, BuilderSettings, KanikoSettings, RegistrySettings
 from .settings import builder as _builder
 from .settings import registry as _registry
 from .yamlread import Reader as _Reader
 from .yamlread import read_docs
 
+__all__ = ["Artifact", "BuildahSettings", "BuilderSettings", "KanikoSettings", "Project", "RegistrySettings",
+           "Requirement", "Skipped", "expand_env", "find_config", "load"]  # the types: project.py, settings.py
+
 CONFIG_NAMES = ("regless.yaml", "regless.yml")
 SKAFFOLD_NAMES = ("skaffold.yaml", "skaffold.yml")
 API_VERSION = "regless/v1"
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """An artifact built before this one; its hash is part of this one's."""
-
-    image: str  # the required artifact's `image`, as written in the config
-    alias: str  # build arg that receives IMAGE:HASH@DIGEST; "" (skaffold.yaml without alias): build order only
-
-
-@dataclass(frozen=True)
-class Artifact:
-    name: str  # `image` as written: how the user names it on the command line
-    ref: refs.ImageRef  # resolved repository, no tag
-    context: Path
-    dockerfile: Path  # absolute
-    target: str | None = None
-    build_args: tuple[tuple[str, str], ...] = ()
-    platform: str | None = None
-    platforms: tuple[str, ...] = ()  # two or more (normalized): one image index; one is `platform`
-    requires: tuple[Requirement, ...] = ()
-    tags: tuple[str, ...] = ()
-    line: int = 0
-    deploy_tag: str | None = None  # skaffold.yaml's tagPolicy tag: also in `tags`, and what --file-output reports
-    # tagPolicy inputDigest: (the Dockerfile as written, the folder Skaffold resolves it from); the tag is set
-    # once the input files are listed (skaffold/inputdigest.py)
-    input_digest: tuple[str, Path] | None = None
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An artifact left out on purpose (--skip-unsupported), listed in every result."""
-
-    name: str
-    reason: Reason  # Why.UNSUPPORTED or Why.REQUIRES_LEFT_OUT
-
-
-@dataclass(frozen=True)
-class Project:
-    path: Path  # the config file
-    root: Path  # its directory
-    artifacts: tuple[Artifact, ...]
-    registry: RegistrySettings = field(default_factory=RegistrySettings)
-    builder: BuilderSettings = field(default_factory=BuilderSettings)
-    default_repo: str | None = None
-    warnings: tuple[str, ...] = ()  # e.g. skaffold.yaml build hooks, which regless does not run
-    skipped: tuple[Skipped, ...] = ()
-    kind: str = "regless"  # or "skaffold": which file's words messages use
-
-    def artifact(self, name: str) -> Artifact:
-        for a in self.artifacts:
-            if a.name == name or str(a.ref) == name:
-                return a
-        known = ", ".join(a.name for a in self.artifacts)
-        raise ConfigError(f"no artifact named {name!r}", path=str(self.path), hint=f"known artifacts: {known}")
 
 
 # ---------------------------------------------------------------- finding
@@ -122,8 +72,6 @@ def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | N
         raise ConfigError("config file not found", path=str(path), hint="check the path given to -f")
     docs = read_docs(path)
     if path.name in SKAFFOLD_NAMES or _is_skaffold(docs):
-        from . import skaffold
-
         return skaffold.load(path, docs, default_repo=default_repo, env=os.environ if env is None else env,
                              profiles=profiles, skip_unsupported=skip_unsupported)
     if profiles:
@@ -219,8 +167,8 @@ def _artifacts(r: _Reader, node: yaml.Node, root: Path, repo: str | None, env: A
                     raise r.fail(rm["alias"], f"{where}.requires[{j}].alias {alias!r} is not a valid build arg name")
                 requires.append(Requirement(r.string(rm["image"], f"{where}.requires[{j}].image"), alias))
         tags = r.strings(m["tags"], f"{where}.tags") if "tags" in m else []
-        for t_node, t in zip(m["tags"].value if "tags" in m else [], tags):
-            if not refs._TAG_RE.match(t):
+        for t_node, t in zip(m["tags"].value if "tags" in m else [], tags, strict=True):
+            if not refs.TAG_RE.match(t):
                 raise r.fail(t_node, f"{where}.tags: {t!r} is not a valid tag")
         out.append(Artifact(
             name=name, ref=ref, context=context, dockerfile=dockerfile,
@@ -229,7 +177,8 @@ def _artifacts(r: _Reader, node: yaml.Node, root: Path, repo: str | None, env: A
             **_platforms(r, m, where),
             requires=tuple(requires), tags=tuple(tags), line=line,
         ))
-    _check_requires(r, out, items)
+    check_requires(out, lambda i, j, message, hint: r.fail(
+        items[i], message if j is None else f"artifacts[{i}].requires[{j}]: {message}", hint=hint))
     return tuple(out)
 
 
@@ -250,7 +199,7 @@ def _platforms(r: _Reader, m: dict[str, yaml.Node], where: str) -> dict[str, Any
     if not texts:
         raise r.fail(m["platforms"], f"{where}.platforms is empty", hint="list one platform or more, or leave it out")
     seen: list[str] = []
-    for node, text in zip(m["platforms"].value, texts):
+    for node, text in zip(m["platforms"].value, texts, strict=True):
         try:
             name = str(platforms.parse(text))
         except platforms.PlatformError as exc:
@@ -259,33 +208,3 @@ def _platforms(r: _Reader, m: dict[str, yaml.Node], where: str) -> dict[str, Any
             raise r.fail(node, f"{where}.platforms lists {name} twice")
         seen.append(name)
     return {"platform": texts[0]} if len(texts) == 1 else {"platforms": tuple(seen)}
-
-
-def _check_requires(r: _Reader, artifacts: list[Artifact], nodes: list[yaml.Node]) -> None:
-    names = {a.name: a for a in artifacts}
-    for a, node in zip(artifacts, nodes):
-        for req in a.requires:
-            if req.image not in names:
-                raise r.fail(node, f"artifact {a.name!r} requires {req.image!r}, which is not an artifact here",
-                             hint=f"known artifacts: {', '.join(names)}")
-    # cycle detection by depth-first search
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(name: str) -> None:
-        state[name] = 1
-        stack.append(name)
-        for req in names[name].requires:
-            if state.get(req.image) == 1:
-                cycle = stack[stack.index(req.image):] + [req.image]
-                line_node = nodes[artifacts.index(names[name])]
-                raise r.fail(line_node, f"requires cycle: {' -> '.join(cycle)}",
-                             hint="an artifact cannot require itself, directly or through others")
-            if req.image not in state:
-                visit(req.image)
-        stack.pop()
-        state[name] = 2
-
-    for a in artifacts:
-        if a.name not in state:
-            visit(a.name)

@@ -16,8 +16,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, TextIO
+from typing import TextIO
 
 from .buildlog import TAIL, BuildLogs
 from .events import Event
@@ -48,6 +49,9 @@ def retry_text(data: dict[str, object]) -> str:
 
 
 class Console:
+    """The user interface of one run: a Sink of events (the live area, log lines, warnings) and the
+    printer of a command's results; `close` clears the live area before the results are printed."""
+
     def __init__(self, out: TextIO, err: TextIO, *, quiet: bool = False, verbose: bool = False,
                  json_output: bool = False, logs: BuildLogs | None = None) -> None:
         self.out, self.err = out, err
@@ -129,6 +133,7 @@ class Console:
             self._ticker.start()
 
     def close(self) -> None:
+        """Stop the live area and clear it (and close the build logs): the work is done."""
         self._stop.set()
         with self.lock:
             self.hashing, self.running, self.waiting = None, {}, {}
@@ -140,6 +145,7 @@ class Console:
     # -------------------------------------------------- events
 
     def __call__(self, ev: Event) -> None:
+        """Take one event of the core (from any thread)."""
         with self.lock:
             self._handle(ev)
 

@@ -13,8 +13,9 @@ tests/test_json_contract.py holds every command's output to. Pure: these return 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import xxhash
 
@@ -53,6 +54,7 @@ def _source(text: str) -> str:
 
 
 def build(report: Report) -> dict[str, Any]:
+    """The body of build's document: each artifact's result, the phases, the tools and the counts."""
     return {
         "artifacts": [{
             "name": r.name, "image": r.image, "hash": r.hash or None, "digest": r.digest,
@@ -90,7 +92,7 @@ def deps(prepared: Any, root: Any) -> dict[str, Any]:
         "buildArgs": dict(s.build_args),
         "bases": [{"image": b, "digest": resolved.get(b, UNRESOLVED)} for b in prepared.bases],
         "requires": [{"artifact": r.image, "alias": r.alias or None, "hash": h if final else None}
-                     for r, (_, h) in zip(a.requires, s.requires)],
+                     for r, (_, h) in zip(a.requires, s.requires, strict=True)],
         "remote": list(s.remote),
         "files": [{"path": f.path, "type": f.kind, "executable": f.executable, "hash": f.digest} for f in i.files],
     }

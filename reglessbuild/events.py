@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass(frozen=True)
 class Event:
+    """One thing the core tells the user interface: what happened, to which artifact, and its data."""
+
     kind: str  # phase | decision | line | retag | build | push | tag | outcome | warning
     artifact: str | None = None
     message: str = ""
@@ -18,4 +20,5 @@ Sink = Callable[[Event], None]
 
 
 def discard(_: Event) -> None:
+    """A Sink that drops every event (for callers that show nothing)."""
     return None

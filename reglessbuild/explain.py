@@ -21,6 +21,8 @@ SETTINGS = (("dockerfile", "Dockerfile"), ("builder", "builder kind"), ("target"
 
 @dataclass(frozen=True)
 class Change:
+    """One difference between two inputs records; `str()` says it in a line for people."""
+
     kind: str  # setting | added | removed | content | mode | type | target
     subject: str  # what changed: a setting's name or a file path
     detail: str = ""
@@ -39,6 +41,7 @@ class Change:
 
 
 def snapshot(i: Inputs) -> dict[str, Any]:
+    """The inputs record of Inputs: what the index and the registry's inputs record keep, for `diff`."""
     s = i.settings
     return {
         "hash": i.hash,
@@ -62,6 +65,7 @@ def _mapping_changes(label: str, old: dict[str, Any], new: dict[str, Any]) -> li
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """The changes from record `old` to `new`, most significant first: settings, then files."""
     changes: list[Change] = []
     so, sn = old.get("settings", {}), new["settings"]
     for key, label in SETTINGS:

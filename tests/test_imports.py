@@ -1,6 +1,8 @@
-"""The package's modules import each other without a cycle: read from each module's top-level import
-statements (imports inside functions are deliberate late imports and are left out), ordered with the
-standard library's graphlib, which raises CycleError naming the modules of a cycle."""
+"""The package's modules import each other without a cycle: read from each module's import statements,
+ordered with the standard library's graphlib, which raises CycleError naming the modules of a cycle.
+The top-level imports first; then every import, those inside functions too: a late import may put
+off a module's cost (cli.py's commands), never hide a cycle (config.py imported skaffold late while
+skaffold imported config)."""
 
 from __future__ import annotations
 
@@ -21,14 +23,15 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the package's modules it imports at its top level."""
+def import_graph(late: bool = False) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports at its top level (`late`: anywhere, in functions too)."""
     mods = _modules()
     graph: dict[str, set[str]] = {}
     for name, path in mods.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         deps: set[str] = set()
-        for node in ast.parse(path.read_text()).body:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree) if late else tree.body:
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
@@ -48,6 +51,21 @@ def test_no_import_cycle():
     assert len(graph) > 20 and "reglessbuild.cli" in graph
     order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a cycle
     assert order.index("reglessbuild.errors") < order.index("reglessbuild.cli")
+
+
+# TEMPORARY: builders/buildah.py imports buildah_index late (for several platforms), which imports buildah;
+# branch seam16 is rewriting buildah.py's retries now: the edge goes once that has landed
+KNOWN_LATE = {("reglessbuild.builders.buildah", "reglessbuild.builders.buildah_index")}
+
+
+def test_no_cycle_through_late_imports_either():
+    graph = import_graph(late=True)
+    assert "reglessbuild.skaffold" in graph["reglessbuild.config"]  # the late imports were read
+    assert not any(d.startswith("reglessbuild.config") for m, ds in graph.items() if m.startswith("reglessbuild.skaffold")
+                   for d in ds), "skaffold/ imports config.py: the dependency is one way, config -> skaffold -> project"
+    for module, dep in KNOWN_LATE:
+        graph[module].discard(dep)
+    list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a cycle
 
 
 def test_the_check_sees_a_cycle():

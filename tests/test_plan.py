@@ -1,6 +1,8 @@
-"""plan.decide is pure: these tests do no I/O."""
+"""plan.decide is pure (its tests do no I/O), and pipeline.make computes the plan once, as one frozen value."""
 
 from __future__ import annotations
+
+import pytest
 
 from reglessbuild.index import Result
 from reglessbuild.outcomes import Outcome, Why
@@ -66,3 +68,37 @@ def test_one_vocabulary_a_plan_says_what_build_reports():
     """A decision's outcome is the word build's result uses (`built`, never `build`)."""
     assert decide(Facts(TARGET, None)).outcome == "built"
     assert {o.value for o in Outcome} == {"built", "cached", "retagged", "failed", "skipped"}
+
+
+def test_the_plan_is_computed_once_as_one_frozen_value(tmp_path):
+    """pipeline.make: every artifact hashed, checked and decided, in dependency order, read-only; build,
+    plan and explain all read this value (over the in-memory fakes: no registry process)."""
+    import dataclasses
+    import shutil
+
+    from conftest import ROOT
+    from fakes import FakeRegistry, fake_digest
+    from reglessbuild import config, pipeline
+    from reglessbuild.index import Index
+
+    shutil.copytree(ROOT / "fixtures" / "graph", tmp_path / "graph")
+    registry = FakeRegistry()
+    registry.put(parse("fake.registry/base/busybox:stable"), fake_digest("base"))
+    project = config.load(tmp_path / "graph" / "regless.yaml", default_repo="fake.registry/t",
+                          env={"REGLESS_BASE_IMAGE": "fake.registry/base/busybox:stable"})
+    index = Index.open(tmp_path / "cache")
+    try:
+        events: list = []
+        the_plan = pipeline.make(project, index, registry, events.append, ["c"])  # type: ignore[arg-type]
+    finally:
+        index.close()
+    names = [p.artifact.name for p in the_plan.prepared]
+    assert names[-1] == "c" and set(names) == {"a", "b", "c"}  # what c requires comes first
+    assert {n: the_plan.decision(n).outcome for n in names} == {n: Outcome.BUILT for n in names}
+    assert all(the_plan.decision(n).reason.code is Why.NO_IMAGE for n in names)
+    assert set(the_plan.phases) == {"hash", "check", "decide"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        the_plan.prepared = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        the_plan.decisions["c"] = the_plan.decision("a")  # type: ignore[index]
+    assert [p.artifact.name for p in the_plan.narrowed(["a", "c"]).prepared] == [n for n in names if n != "b"]

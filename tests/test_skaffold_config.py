@@ -338,3 +338,21 @@ def test_go_date_layouts():
     when = dt.datetime(2026, 12, 1, 21, 5, 9, 120000, tzinfo=dt.UTC)
     assert tags.go_time_format(tags.DEFAULT_DATE_FORMAT, when) == "2026-12-01_21-05-09.12_UTC"
     assert tags.go_time_format("20060102T150405", when) == "20261201T210509"
+
+
+@pytest.mark.parametrize("requires, words", [
+    ("[{image: nope, alias: X}]", "'nope' is not an artifact of this project"),
+    ("[{image: app, alias: X}]", "requires cycle: app -> app"),
+])
+def test_requires_is_checked_by_one_code_for_both_files(tmp_path, requires, words):
+    """project.check_requires checks both loaders' artifacts: the same fault, the same words, each at its
+    own file's place (regless.yaml's artifacts[0], skaffold.yaml's build.artifacts[0])."""
+    sk = error(write(tmp_path / "s", f"build:\n  artifacts:\n  - image: app\n    requires: {requires}\n"))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "Dockerfile").write_text("FROM scratch\n")
+    rg = tmp_path / "r" / "regless.yaml"
+    rg.write_text(f"apiVersion: regless/v1\nartifacts:\n  - image: app\n    requires: {requires}\n")
+    with pytest.raises(InputError) as exc:
+        config.load(rg, env={})
+    assert words in sk and words in str(exc.value), (sk, str(exc.value))
+    assert "skaffold.yaml:" in sk and "regless.yaml:3" in str(exc.value)

@@ -74,3 +74,19 @@ def test_a_multi_platform_build_leaves_no_image_behind_once_pushed(demo, tmp_pat
     kept = demo.run("build", "--no-cache", "--keep-images", *several, env=env)
     assert kept.returncode == 0, kept.stderr
     assert _images(conf), "--keep-images kept none of the platform images"  # unnamed, as before
+
+
+def test_kept_bases_are_a_cache_never_a_stale_source():
+    """Bases stay in the storage as a pull cache (README): safe only while buildah keeps its default pull
+    policy (`--pull=true`: ask the registry whether the tag moved), which neither build line changes."""
+    from reglessbuild.builders.buildah import build_argv
+    from reglessbuild.builders.buildah_index import platform_build_argv
+    from reglessbuild.builders.protocol import BuildRequest
+    from reglessbuild.refs import parse
+    from reglessbuild.settings import BuildahSettings
+
+    req = BuildRequest(context=Path("/ctx"), dockerfile=Path("/ctx/Dockerfile"),
+                       destination=parse("r.example/a:" + "0" * 32))
+    for argv in (build_argv(req, BuildahSettings()),
+                 platform_build_argv(req, BuildahSettings(), "linux/arm64", "list", "r.example/a:x")):
+        assert [a for a in argv if a.startswith("--pull")] == [], argv

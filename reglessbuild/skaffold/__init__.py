@@ -1,18 +1,21 @@
 """skaffold.yaml support: the loader (loader.py) and its parts, imported only when a skaffold.yaml is read.
 
-regless.yaml projects never pay for importing them (jsonpatch, zoneinfo, the schema): `load` imports
-the loader on first use. `in_skaffold_words` puts messages of regless's shared layers (registry,
+skaffold.yaml is read into the same Project as regless.yaml (project.py), whose `check_requires` both
+loaders share; config.py imports this package, and nothing here imports config.py. regless.yaml projects
+never pay for importing the loader's parts (jsonpatch, zoneinfo, the schema): `load` imports the loader
+on first use. `in_skaffold_words` puts messages of regless's shared layers (registry,
 builder) in skaffold.yaml's words.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..config import Project
+    from ..project import Project
 
 
 def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[str, str],

@@ -8,12 +8,13 @@ field; README.md's table says the same.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .. import platforms, refs
-from ..config import Artifact, Requirement
+from ..project import Artifact, Requirement
 from . import templates
 from .data import Places, line_of
 from .schema import BUILDABLE_TYPES, UNSUPPORTED_TYPES
@@ -88,7 +89,8 @@ def build_args(places: Places, node: Any, where: str, env: Mapping[str, str],
             raise places.fail(f"{at}: {exc.message}", node, name, hint=exc.hint) from exc
         if templates.NO_VALUE in expanded and unset:
             src = line_of(node, name)
-            warnings.append(f"{src.path.name + ':' + str(src.line) + ': ' if src else ''}{at}: {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} "
+            place = f"{src.path.name}:{src.line}: " if src else ""
+            warnings.append(f"{place}{at}: {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} "
                             f"not set, so the value is {expanded!r}, as in Skaffold (set it, or give a default: "
                             f"{{{{default \"\" .{unset[0]}}}}})")
         out.append((name, expanded))
@@ -199,6 +201,6 @@ def artifact(places: Places, art: Any, i: int, *, root: Path, default_repo: str 
         target=_str(places, spec, "target", f"{where}.{kind}.target") if spec.get("target") is not None else None,
         build_args=build_args(places, spec.get("buildArgs"), f"{where}.{kind}.buildArgs", env, warnings),
         **_platforms(places, art, where, build_platforms), requires=_requires(places, art, where),
-        tags=(deploy_tag,) if deploy_tag else (), line=art.src.line if getattr(art, "src", None) else 0,
+        tags=(deploy_tag,) if deploy_tag else (), line=src.line if (src := getattr(art, "src", None)) else 0,
         deploy_tag=deploy_tag,
     ), name, warnings=tuple(warnings))

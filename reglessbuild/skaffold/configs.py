@@ -10,9 +10,10 @@ Remote configs (`git`, `googleCloudStorage`, `googleCloudBuildRepoV2`) are refus
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -60,7 +61,7 @@ class _Walk:
         found = set()
         for d, node in enumerate(docs):
             cfg = from_node(node, path)
-            if not isinstance(cfg, dict):
+            if not isinstance(cfg, Map):
                 raise places.fail("a skaffold.yaml document must be a mapping", cfg)
             schema.check(cfg, schema.CONFIG, "", places)
             api = cfg.get("apiVersion")
@@ -124,7 +125,7 @@ class _Walk:
         schema.check(cfg, schema.CONFIG, "", places)  # patches may have written anything
         build = cfg.get("build") or Map()
         for i, art in enumerate(build.get("artifacts") or []):
-            if isinstance(art, dict):
+            if isinstance(art, Map):
                 art.where = f"build.artifacts[{i}]"
         local = build.get("local") or {}
         if local.get("push") is False:

@@ -10,9 +10,10 @@ cannot carry it: their line is the line of their key (`Map.at`) or of their list
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -33,6 +34,7 @@ class Map(dict):  # type: ignore[type-arg]
     """A YAML mapping; `at` holds the line of each key."""
 
     src: Src | None = None
+    where: str = ""  # skaffold.yaml's path to it (build.artifacts[i]) where a message names it
     at: dict[str, int]
     raw: dict[str, str]  # the text as written of each scalar value (YAML reads 1.10 as 1.1, Skaffold does not)
 
@@ -112,6 +114,7 @@ class Places:
 
     def fail(self, message: str, parent: Any = None, key: str | int | None = None,
              hint: str | None = None) -> ConfigError:
+        """The error at `parent[key]` (its file and line), else at this file."""
         src = line_of(parent, key) if parent is not None else None
         return ConfigError(message, path=str(src.path if src else self.path), line=src.line if src else None,
                            hint=hint)

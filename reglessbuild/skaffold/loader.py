@@ -10,13 +10,15 @@ Messages use skaffold.yaml's own paths (`build.artifacts[0].docker.buildArgs.MSG
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .. import refs
-from ..config import Artifact, BuilderSettings, Project, RegistrySettings, Skipped
 from ..errors import ConfigError, InputError
 from ..outcomes import Reason, Why
+from ..project import Artifact, Project, Skipped, check_requires
+from ..settings import BuilderSettings, RegistrySettings
 from . import artifacts as arts
 from . import configs, tags
 
@@ -64,34 +66,22 @@ def _cascade(mapped: list[tuple[arts.Mapped, Any]], skip: bool) -> tuple[list[Ar
 
 
 def _check_requires(found: list[tuple[Artifact, Any, Any]]) -> None:
-    names = {a.name: (a, places, node) for a, places, node in found}
-    for a, places, node in found:
-        for j, req in enumerate(a.requires):
-            if req.image not in names:
-                raise places.fail(f"{configs.where_artifact(node)}.requires[{j}]: {req.image!r} is not an artifact "
-                                  "of this project", node.get("requires"), j,
-                                  hint=f"known artifacts: {', '.join(names)}")
-    state: dict[str, int] = {}
+    """project.check_requires over the kept artifacts, its errors at their places in skaffold.yaml."""
+    def fail(i: int, j: int | None, message: str, hint: str) -> Exception:
+        _, places, node = found[i]
+        if j is None:
+            error: Exception = places.fail(message, node, "requires", hint=hint)
+        else:
+            error = places.fail(f"{configs.where_artifact(node)}.requires[{j}]: {message}", node.get("requires"), j,
+                                hint=hint)
+        return error
 
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        a, places, node = names[name]
-        for req in a.requires:
-            if state.get(req.image) == 1:
-                cycle = path[path.index(req.image):] + [name, req.image] if req.image in path else [name, req.image]
-                raise places.fail(f"requires cycle: {' -> '.join(cycle)}", node, "requires",
-                                  hint="an artifact cannot require itself, directly or through others")
-            if req.image not in state:
-                visit(req.image, path + [name])
-        state[name] = 2
-
-    for name in names:
-        if name not in state:
-            visit(name, [])
+    check_requires([a for a, _, _ in found], fail)
 
 
 def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[str, str],
          profiles: tuple[str, ...] = (), skip_unsupported: bool = False) -> Project:
+    """The Project of a skaffold.yaml and the configs it requires, with `profiles` (else $SKAFFOLD_PROFILE)."""
     repo = _default_repo(default_repo, env)
     named = [p.strip() for text in (*profiles, *([env["SKAFFOLD_PROFILE"]] if not profiles and
                                                  env.get("SKAFFOLD_PROFILE") else []))
@@ -112,16 +102,15 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
         for i, node in enumerate(build.get("artifacts") or []):
             m = arts.artifact(cfg.places, node, i, root=cfg.root, default_repo=repo, env=env,
                               build_platforms=[str(p) for p in build.get("platforms") or []], deploy_tag=None)
-            if m.artifact is not None and build.get("tagPolicy"):
-                tag = tags.policy_tag(build["tagPolicy"], image=m.name, workspace=m.artifact.context, env=env,
+            if (a := m.artifact) is not None and build.get("tagPolicy"):
+                tag = tags.policy_tag(build["tagPolicy"], image=m.name, workspace=a.context, env=env,
                                       places=cfg.places, where="build.tagPolicy")
                 if tag == tags.INPUT_DIGEST:
                     spec = node.get("docker") or node.get("kaniko") or {}
                     written = str(spec.get("dockerfile") or "Dockerfile")
-                    m = dataclasses.replace(m, artifact=dataclasses.replace(m.artifact, input_digest=(written,
-                                                                                                      cfg.root)))
-                else:
-                    m = dataclasses.replace(m, artifact=dataclasses.replace(m.artifact, deploy_tag=tag, tags=(tag,)))
+                    m = dataclasses.replace(m, artifact=dataclasses.replace(a, input_digest=(written, cfg.root)))
+                elif tag is not None:  # a policy gives a tag
+                    m = dataclasses.replace(m, artifact=dataclasses.replace(a, deploy_tag=tag, tags=(tag,)))
             if m.name in seen:
                 other = seen[m.name]
                 raise cfg.places.fail(f"build.artifacts[{i}]: the image {m.name!r} is also built at "

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jsonpatch
 import jsonpointer
@@ -90,7 +91,7 @@ def _overlay(base: Any, over: Any, key: str = "") -> Any:
         if key in _ONE_OF or not isinstance(base, dict):
             return over
         merged = copy.copy(base)
-        if isinstance(merged, Map):  # a shallow copy shares the key lines: give it its own
+        if isinstance(merged, Map) and isinstance(base, Map):  # a shallow copy shares the key lines: its own
             merged.at, merged.raw = dict(base.at), dict(base.raw)
         if key == "build" and any(over.get(t) is not None for t in _BUILD_TYPES):
             for t in _BUILD_TYPES:
@@ -119,7 +120,7 @@ def apply(config: Map, profile: Map, index: int, places: Places) -> Map:
         where = f"profiles[{index}].patches[{j}]"
         if not isinstance(patch, dict) or not patch.get("path"):
             raise places.fail(f"{where} needs a `path`", patches, j)
-        op = {"op": str(patch.get("op") or "replace"), "path": str(patch["path"])}
+        op: dict[str, Any] = {"op": str(patch.get("op") or "replace"), "path": str(patch["path"])}
         if patch.get("from") is not None:
             op["from"] = str(patch["from"])
         if op["op"] in ("add", "replace", "test"):
@@ -136,4 +137,5 @@ def apply(config: Map, profile: Map, index: int, places: Places) -> Map:
 
 
 def names(profiles: Sequence[Any]) -> list[str]:
+    """The names of a config's profiles, as written."""
     return [str(p.get("name")) for p in profiles if isinstance(p, dict) and isinstance(p.get("name"), Str)]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .. import proc
-from ..refs import _TAG_RE
+from ..refs import TAG_RE
 from . import templates
 from .data import Places
 
@@ -44,7 +45,8 @@ def go_time_format(layout: str, when: dt.datetime) -> str:
             continue
         for go, py in _GO_LAYOUT:
             if layout.startswith(go, i):
-                out.append(when.strftime(py) if py != "%:z" else when.strftime("%z")[:3] + ":" + when.strftime("%z")[3:])
+                zone = when.strftime("%z")
+                out.append(when.strftime(py) if py != "%:z" else zone[:3] + ":" + zone[3:])
                 i += len(go)
                 break
         else:
@@ -68,6 +70,7 @@ def _sanitize(tag: str) -> str:
 
 
 def git_commit(spec: Mapping[str, Any], workspace: Path) -> str:
+    """tagPolicy gitCommit's tag, of the variant `spec` names, as Skaffold makes it from `git` in `workspace`."""
     variant = str(spec.get("variant") or "").lower()
     if variant not in _VARIANTS:
         raise TagPolicyError(f"{spec.get('variant')!r} is not a gitCommit variant (Tags, CommitSha, "
@@ -95,12 +98,13 @@ def git_commit(spec: Mapping[str, Any], workspace: Path) -> str:
 
 
 def date_time(spec: Mapping[str, Any], now: dt.datetime | None = None) -> str:
+    """tagPolicy dateTime's tag: `now` in the spec's format (Go's layout) and timezone, as Skaffold's."""
     tz_name = str(spec.get("timezone") or "Local")
     try:
-        tz = None if tz_name == "Local" else dt.timezone.utc if tz_name == "UTC" else zoneinfo.ZoneInfo(tz_name)
+        tz = None if tz_name == "Local" else dt.UTC if tz_name == "UTC" else zoneinfo.ZoneInfo(tz_name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise TagPolicyError(f"unknown timezone {tz_name!r}") from exc
-    when = (now or dt.datetime.now(dt.timezone.utc)).astimezone(tz)
+    when = (now or dt.datetime.now(dt.UTC)).astimezone(tz)
     return go_time_format(str(spec.get("format") or DEFAULT_DATE_FORMAT), when)
 
 
@@ -117,7 +121,7 @@ def one(kind: str, spec: Any, *, image: str, workspace: Path, env: Mapping[str, 
     if kind == "envTemplate":
         return _template(str(spec.get("template") or ""), {**env, "IMAGE_NAME": image})
     if kind == "customTemplate":
-        named = {"GIT": ("gitCommit", {}), "DATE": ("dateTime", {}), "SHA": ("sha256", {})}
+        named: dict[str, tuple[str, Any]] = {"GIT": ("gitCommit", {}), "DATE": ("dateTime", {}), "SHA": ("sha256", {})}
         for c in spec.get("components") or []:
             chosen = [k for k in c if k != "name"]
             if len(chosen) != 1:
@@ -157,7 +161,7 @@ def policy_tag(policy: Any, *, image: str, workspace: Path, env: Mapping[str, st
     if tag == INPUT_DIGEST and kind == "customTemplate":
         raise places.fail(f"{where}.customTemplate: an inputDigest component is not supported by regless", policy,
                           kind, hint="use inputDigest as the tag policy itself")
-    if tag != INPUT_DIGEST and not _TAG_RE.match(tag):
+    if tag != INPUT_DIGEST and not TAG_RE.match(tag):
         raise places.fail(f"{where}.{kind} gives {tag!r}, which is not a valid image tag", policy, kind,
                           hint="a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`")
     return tag

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .. import proc
 from ..errors import InputError
@@ -53,8 +54,8 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def _substr(start: int, end: int, s: Any) -> str:
-    s = _text(s)
+def _substr(start: int, end: int, v: Any) -> str:
+    s = _text(v)
     if start < 0:
         return s[:end]
     if end < 0 or end > len(s):
@@ -62,8 +63,8 @@ def _substr(start: int, end: int, s: Any) -> str:
     return s[start:end]
 
 
-def _trunc(n: int, s: Any) -> str:
-    s = _text(s)
+def _trunc(n: int, v: Any) -> str:
+    s = _text(v)
     if n < 0:
         return s[len(s) + n:] if len(s) + n > 0 else ""
     return s[:n]
