@@ -10,9 +10,10 @@ import json
 import os
 import struct
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import lmdb
 
@@ -27,6 +28,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Result:
+    """What a workspace hash was built into: the image's digest and the references known to carry it. An
+    entry is what lets a later run skip the build (or retag instead of rebuilding)."""
+
     digest: str
     refs: tuple[str, ...]  # references known to carry the digest, IMAGE:HASH first
     builder: str
@@ -34,6 +38,7 @@ class Result:
     build_seconds: float = 0.0  # how long the build took: the saving of every later hit
 
     def with_ref(self, ref: str) -> Result:
+        """The same result with one more reference carrying the digest (after a retag), each listed once."""
         refs = self.refs if ref in self.refs else (*self.refs, ref)
         return Result(self.digest, refs, self.builder, self.built_at, self.build_seconds)
 
@@ -133,6 +138,10 @@ def _set_aside(path: Path, reason: str) -> Moved:
 
 @dataclass
 class Index:
+    """The cache dir's LMDB environment: workspace hash -> Result, the stat memo, each artifact's last
+    inputs. One object per run, shared by its threads; every write is one transaction, so concurrent runs
+    on one cache dir see whole records."""
+
     path: Path
     env: lmdb.Environment
     moved: list[Moved] = field(default_factory=list)
@@ -146,12 +155,18 @@ class Index:
             old = [name for name in OLD_DBS if txn.get(name) is not None]
         for name in old:
             db = self.env.open_db(name)
-            self._write(lambda txn: txn.drop(db, delete=True))
+
+            def drop(txn: lmdb.Transaction[bytes], db: Any = db) -> None:
+                txn.drop(db, delete=True)
+
+            self._write(drop)
 
     # -------------------------------------------------- opening
 
     @classmethod
     def open(cls, cache_dir: Path) -> Index:
+        """The index under `cache_dir` (made if missing). A file LMDB must not map (truncated, foreign,
+        corrupt) is moved aside and a new one made, listed in `moved` for the run to warn about."""
         _check_dir(cache_dir)
         path = cache_dir / "index"
         moved: list[Moved] = []
@@ -184,12 +199,13 @@ class Index:
         return index
 
     def close(self) -> None:
+        """Close the environment (the run's end): LMDB releases its reader slots and the map."""
         self.env.close()
 
     def _db(self, name: str) -> Any:
         return self.dbs[name]
 
-    def _write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+    def _write(self, fn: Callable[[lmdb.Transaction[bytes]], T]) -> T:
         while True:
             try:
                 with self.env.begin(write=True) as txn:
@@ -210,6 +226,7 @@ class Index:
     # -------------------------------------------------- results
 
     def get(self, hash_: str) -> Result | None:
+        """The result recorded for a workspace hash, or None (never recorded, or a record not trusted)."""
         raw = self._read("results", hash_.encode())
         if raw is None:
             return None
@@ -224,12 +241,13 @@ class Index:
         self._write(lambda txn: txn.put(hash_.encode(), data, db=self._db("results")))
 
     def drop(self, hash_: str) -> bool:
+        """Remove one entry (a stale one: its image is gone from the registry); True if it was there."""
         return bool(self.drop_many([hash_]))
 
     def drop_many(self, hashes: list[str]) -> list[str]:
         """Remove these entries in one transaction; returns those that were there."""
 
-        def run(txn: lmdb.Transaction) -> list[str]:
+        def run(txn: lmdb.Transaction[bytes]) -> list[str]:
             return [h for h in hashes if txn.delete(h.encode(), db=self._db("results"))]
 
         return self._write(run)
@@ -241,7 +259,7 @@ class Index:
         here is kept (it was checked by this machine). Returns (written, conflicts).
         """
 
-        def run(txn: lmdb.Transaction) -> tuple[int, int]:
+        def run(txn: lmdb.Transaction[bytes]) -> tuple[int, int]:
             written = conflicts = 0
             db = self._db("results")
             for h, new in results.items():
@@ -261,6 +279,7 @@ class Index:
         return self._write(run)
 
     def items(self) -> Iterator[tuple[str, Result]]:
+        """Every (hash, result) recorded, read in one transaction (`regless cache ls`, export, prune)."""
         with self.env.begin(db=self._db("results")) as txn:
             rows = list(txn.cursor())
         for k, raw in rows:
@@ -270,7 +289,8 @@ class Index:
 
     # -------------------------------------------------- stat memo
 
-    def memo(self) -> "_MemoView":
+    def memo(self) -> _MemoView:
+        """The stat memo for one hashing pass, as one read transaction; close it (or use `with`) after."""
         return _MemoView(self)
 
     def memo_put(self, records: dict[str, dict[str, Any]]) -> None:
@@ -283,7 +303,7 @@ class Index:
             return
         pack = engine().pack_memo  # statmemo's format, made by the engine that hashes
 
-        def put_all(txn: lmdb.Transaction) -> None:
+        def put_all(txn: lmdb.Transaction[bytes]) -> None:
             db = self._db("memo")
             for folder, names in records.items():
                 key = folder.encode(errors="surrogateescape")
@@ -296,6 +316,8 @@ class Index:
     # -------------------------------------------------- last inputs per artifact
 
     def last_inputs(self, artifact: str) -> dict[str, Any] | None:
+        """The artifact's last recorded inputs (what `explain` compares with), or None when there are none
+        of this format."""
         raw = self._read("inputs", artifact.encode())
         if raw is None:
             return None
@@ -310,7 +332,7 @@ class Index:
             return
         data = json.dumps({"v": FORMAT, **record()}, sort_keys=True).encode()
 
-        def put(txn: lmdb.Transaction) -> None:
+        def put(txn: lmdb.Transaction[bytes]) -> None:
             txn.put(artifact.encode(), data, db=self._db("inputs"))
             txn.put(mark, hash_.encode(), db=self._db("inputs"))
 
@@ -349,7 +371,7 @@ class _MemoView:
     def close(self) -> None:
         self._txn.abort()
 
-    def __enter__(self) -> "_MemoView":
+    def __enter__(self) -> _MemoView:
         return self
 
     def __exit__(self, *exc: object) -> None:
