@@ -133,3 +133,32 @@ def test_warnings_are_in_the_document(demo):
 def test_the_schema_refuses_what_the_contract_rules_out(bad):
     # `action` (not `outcome`), prose for a list or an object, a reason as a sentence or with an unknown code
     assert not VALIDATOR.is_valid(bad)
+
+
+def test_every_reason_and_error_code_renders_as_the_schema_says():
+    """Each code of outcomes.py, with its detail, as documents.py writes it: a value the schema accepts, and
+    the message the text output prints beside it."""
+    from reglessbuild.errors import BuildError, RegistryAuthError, RegistryError, RegistryUnreachable
+    from reglessbuild.outcomes import Failure, Reason
+    from reglessbuild.waiting import WaitTimeout
+
+    detail = {Why.FOUND: {"reference": "r.example/a:" + "0" * 32}, Why.SAME_INPUTS: {"reference": "r.example/b:1"},
+              Why.OTHER_SHARE: {"share": "2/3"}, Why.UNSUPPORTED: {"builder": "jib"},
+              Why.REQUIRES_LEFT_OUT: {"requires": ("a", "b")}}
+    reason = jsonschema.Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": "#/$defs/reason"})
+    for why in Why:
+        r = Reason(why, **detail.get(why, {}))  # type: ignore[arg-type]
+        doc = documents.reason(r)
+        assert reason.is_valid(doc) and doc is not None and doc["code"] == why.value, doc
+        assert doc["message"] == str(r) and "None" not in doc["message"], doc
+    error = jsonschema.Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": "#/$defs/error"})
+    raised = {Fault.BUILD_FAILED: BuildError("b"), Fault.REGISTRY_FAILED: RegistryError("r"),
+              Fault.REGISTRY_UNREACHABLE: RegistryUnreachable("u"), Fault.REGISTRY_REFUSED: RegistryAuthError("a"),
+              Fault.SHARE_TIMED_OUT: WaitTimeout("w"), Fault.ERROR: ValueError("v")}
+    for fault, exc in raised.items():
+        doc = documents.error(Failure.of(exc))
+        assert error.is_valid(doc) and doc == {"code": fault.value, "message": str(exc)}, doc
+    doc = documents.error(Failure.required(("tools",)))
+    assert error.is_valid(doc) and doc == {"code": "requiredFailed", "requires": ["tools"],
+                                           "message": "requires tools, which failed"}
+    assert set(raised) | {Fault.REQUIRED_FAILED} == set(Fault)
