@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from .errors import InputError
 from .index import Index, Result, result_from_json
 from .refs import RefError, parse
-from .registry import Reliable
+from .registry.protocol import RegistryService
 
 HASH_RE = re.compile(r"^[0-9a-f]{32}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -61,6 +61,8 @@ def prune_selection(items: Iterable[tuple[str, Result]], *, now: float, older_th
 
 @dataclass(frozen=True)
 class Verified:
+    """One index entry after `cache verify`: which of its references still carry its digest."""
+
     hash: str
     result: Result
     live: tuple[str, ...]  # references that still carry the digest
@@ -68,10 +70,11 @@ class Verified:
 
     @property
     def ok(self) -> bool:
+        """Some reference still carries the digest: the entry stands."""
         return bool(self.live)
 
 
-def verify(index: Index, registry: Reliable, concurrency: int) -> list[Verified]:
+def verify(index: Index, registry: RegistryService, concurrency: int) -> list[Verified]:
     """Check every reference of every entry in the registry, all at once."""
     entries = list(index.items())
     refs = sorted({ref for _, r in entries for ref in r.refs})
@@ -81,7 +84,7 @@ def verify(index: Index, registry: Reliable, concurrency: int) -> list[Verified]
                      tuple(x for x in r.refs if now[x] != r.digest)) for h, r in entries]
 
 
-def add(index: Index, registry: Reliable, text: str) -> tuple[str, Result]:
+def add(index: Index, registry: RegistryService, text: str) -> tuple[str, Result]:
     """Record IMAGE:HASH, found in the registry, so that this build becomes a hit here (and for retags)."""
     try:
         ref = parse(text)

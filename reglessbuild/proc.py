@@ -2,6 +2,10 @@
 
 Each child runs in its own session so that cancelling regless can stop the child
 and everything it started (buildah's own children included).
+
+Adapters and the orchestration are handed a `Processes` (the seam) rather than calling this module's
+functions: `LOCAL` is the real one; a test may pass a fake that records argv lists and answers
+recorded tool output.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import signal
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Protocol
 
 from .errors import ToolMissing
 
@@ -24,6 +29,8 @@ _live_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Completed:
+    """A finished tool call: its exit status, stdout, and the tail (and, from `run`, all) of stderr."""
+
     argv: tuple[str, ...]
     returncode: int
     stdout: bytes
@@ -32,10 +39,12 @@ class Completed:
 
     @property
     def ok(self) -> bool:
+        """It exited 0."""
         return self.returncode == 0
 
     @property
     def stderr_text(self) -> str:
+        """The kept tail as one text, what fault classification reads."""
         return "\n".join(self.tail)
 
 
@@ -114,3 +123,42 @@ def terminate_all(grace: float = 5.0) -> None:
             p.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             _kill_group(p, signal.SIGKILL)
+
+
+class Processes(Protocol):
+    """The subprocess seam: what adapters and the orchestration need to start and stop tools."""
+
+    def run(self, argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float | None = None,
+            install_hint: str = "") -> Completed:
+        """Run to completion, capturing stdout and stderr (see proc.run)."""
+        ...
+
+    def stream(self, argv: Sequence[str], on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
+               install_hint: str = "", aside: Callable[[str], bool] | None = None) -> Completed:
+        """Run with the output handed over line by line (see proc.stream)."""
+        ...
+
+    def terminate_all(self, grace: float = 5.0) -> None:
+        """Stop every tool still running (a cancelled run)."""
+        ...
+
+
+class Local:
+    """The real Processes: this module's functions, on this machine."""
+
+    def run(self, argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float | None = None,
+            install_hint: str = "") -> Completed:
+        """proc.run."""
+        return run(argv, env=env, timeout=timeout, install_hint=install_hint)
+
+    def stream(self, argv: Sequence[str], on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
+               install_hint: str = "", aside: Callable[[str], bool] | None = None) -> Completed:
+        """proc.stream."""
+        return stream(argv, on_line, env=env, install_hint=install_hint, aside=aside)
+
+    def terminate_all(self, grace: float = 5.0) -> None:
+        """proc.terminate_all."""
+        terminate_all(grace)
+
+
+LOCAL = Local()

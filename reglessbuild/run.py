@@ -167,9 +167,7 @@ def _platform_bases(project: Project, multi: list[Artifact], analyses: dict[str,
     wanted = [w for a in multi for w in multiplatform.wanted(a, analyses[a.name])]
     if not wanted:
         return {}
-    reader = manifests.Reader(registry, insecure=project.registry.insecure, ca_file=project.registry.ca_file,
-                              timeout=min(30.0, project.registry.timeout))
-    found = manifests.resolve(wanted, reader, project.registry.concurrency)
+    found = manifests.resolve(wanted, registry.manifest, project.registry.concurrency)
     return {f"{p} {t}": d for (t, p), d in found.items()}
 
 

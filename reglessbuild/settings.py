@@ -33,7 +33,7 @@ class BuildahSettings:
     isolation: str = "chroot"
     layers: bool = True
     retry: int | None = None  # buildah's own --retry for pulls and pushes (its default: 3)
-    # buildah's --retry-delay. Not buildah's 2 s: regless paces the attempts of a push itself (retry.py),
+    # buildah's --retry-delay. Not buildah's 2 s: regless paces the attempts of a push itself (retrying.py),
     # and at a flaky registry buildah's 2 s made each attempt much longer (docs/performance.md)
     retry_delay: str | None = "100ms"
     # buildah's --timestamp: the image's created time and every file's time in its layers, so that the same

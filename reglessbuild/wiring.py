@@ -15,7 +15,7 @@ from .errors import InputError
 from .events import Event, Sink
 from .index import Index
 from .registry import direct
-from .registry.retry import Policy
+from .retrying import Policy
 from .settings import RegistrySettings
 
 

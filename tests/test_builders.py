@@ -188,3 +188,26 @@ def test_manifest_push_runs_with_the_debug_log_regless_reads():
     argv = manifest_push_argv(REQ, BuildahSettings("vfs", "chroot", True), "regless-index-1", "/tmp/d")
     assert argv[:6] == ["buildah", "--storage-driver", "vfs", "manifest", "push", "--log-level=debug"]
     assert argv[-2:] == ["regless-index-1", "docker://127.0.0.1:5000/t/app:" + "a" * 32]
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [m for m in graph if m == start or m.startswith(start + ".")]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(graph.get(m, ()))
+    return seen
+
+
+def test_builders_and_registry_adapters_share_the_retry_layer_without_importing_each_other():
+    """One retry layer (retrying.py) and one fault classifier (faults.py) that both layers use, and
+    neither layer reaching the other through its top-level imports (issue 16, point 3)."""
+    from test_imports import import_graph
+
+    graph = import_graph()
+    from_builders, from_registry = _reach(graph, "reglessbuild.builders"), _reach(graph, "reglessbuild.registry")
+    assert not {m for m in from_builders if m.startswith("reglessbuild.registry")}
+    assert not {m for m in from_registry if m.startswith("reglessbuild.builders")}
+    assert {"reglessbuild.retrying", "reglessbuild.faults"} <= from_builders & from_registry

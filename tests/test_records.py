@@ -13,7 +13,8 @@ import pytest
 
 from reglessbuild import records
 from reglessbuild.refs import parse
-from reglessbuild.registry import Crane, Reliable, Skopeo, retry
+from reglessbuild import retrying as retry
+from reglessbuild.registry import Crane, Reliable, Skopeo
 
 
 def _skopeo_copy(src: str, dst: str) -> None:

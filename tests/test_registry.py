@@ -22,9 +22,10 @@ from conftest import ROOT
 from faultproxy import FaultProxy, Rule
 from reglessbuild.errors import RegistryAuthError, RegistryUnreachable
 from reglessbuild.refs import parse
-from reglessbuild.registry import Crane, Reliable, Skopeo, retry
+from reglessbuild import retrying as retry
+from reglessbuild.registry import Crane, Reliable, Skopeo
 from reglessbuild.registry.crane import copy_argv as crane_copy_argv, digest_argv as crane_digest_argv
-from reglessbuild.registry.errors import TransientRegistryError
+from reglessbuild.faults import TransientRegistryError
 from reglessbuild.registry.skopeo import copy_argv, digest_argv
 
 CRANE_DOUBLE = ROOT / "tests" / "doubles" / "bin" / "crane"
@@ -259,7 +260,7 @@ def test_restart_completes_with_30_percent_of_requests_failing(demo, proxy, tmp_
 def test_builds_pushes_and_retags_complete_with_30_percent_of_requests_failing(demo, proxy):
     # default settings. A push or a copy is a dozen requests or more, and buildah and skopeo retry only
     # whole operations: regless runs the push, pull or copy again, soon when the registry had answered
-    # (errors.midway), never rebuilding an image that was built
+    # (faults.midway), never rebuilding an image that was built
     proxy.rate = 0.3
     proxy.random_faults = ("500", "502", "503", "reset")
     first = _build_through(demo, proxy)

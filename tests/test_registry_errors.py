@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import tenacity
 
-from reglessbuild.errors import RegistryAuthError, RegistryError
-from reglessbuild.registry import retry
-from reglessbuild.registry.errors import (Fault, TransientRegistryError, classify, last_error_line, midway,
-                                          raise_for, retry_after)
-from reglessbuild.registry.retry import Policy
+from reglessbuild.errors import RegistryAuthError, RegistryError, RegistryUnreachable
+from reglessbuild import retrying as retry
+from reglessbuild.faults import (Fault, TransientRegistryError, classify, last_error_line, midway,
+                                 raise_for, retry_after)
+from reglessbuild.refs import parse
+from reglessbuild.registry import Reliable
+from reglessbuild.retrying import Policy
 
 CASES = [
     # skopeo 1.9.3, as printed here
@@ -232,3 +236,44 @@ def test_wait_is_short_after_a_fault_midway_and_backs_off_over_a_streak_of_other
     assert streak[3] == streak[4] == 4.0
     assert all(0 <= wait(answered) <= 0.25 for _ in range(20))
     assert 0.5 <= wait(down) <= 1.0  # the registry answered in between: the streak starts again
+
+
+class _FlakySource:
+    """An in-memory adapter (a fake, no tool's texts beyond a short cause): the source's check fails
+    transiently `digest_faults` times, every copy fails transiently; the start of each call is kept."""
+
+    name = "fake"
+
+    def __init__(self, digest_faults: int) -> None:
+        self.digest_faults = digest_faults
+        self.starts: list[tuple[str, float]] = []
+
+    def digest(self, ref: object) -> str | None:
+        self.starts.append(("digest", time.monotonic()))
+        if self.digest_faults:
+            self.digest_faults -= 1
+            raise TransientRegistryError("manifest: 503 Service Unavailable", registry="r")
+        return "sha256:" + "a" * 64
+
+    def copy(self, src: object, dst: object) -> None:
+        self.starts.append(("copy", time.monotonic()))
+        raise TransientRegistryError("writing manifest: 502 Bad Gateway", registry="r", midway=True)
+
+
+def test_a_retag_is_one_operation_under_one_deadline() -> None:
+    """Reliable.copy's check of the source, copy and check of the copy share registry.timeout: no copy
+    attempt starts past the deadline counted from the source's first check (each call had its own
+    deadline before, and a retag could retry for three of them), and the notices count from there."""
+    adapter = _FlakySource(digest_faults=3)
+    reg = Reliable(adapter, Policy(deadline=1.0, initial=0.1, maximum=0.2, soon=0.05))  # type: ignore[arg-type]
+    notices: list[retry.Notice] = []
+    reg.on_retry = notices.append
+    with pytest.raises(RegistryUnreachable):
+        reg.copy(parse("r/a:1"), parse("r/b:1"))
+    first = adapter.starts[0][1]
+    copies = [t for kind, t in adapter.starts if kind == "copy"]
+    assert copies and copies[0] - first >= 0.2  # the source's three faults came first
+    assert all(t - first < 1.0 for t in copies)
+    assert all(n.deadline == 1.0 for n in notices)
+    copy_notices = notices[3:]
+    assert copy_notices and copy_notices[0].elapsed >= 0.2  # counted from the operation's start

@@ -202,6 +202,6 @@ def test_waiting_for_a_registry_shows_on_a_terminal(demo):
     ("Error: GET http://h/v2/a/manifests/b: TOOMANYREQUESTS: slow down", "TOOMANYREQUESTS"),
 ])
 def test_a_retry_names_its_cause_in_a_few_words(stderr, cause):
-    from reglessbuild.registry.errors import short_cause
+    from reglessbuild.faults import short_cause
 
     assert short_cause(stderr) == cause

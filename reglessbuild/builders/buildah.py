@@ -1,11 +1,12 @@
 """Builder adapter over buildah: `buildah build`, then `buildah push --digestfile`.
 
-A push that fails on a transient registry fault is pushed again, never rebuilt. Inside one push,
-containers/image tries each request without a body up to 5 times on a 429 (waiting as Retry-After
-says) and buildah 1.28 runs the whole copy up to 4 times (`--retry` does not lower that: measured,
-docs/registry-retries.md), `--retry-delay` apart; regless runs the push again after that, waiting
-at least what the registry asked. buildah runs with `--log-level=debug`: its containers/image lines
-tell that Retry-After; they are read, not shown.
+A push that fails on a transient registry fault is pushed again, never rebuilt, and a build whose
+base pull failed so is run again: through retrying.py, the one retry layer (its docstring says which
+layer retries what). Inside one push, containers/image tries each request without a body up to 5
+times on a 429 (waiting as Retry-After says) and buildah 1.28 runs the whole copy up to 4 times
+(`--retry` does not lower that: docs/registry-retries.md), `--retry-delay` apart; regless runs the
+push again after that, waiting at least what the registry asked. buildah runs with
+`--log-level=debug`: its containers/image lines tell that Retry-After; they are read, not shown.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
-from .. import proc
-from ..config import BuildahSettings
+from .. import proc, retrying
 from ..errors import BuildError
-from ..registry import retry
-from ..registry.errors import Fault, classify, midway, raise_for, retry_after
+from ..faults import Fault, classify, midway, raise_for, retry_after
+from ..settings import BuildahSettings
 from .protocol import BuildRequest
 
 INSTALL_HINT = "install buildah (Debian/Ubuntu: apt-get install buildah)"
@@ -36,6 +36,7 @@ def _retry(settings: BuildahSettings) -> list[str]:
 
 
 def build_argv(req: BuildRequest, settings: BuildahSettings) -> list[str]:
+    """`buildah build` of one request, tagged with the destination (the caller may rename it)."""
     argv = [*_global(settings), "build", "--isolation", settings.isolation, f"--layers={str(settings.layers).lower()}",
             *_retry(settings), "-f", str(req.dockerfile)]
     if settings.timestamp is not None:  # reproducible: the same inputs give the same digest anywhere
@@ -67,7 +68,7 @@ class _Transient(Exception):
 
     def __init__(self, done: proc.Completed, retry_after: float | None) -> None:
         super().__init__(done)
-        self.retry_after = retry_after  # seconds the registry asked for: retry.wait honours it
+        self.retry_after = retry_after  # seconds the registry asked for: retrying.wait honours it
         m = _PINGED.search(done.stderr_text)
         self.registry = m.group(1) if m else ""  # for the notice of the next attempt
 
@@ -80,7 +81,7 @@ def _debug_line(line: str) -> bool:
 
 # a build that failed while pulling its base is worth another try; one whose own steps failed is not
 _PULL_FAILURE = re.compile(r"creating build container|Error fetching blob|pulling image|initializing source|"
-                           r"reading manifest|trying to pull|copying system image", re.I)
+                           r"reading manifest|trying to pull|copying system image", re.IGNORECASE)
 
 
 def _pull_failed(done: proc.Completed) -> bool:
@@ -103,12 +104,15 @@ def _refused(done: proc.Completed, registry: str, action: str) -> None:
 
 
 class Buildah:
+    """The Builder port over buildah: build, push by digest file, rerun on transient registry faults."""
+
     name = "buildah"
     multi_platform = True  # several platforms: builders/buildah_index.py
 
     def __init__(self, settings: BuildahSettings, *, push_deadline: float = 60.0, push_wait: float = 0.5,
-                 keep_images: bool = False) -> None:
+                 keep_images: bool = False, procs: proc.Processes = proc.LOCAL) -> None:
         self.settings = settings
+        self.procs = procs  # the subprocess seam (proc.Processes)
         self.keep_images = keep_images  # else an image leaves buildah's storage once pushed (storage.py)
         self.push_deadline = push_deadline  # seconds of pushing again after transient faults
         self.push_wait = push_wait
@@ -127,24 +131,25 @@ class Buildah:
                     debug.append(line)
                 return True
 
-            done = proc.stream(argv, on_line, install_hint=INSTALL_HINT, aside=aside)
+            done = self.procs.stream(argv, on_line, install_hint=INSTALL_HINT, aside=aside)
             if not done.ok and transient(done):
                 raise _Transient(done, retry_after("\n".join(debug)))
             return done
 
-        def said(n: retry.Notice) -> None:  # into the log and the live line: waiting is never silent
+        def said(n: retrying.Notice) -> None:  # into the log and the live line: waiting is never silent
             where = f" at registry {n.registry}" if n.registry != "?" else ""
             on_line(f"regless: buildah {argv[3]} failed{where} ({n.error}), trying again in {n.wait:.1f}s "
                     f"({n.elapsed:.0f}s of {n.deadline:g}s)")
 
-        policy = retry.Policy(deadline=self.push_deadline, initial=self.push_wait, maximum=4 * self.push_wait)
+        policy = retrying.Policy(deadline=self.push_deadline, initial=self.push_wait, maximum=4 * self.push_wait)
         try:
-            return retry.retrying(policy, lambda exc: isinstance(exc, _Transient),
-                                  lambda exc: midway(exc.args[0].stderr_text), said)(once)
+            return retrying.call(policy, once, worth=lambda exc: isinstance(exc, _Transient),
+                                 midway=lambda exc: midway(exc.args[0].stderr_text), on_retry=said)
         except _Transient as exc:
             return exc.args[0]  # type: ignore[no-any-return]
 
     def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        """Build `request` and push it as IMAGE:HASH; returns the pushed digest (BuildError on failure)."""
         from . import buildah_index  # it builds on this module
 
         if request.platforms:
@@ -174,7 +179,7 @@ class Buildah:
         if not digest.startswith("sha256:"):
             raise BuildError(f"buildah push wrote no digest for {request.destination}")
         if not self.keep_images:  # the registry holds it now; the layer cache stays
-            gone = proc.run([*_global(self.settings), "rmi", str(local)], install_hint=INSTALL_HINT)
+            gone = self.procs.run([*_global(self.settings), "rmi", str(local)], install_hint=INSTALL_HINT)
             on_line(f"regless: removed {local} from buildah's storage" if gone.ok else
                     f"regless: could not remove {local} from buildah's storage: {gone.stderr_text}")
         return digest

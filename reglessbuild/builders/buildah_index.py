@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import proc
-from ..config import BuildahSettings
+from ..settings import BuildahSettings
 from ..dockerfile import declare_automatic_args
 from ..errors import BuildError
 from ..platforms import foreign_run_failure
@@ -91,7 +91,7 @@ def _build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None], 
             with open(digestfile, encoding="ascii") as f:
                 digest = f.read().strip()
     finally:
-        proc.run(manifest_rm_argv(b.settings, manifest), install_hint=INSTALL_HINT)
+        b.procs.run(manifest_rm_argv(b.settings, manifest), install_hint=INSTALL_HINT)
         _remove(b, built, on_line)
     if not digest.startswith("sha256:"):
         raise BuildError(f"buildah manifest push wrote no digest for {req.destination}")
@@ -103,7 +103,7 @@ def _remove(b: Buildah, names: list[str], on_line: Callable[[str], None]) -> Non
     name holds them; buildah's layer cache stays), whether the push went through or not."""
     if not names:
         return
-    gone = proc.run([*_global(b.settings), "rmi", *names], install_hint=INSTALL_HINT)
+    gone = b.procs.run([*_global(b.settings), "rmi", *names], install_hint=INSTALL_HINT)
     on_line(f"regless: removed {', '.join(names)} from buildah's storage" if gone.ok else
             f"regless: could not remove {', '.join(names)} from buildah's storage: {gone.stderr_text}")
 

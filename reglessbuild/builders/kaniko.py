@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from .. import proc
-from ..config import KanikoSettings
 from ..errors import BuildError
+from ..settings import KanikoSettings
 from .protocol import BuildRequest
 
 
 def build_argv(req: BuildRequest, settings: KanikoSettings, digestfile: str) -> list[str]:
+    """One executor run that builds and pushes `req`, writing the pushed digest to `digestfile`."""
     argv = [settings.executor, f"--context=dir://{req.context}", f"--dockerfile={req.dockerfile}",
             f"--destination={req.destination}", f"--digest-file={digestfile}", "--push-retry=3"]
     if req.target:
@@ -39,16 +40,21 @@ def build_argv(req: BuildRequest, settings: KanikoSettings, digestfile: str) -> 
 
 
 class Kaniko:
+    """The Builder port over kaniko's executor. kaniko retries its own pushes (`--push-retry=3`);
+    regless adds no retries around it (retrying.py: which layer retries what)."""
+
     name = "kaniko"
     multi_platform = False
 
-    def __init__(self, settings: KanikoSettings) -> None:
+    def __init__(self, settings: KanikoSettings, *, procs: proc.Processes = proc.LOCAL) -> None:
         self.settings = settings
+        self.procs = procs  # the subprocess seam (proc.Processes)
 
     def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        """Build and push `request` in one executor run; returns the digest kaniko wrote."""
         with tempfile.TemporaryDirectory(prefix="regless-kaniko-") as tmp:
             digestfile = os.path.join(tmp, "digest")
-            done = proc.stream(build_argv(request, self.settings, digestfile), on_line,
+            done = self.procs.stream(build_argv(request, self.settings, digestfile), on_line,
                                install_hint="set builder.kaniko.executor to the path of kaniko's executor")
             if not done.ok:
                 raise BuildError(f"kaniko exited {done.returncode}", tail=done.tail)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..refs import ImageRef
 
 
 @dataclass(frozen=True)
 class BuildRequest:
+    """One image to build and push as IMAGE:HASH, in the builder-neutral terms run.py knows."""
+
     context: Path
     dockerfile: Path  # absolute
     destination: ImageRef  # IMAGE:HASH
@@ -24,6 +27,8 @@ class BuildRequest:
 
 
 class Builder(Protocol):
+    """A builder adapter (buildah, kaniko): builds one request and pushes it, one call each."""
+
     name: str
     multi_platform: bool  # builds `platforms` into one image index (else regless refuses such artifacts)
 

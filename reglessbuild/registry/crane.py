@@ -8,33 +8,38 @@ debug log shows the response's headers (secrets redacted by crane), Retry-After 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .. import proc
 from ..errors import RegistryError
+from ..faults import raise_for
 from ..refs import ImageRef, registry_matches
 from . import tls
-from .errors import raise_for
 
 INSTALL_HINT = "install crane (go install github.com/google/go-containerregistry/cmd/crane@latest), or skopeo"
 
 
 def digest_argv(ref: ImageRef, insecure: bool) -> list[str]:
+    """`crane digest`: the manifest digest by a HEAD (falling back to a GET), with its debug log."""
     return ["crane", "digest", "-v", *(["--insecure"] if insecure else []), str(ref)]
 
 
 def copy_argv(src: ImageRef, dst: ImageRef, insecure: bool) -> list[str]:
+    """`crane copy`: every platform and the index, digests kept, with its debug log."""
     return ["crane", "copy", "-v", *(["--insecure"] if insecure else []), str(src), str(dst)]
 
 
 class Crane:
+    """The Registry port over crane: one crane process per operation, one attempt each."""
+
     name = "crane"
 
     def __init__(self, *, insecure: Sequence[str] = (), executable: str = "crane", ca_file: Path | None = None,
-                 attempt_timeout: float = 30.0) -> None:
+                 attempt_timeout: float = 30.0, procs: proc.Processes = proc.LOCAL) -> None:
         self.insecure = tuple(insecure)
         self.executable = executable
+        self.procs = procs  # the subprocess seam (proc.Processes)
         self.env = tls.go_env(ca_file)
         self.timeout = attempt_timeout
 
@@ -42,7 +47,8 @@ class Crane:
         return [self.executable, *argv[1:]]
 
     def digest(self, ref: ImageRef) -> str | None:
-        done = proc.run(self._argv(digest_argv(ref, registry_matches(ref.registry, self.insecure))),
+        """The manifest digest of `ref`; None for a definite "not found"; faults raised as faults.raise_for reads them."""
+        done = self.procs.run(self._argv(digest_argv(ref, registry_matches(ref.registry, self.insecure))),
                         install_hint=INSTALL_HINT, env=tls.short_lived(self.env), timeout=self.timeout)
         if done.ok:
             out = done.stdout.decode().strip()
@@ -54,7 +60,8 @@ class Crane:
         return None
 
     def manifest(self, ref: ImageRef) -> bytes | None:
-        done = proc.run(self._argv(["crane", "manifest", "-v", *self._flag(ref), str(ref)]), install_hint=INSTALL_HINT,
+        """The manifest bytes of `ref` as served; None for a definite "not found"."""
+        done = self.procs.run(self._argv(["crane", "manifest", "-v", *self._flag(ref), str(ref)]), install_hint=INSTALL_HINT,
                         env=tls.short_lived(self.env), timeout=self.timeout)
         if done.ok:
             return done.stdout  # the bytes as served (crane adds no newline: crane-cli.md)
@@ -65,7 +72,8 @@ class Crane:
     def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
         # an index's manifests that the registry has already are not pushed again (go-containerregistry
         # checks each), so `index_only` needs nothing more
-        done = proc.run(self._argv(["crane", "push", "-v", *self._flag(ref), str(layout), str(ref)]),
+        """Push an OCI layout's one entry to `ref` (`crane push`)."""
+        done = self.procs.run(self._argv(["crane", "push", "-v", *self._flag(ref), str(layout), str(ref)]),
                         install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=ref.registry, action=f"push {ref}", log=done.log,
@@ -73,7 +81,8 @@ class Crane:
             raise RegistryError(f"push {ref}: not found")
 
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
-        done = proc.run(self._argv(["crane", "pull", "-v", "--format", "oci", *self._flag(ref), str(ref), str(layout)]),
+        """Pull `ref` into an OCI layout (`crane pull --format oci`)."""
+        done = self.procs.run(self._argv(["crane", "pull", "-v", "--format", "oci", *self._flag(ref), str(ref), str(layout)]),
                         install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=ref.registry, action=f"pull {ref}", log=done.log,
@@ -84,8 +93,9 @@ class Crane:
         return ["--insecure"] if registry_matches(ref.registry, self.insecure) else []
 
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
+        """Make `dst` carry the manifest of `src` (`crane copy`); not verified here (Reliable.copy does)."""
         insecure = registry_matches(src.registry, self.insecure) or registry_matches(dst.registry, self.insecure)
-        done = proc.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT, env=self.env,
+        done = self.procs.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT, env=self.env,
                         timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}", log=done.log,

@@ -6,13 +6,13 @@ import atexit
 import os
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 SYSTEM_CERT_DIRS = ("/etc/ssl/certs", "/etc/pki/tls/certs")
 
 
-@lru_cache(maxsize=None)
+@cache
 def cert_dir(ca_file: Path) -> str:
     """A private folder holding the CA as ca.crt, as containers/image's --cert-dir wants; removed at exit."""
     folder = tempfile.mkdtemp(prefix="regless-certs-")
@@ -36,15 +36,14 @@ def go_env(ca_file: Path | None) -> dict[str, str] | None:
 def short_lived(env: dict[str, str] | None) -> dict[str, str]:
     """Environment for a Go tool that makes one or two requests and exits (a digest check): one
     scheduler thread and no garbage collector, unless the user set them. A check starts a whole Go
-    process, and 64 of them at once are CPU-bound on a small runner: measured on 2 cores, 64
-    concurrent `skopeo inspect` through a proxy adding 100 ms took 0.95 s (median of 6 rounds)
-    with these settings, 1.14 s without; `bin/bench` reports the figure. Not for copies: they
-    move layers, and a collector-less copy of a large layer would hold all of it."""
+    process, and many of them at once are CPU-bound on a small runner: these settings make them
+    cheaper there (docs/performance.md, "Checks: Go settings"; `bin/bench` measures it). Not for
+    copies: they move layers, and a collector-less copy of a large layer would hold all of it."""
     base = env if env is not None else os.environ
     return {"GOMAXPROCS": "1", "GOGC": "off", **base}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _docker_config_for(auth_file: str) -> str:
     folder = tempfile.mkdtemp(prefix="regless-docker-config-")
     os.symlink(os.path.abspath(auth_file), os.path.join(folder, "config.json"))

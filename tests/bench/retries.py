@@ -25,7 +25,8 @@ FAULTS = {"every request 503": None, "manifest 503": ("/manifests/", "503"), "ma
 
 def run(deadline: float = 10.0) -> list[dict]:
     from reglessbuild.refs import parse
-    from reglessbuild.registry import Crane, Reliable, Skopeo, retry
+    from reglessbuild import retrying as retry
+    from reglessbuild.registry import Crane, Reliable, Skopeo
     from reglessbuild.errors import RegistryError
 
     tools = {"skopeo": Skopeo} | ({"crane": Crane} if shutil.which("crane") else {})

@@ -107,7 +107,8 @@ def registry_checks(registry: str, base: str | None = None, n: int = 64, rounds:
     import shutil
 
     from reglessbuild.refs import parse
-    from reglessbuild.registry import Crane, Reliable, Skopeo, retry
+    from reglessbuild import retrying as retry
+    from reglessbuild.registry import Crane, Reliable, Skopeo
 
     base = (base or harness.make_base_image(registry)).split("@")[0]
     tag = "0" * 32

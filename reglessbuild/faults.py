@@ -1,9 +1,15 @@
-"""What a registry tool's failure means, read from its stderr (crane and skopeo exit 1 for everything).
+"""What a registry fault in a tool's output means: the one classifier of crane, skopeo and buildah failures.
 
-`classify` is the one place that decides; `is_transient` is what the retry layer asks, and
-`retry_after` reads how long a registry asked to be left alone, where the tool's log shows it.
-The texts these read are the tools' own, recorded in shared/reference/crane-faults.md and
-crane-cli.md (crane v0.20.2) and in tests/test_registry_errors.py (skopeo 1.9, buildah 1.28).
+Registry tools (crane, skopeo) and builders (buildah pulls and pushes) meet the same registries and
+print the same containers/image and go-containerregistry texts, and both exit 1 for everything: the
+text is all there is to read. This module sits beside both layers (registry/ and builders/ import it,
+neither imports the other) so that a 503 means the same to a check, a retag and a push.
+
+`classify` is the one place that decides; `is_transient` is what the retry layer (retrying.py) asks,
+`midway` tells it how soon to try again, and `retry_after` reads how long a registry asked to be left
+alone, where the tool's log shows it. The texts these read are the tools' own, recorded in
+shared/reference/crane-faults.md and crane-cli.md (crane v0.20.2) and in tests/test_registry_errors.py
+(skopeo 1.9, buildah 1.28).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import time
 from enum import Enum
 from functools import cached_property
 
-from ..errors import RegistryAuthError, RegistryError
+from .errors import RegistryAuthError, RegistryError
 
 AUTH_HINT = ("credentials are read from docker's config.json ($DOCKER_CONFIG/config.json, else "
              "~/.docker/config.json) and from $REGISTRY_AUTH_FILE; log in with `skopeo login` or `crane auth login`")
@@ -41,6 +47,8 @@ class _Pattern:
 
 
 class Fault(Enum):
+    """What a tool's failure was, as far as a retry or a report needs to know."""
+
     NOT_FOUND = "not found"
     AUTH = "auth"
     TRANSIENT = "transient"
@@ -52,14 +60,14 @@ class Fault(Enum):
 _AUTH = _Pattern(r"(?i:\bunauthorized\b|(?<!permission )\bdenied\b|authentication required|401 Unauthorized|"
                    r"403 Forbidden|status: 40[13]\b|status code 40[13]\b)")
 _NOT_FOUND = _Pattern(r"manifest unknown|MANIFEST_UNKNOWN|name unknown|NAME_UNKNOWN|"
-                        r"repository name not known", re.I)
+                        r"repository name not known", re.IGNORECASE)
 _TLS = _Pattern(r"x509:|server gave HTTP response to HTTPS client|first record does not look like a TLS handshake",
-                  re.I)
+                  re.IGNORECASE)
 _TRANSIENT = _Pattern(
     r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timeout|timed out|no route to host|"
     r"TOOMANYREQUESTS|too many requests|\b429\b|\b5\d\d\b|UNAVAILABLE|service unavailable|bad gateway|"
     r"BLOB_UPLOAD_INVALID|server misbehaving|temporary failure|network is unreachable",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -69,7 +77,7 @@ _TRANSIENT = _Pattern(
 _UNANSWERED = _Pattern(
     r"pinging (?:container|docker) registry|/v2/\"?: |connection refused|no route to host|network is unreachable|"
     r"server misbehaving|temporary failure|timeout|timed out|TOOMANYREQUESTS|too many requests|\b429\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 # crane tries HTTPS, then plain HTTP for a loopback or private registry, and joins both failures with
@@ -109,7 +117,7 @@ def classify(stderr: str) -> Fault:
 # where a tool's log shows a Retry-After header: crane -v dumps response headers (`Retry-After: 2`);
 # containers/image (skopeo --debug, buildah --log-level=debug) logs `Detected 'Retry-After' header "2"`
 _RETRY_AFTER = _Pattern(r"""^Retry-After: *(.+?)\s*$|Detected 'Retry-After' header \\?"([^"\\]+)""",
-                          re.M | re.I)
+                          re.MULTILINE | re.IGNORECASE)
 
 
 def retry_after(log: str, *, now: float | None = None) -> float | None:
@@ -168,6 +176,7 @@ def short_cause(message: str) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
+    """A failure worth another attempt (retrying.call's `worth` for registry operations)."""
     return isinstance(exc, TransientRegistryError)
 
 
