@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import InputError
 from .index import Index, Result, result_from_json
@@ -97,7 +98,7 @@ def add(index: Index, registry: RegistryService, text: str) -> tuple[str, Result
     if digest is None:
         raise InputError(f"{ref} is not in the registry", hint="build it first, or check the name and hash")
     result = Result(digest, (str(ref),), "unknown", time.time())
-    written, conflicts = index.merge_many({ref.tag: result})
+    _written, conflicts = index.merge_many({ref.tag: result})
     if conflicts:
         raise InputError(f"the index already records another digest for hash {ref.tag}",
                          hint=f"`regless cache verify --fix` drops dead entries; `regless cache rm {ref.tag}` "
@@ -136,7 +137,7 @@ def read_export(path: Path) -> dict[str, Result]:
                 if not isinstance(rec, dict) or rec.get("v") != 1:
                     raise ValueError("not a regless export record (v: 1)")
             if not isinstance(rec, dict):
-                raise ValueError("not an entry (a JSON object)")
+                raise TypeError("not an entry (a JSON object)")
             h, digest, refs = rec["hash"], rec["digest"], rec["refs"]
             if not isinstance(h, str) or not HASH_RE.match(h):
                 raise ValueError(f"bad hash {h!r}")

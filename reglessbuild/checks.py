@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from .refs import ImageRef
-    from .registry import Reliable
+    from .registry.protocol import RegistryService
 
 
 class EarlyChecks:
@@ -23,13 +23,14 @@ class EarlyChecks:
     Disabled (`enabled=False`, for --no-cache) it starts none. Leaving the block on an error stops
     waiting for checks still running: the error is what the run reports."""
 
-    def __init__(self, registry: Reliable, concurrency: int, *, enabled: bool = True) -> None:
+    def __init__(self, registry: RegistryService, concurrency: int, *, enabled: bool = True) -> None:
         self.registry = registry
         self.enabled = enabled
         self.started: dict[str, Future[str | None]] = {}
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if enabled else None
 
     def start(self, name: str, target: ImageRef) -> None:
+        """Start the check of `name`'s IMAGE:HASH (none when disabled)."""
         if self._pool is not None:
             self.started[name] = self._pool.submit(self.registry.digest, target)
 

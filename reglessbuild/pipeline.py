@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from . import checks, plan, run, waiting
-from .builders import Builder
+from . import checks, plan, proc, run, waiting
+from .builders.protocol import Builder
 from .config import Project
 from .errors import InputError
 from .events import Event, Sink
 from .index import Index
-from .registry import Reliable
+from .registry.protocol import RegistryService
 from .report import Report
 from .skaffold import inputdigest
 
@@ -43,7 +43,7 @@ class Plan:
         return replace(self, prepared=tuple(p for p in self.prepared if p.artifact.name in kept))
 
 
-def hashed(project: Project, index: Index, registry: Reliable, emit: Sink, names: Iterable[str] | None = None, *,
+def hashed(project: Project, index: Index, registry: RegistryService, emit: Sink, names: Iterable[str] | None = None, *,
            offline: bool = False, on_hashed: Callable[[run.Prepared], None] | None = None) -> list[run.Prepared]:
     """The named artifacts (all when none) and what they require, hashed in dependency order
     (run.prepare; `offline` resolves no base image)."""
@@ -51,7 +51,7 @@ def hashed(project: Project, index: Index, registry: Reliable, emit: Sink, names
                        on_hashed=on_hashed)
 
 
-def make(project: Project, index: Index, registry: Reliable, emit: Sink, names: Iterable[str] | None = None, *,
+def make(project: Project, index: Index, registry: RegistryService, emit: Sink, names: Iterable[str] | None = None, *,
          no_cache: bool = False) -> Plan:
     """Hash, check and decide every artifact of the run, once (see the module's docstring)."""
     t0 = time.perf_counter()
@@ -73,12 +73,13 @@ def make(project: Project, index: Index, registry: Reliable, emit: Sink, names: 
 Select = Callable[[list[run.Prepared], dict[str, plan.Decision]], waiting.Selection]
 
 
-def build(project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink, *,
+def build(project: Project, index: Index, registry: RegistryService, builder: Builder, emit: Sink, *,
           names: Iterable[str] | None = None, no_cache: bool = False, registry_source: str = "",
-          builder_source: str = "", select: Select | None = None) -> Report:
+          builder_source: str = "", select: Select | None = None, procs: proc.Processes = proc.LOCAL) -> Report:
     """Make the plan, then carry it out: retag, build and push in dependency order, and record.
     `select` (--share) narrows the run, once decided, to one share's artifacts and what they require,
-    waiting for those another share builds."""
+    waiting for those another share builds. The registry and the builder are ports (the real ones, or
+    tests/fakes.py); `procs` is the subprocess seam a cancel stops tools through."""
     several = [a.name for a in run.closure(project, names) if a.platforms]
     if several and not getattr(builder, "multi_platform", False):
         raise InputError(f"{builder.name} builds one platform per run, and {', '.join(several)} "
@@ -94,7 +95,7 @@ def build(project: Project, index: Index, registry: Reliable, builder: Builder, 
         d = the_plan.decision(p.artifact.name)
         emit(Event("decision", p.artifact.name, d.outcome.value, {"decision": d}))
     t3 = time.perf_counter()
-    runner = run.Runner(project, index, registry, builder, emit, chosen)
+    runner = run.Runner(project, index, registry, builder, emit, chosen, procs=procs)
     results = runner.execute(list(the_plan.prepared), decisions)
     # wall seconds of each step (README "Performance": where a restart's time goes); decide is the plan
     # and its events, act the retags, builds, tags and index records (retag, build, record: their shares)

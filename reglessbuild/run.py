@@ -7,25 +7,23 @@ events and returns results.
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
-from . import dockerfile, explain, manifests, multiplatform, plan, platforms, previous, proc, records
-from .hashing import ignore, inputs
-from . import waiting
-from .builders import BuildRequest, Builder
+from . import dockerfile, manifests, multiplatform, plan, platforms
 from .config import Artifact, Project
-from .errors import BuildError, DockerfileError, RegistryError
+from .errors import DockerfileError
 from .events import Event, Sink
+from .hashing import ignore, inputs
 from .index import Index, Result
-from .outcomes import Failure, Outcome, Reason, Why
-from .refs import ImageRef, RefError, parse, registry_matches
-from .registry import Reliable, tls
-from .report import ArtifactResult
+from .refs import ImageRef, RefError, parse
+from .registry.protocol import RegistryService
+from .runner import Runner, record_of
+
+__all__ = ["Prepared", "Runner", "closure", "facts", "prepare", "record_of"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ def closure(project: Project, names: Iterable[str] | None) -> list[Artifact]:
 
 
 def _bases(project: Project, order: list[Artifact], analyses: dict[str, dockerfile.Analysis],
-           registry: Reliable, concurrency: int, offline: bool = False) -> dict[str, str]:
+           registry: RegistryService, concurrency: int, offline: bool = False) -> dict[str, str]:
     """Resolve every FROM image to its digest, once per run and concurrently (offline: only those pinned
     by digest in the Dockerfile)."""
     todo: dict[str, tuple[Artifact, dockerfile.BaseImage]] = {}
@@ -87,7 +85,7 @@ def _bases(project: Project, order: list[Artifact], analyses: dict[str, dockerfi
     return resolved
 
 
-def prepare(project: Project, order: list[Artifact], index: Index, registry: Reliable,
+def prepare(project: Project, order: list[Artifact], index: Index, registry: RegistryService,
             emit: Sink, *, offline: bool = False, on_hashed: Callable[[Prepared], None] | None = None
             ) -> list[Prepared]:
     """Workspace hash of each artifact (requires first), with base images resolved through the registry.
@@ -162,7 +160,7 @@ def _hashed_bases(a: Artifact, an: dockerfile.Analysis, bases: dict[str, str]) -
 
 
 def _platform_bases(project: Project, multi: list[Artifact], analyses: dict[str, dockerfile.Analysis],
-                    registry: Reliable) -> dict[str, str]:
+                    registry: RegistryService) -> dict[str, str]:
     """Each base of each multi-platform artifact, resolved to its platform's manifest digest."""
     wanted = [w for a in multi for w in multiplatform.wanted(a, analyses[a.name])]
     if not wanted:
@@ -171,7 +169,7 @@ def _platform_bases(project: Project, multi: list[Artifact], analyses: dict[str,
     return {f"{p} {t}": d for (t, p), d in found.items()}
 
 
-def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cache: bool,
+def facts(prepared: list[Prepared], index: Index, registry: RegistryService, *, no_cache: bool,
           concurrency: int, started: Mapping[str, Future[str | None]] | None = None) -> dict[str, plan.Facts]:
     """Ask the registry about every IMAGE:HASH at once (waiting for the checks already `started`), then
     about the index's other references for misses."""
@@ -196,12 +194,7 @@ def facts(prepared: list[Prepared], index: Index, registry: Reliable, *, no_cach
     return out
 
 
-def record_of(p: Prepared) -> dict:
-    """The inputs record of a prepared artifact: explain's snapshot, the hash recipe and the artifact."""
-    return {**explain.snapshot(p.inputs), "recipe": inputs.RECIPE, "artifact": p.artifact.name}
-
-
-def _first_live(registry: Reliable, target: ImageRef, entry: Result) -> dict[str, str | None]:
+def _first_live(registry: RegistryService, target: ImageRef, entry: Result) -> dict[str, str | None]:
     """The entry's other references checked in plan.retag_candidates' order up to the first that still
     carries its digest: the one plan.decide retags from (the later ones would not change the decision,
     and a renamed image's entry gathers a reference per name it had). All of them when none does."""
@@ -211,202 +204,3 @@ def _first_live(registry: Reliable, target: ImageRef, entry: Result) -> dict[str
         if checked[text] == entry.digest:
             break
     return checked
-
-
-class Runner:
-    def __init__(self, project: Project, index: Index, registry: Reliable, builder: Builder, emit: Sink,
-                 waits: waiting.Selection | None = None) -> None:
-        self.project = project
-        self.waits = waits  # --share: the artifacts another share builds, waited for in the registry
-        self.index = index
-        self.registry = registry
-        self.builder = builder
-        self.emit = emit
-        self.build_slots = threading.Semaphore(project.builder.concurrency)
-        self.builds_started = 0
-        self.record_seconds = 0.0  # wall seconds during which an index write was under way (any thread)
-        self._recording, self._record_start = 0, 0.0
-        self._lock = threading.Lock()
-        self.cancelled = threading.Event()
-        # inputs records are pushed beside the next builds rather than before the artifact counts as done:
-        # a dependent need not wait for its requirement's record (execute waits for them all at the end)
-        self._records = ThreadPoolExecutor(max_workers=2, thread_name_prefix="regless-records")
-        self._pending: list[Future[None]] = []
-
-    def _insecure(self, ref: ImageRef) -> bool:
-        return registry_matches(ref.registry, self.project.registry.insecure)
-
-    def act(self, p: Prepared, d: plan.Decision, done: dict[str, ArtifactResult]) -> ArtifactResult:
-        a = p.artifact
-        base = dict(name=a.name, image=str(a.ref), hash=p.inputs.hash, reason=d.reason, deploy_tag=a.deploy_tag)
-        blocked = [r.image for r in a.requires if done[r.image].outcome in (Outcome.FAILED, Outcome.SKIPPED)]
-        if blocked:
-            return ArtifactResult(**base, outcome=Outcome.SKIPPED, error=Failure.required(tuple(blocked)))
-        entry = self.index.get(p.inputs.hash)
-        saved = entry.build_seconds if entry else 0.0
-        t0 = time.perf_counter()
-        why: tuple[str, ...] = ()
-        try:
-            if self.waits and a.name in self.waits.wait and d.outcome is not Outcome.CACHED:
-                label = self.waits.wait[a.name]
-                found = waiting.wait_for(self.registry.digest, p.target, a.name, label, timeout=self.waits.timeout,
-                                         emit=self.emit)
-                d = plan.Decision(Outcome.CACHED, Reason(Why.OTHER_SHARE, share=label), digest=found)
-                base["reason"] = d.reason
-            if d.stale:
-                self.index.drop(p.inputs.hash)
-                self.emit(Event("warning", a.name, "dropped a stale index entry: its image is gone"))
-            if d.outcome is Outcome.CACHED:
-                assert d.digest
-                digest, outcome, source, secs = d.digest, Outcome.CACHED, None, {}
-                keep = entry if entry and entry.digest == digest else None
-                self._record(p, keep.with_ref(str(p.target)) if keep else
-                             Result(digest, (str(p.target),), self.project.builder.kind, time.time()))
-            elif d.outcome is Outcome.RETAGGED:
-                assert d.source and entry
-                self.emit(Event("retag", a.name, f"retag {d.source} -> {p.target}"))
-                digest = self.registry.copy(d.source, p.target)
-                outcome, source = Outcome.RETAGGED, str(d.source)
-                secs = {"retag": time.perf_counter() - t0}
-                self._record(p, entry.with_ref(str(p.target)))
-                self._inputs_record(p, digest, source=d.source)
-            else:
-                why = self._why(p)
-                digest, secs = self._build(p, done)
-                outcome, source, saved = Outcome.BUILT, None, 0.0
-            tags = self._tags(p, digest)
-        except (BuildError, RegistryError) as exc:
-            error = str(exc)
-            if self.project.kind == "skaffold":  # the hints of the shared layers, in skaffold.yaml's words
-                from .skaffold import in_skaffold_words
-
-                error = in_skaffold_words(error)
-            return ArtifactResult(**base, outcome=Outcome.FAILED, error=Failure.of(exc, error), exit_code=exc.exit_code,
-                                  tail=getattr(exc, "tail", ()), seconds={"hash": p.seconds})
-        return ArtifactResult(**base, outcome=outcome, digest=digest, source=source, tags=tags,
-                              seconds={"hash": p.seconds, **secs}, saved_seconds=saved,
-                              why=why if outcome is Outcome.BUILT else ())
-
-    def _build(self, p: Prepared, done: dict[str, ArtifactResult]) -> tuple[str, dict[str, float]]:
-        a = p.artifact
-        args = list(a.build_args) + [(r.alias, done[r.image].reference) for r in a.requires if r.alias]
-        bases_insecure = any(self._insecure(parse(t.split(" ")[-1])) for t, _ in p.inputs.settings.bases) or any(
-            self._insecure(parse(done[r.image].image)) for r in a.requires)
-        req = BuildRequest(context=a.context, dockerfile=a.dockerfile, destination=p.target, target=a.target,
-                           platform=a.platform, platforms=a.platforms, build_args=tuple(args),
-                           insecure_pull=bases_insecure,
-                           insecure_push=self._insecure(p.target),
-                           cert_dir=tls.cert_dir(self.project.registry.ca_file) if self.project.registry.ca_file else None)
-        with self.build_slots:
-            if self.cancelled.is_set():
-                raise BuildError("cancelled before it started")
-            with self._lock:
-                self.builds_started += 1
-            self.emit(Event("build", a.name, f"building {p.target}"))
-            t0 = time.perf_counter()
-            digest = self.builder.build(req, lambda line: self.emit(Event("line", a.name, line)))
-            seconds = time.perf_counter() - t0
-        # never believe a push: the registry must now serve IMAGE:HASH
-        there = self.registry.digest(p.target)
-        if there is None:
-            raise BuildError(f"pushed {p.target}, but the registry does not serve it")
-        if there != digest:
-            # another process built the same inputs and pushed after us: its image is as good
-            # as ours (same workspace hash), and it is the one that IMAGE:HASH names now
-            self.emit(Event("warning", a.name, f"{p.target} was pushed again by another build of the same inputs; "
-                            f"using its digest {there}"))
-            digest = there
-        self.emit(Event("push", a.name, f"pushed {p.target}@{digest}"))
-        self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
-        self._inputs_record(p, digest, seconds=seconds)
-        return digest, {"build": seconds}
-
-    def _why(self, p: Prepared) -> tuple[str, ...]:
-        """Why it is built: the first changes since its previous inputs (this index, else a record in
-        the registry found through its tags). Data for the report; a lookup that fails says so."""
-        try:
-            prev = previous.find(p.artifact.ref, p.artifact.tags, None, self.index, self.registry,
-                                 enabled=self.project.registry.records,
-                                 warn=lambda text: self.emit(Event("warning", p.artifact.name, text)))
-        except RegistryError as exc:
-            return (f"its previous inputs could not be read ({exc.message})",)
-        return previous.why(prev, explain.snapshot(p.inputs))
-
-    def _inputs_record(self, p: Prepared, digest: str, *, source: ImageRef | None = None,
-                       seconds: float | None = None) -> None:
-        """Store the image's inputs record beside it (records.py), or link the source's after a retag, in
-        the background. A record is for explanations only: failing to store one warns and never fails
-        the build."""
-        if self.project.registry.records and not self.cancelled.is_set():
-            with self._lock:
-                self._pending.append(self._records.submit(self._store_record, p, digest, source, seconds))
-
-    def _store_record(self, p: Prepared, digest: str, source: ImageRef | None, seconds: float | None = None) -> None:
-        if self.cancelled.is_set():
-            return
-        try:
-            if source is None:
-                # with the build's seconds: the cost a later plan balances CI jobs on (fanout.py), on any runner
-                record = record_of(p) | ({"buildSeconds": round(seconds, 1)} if seconds is not None else {})
-                records.store(self.registry, p.target, digest, record, artifact=p.artifact.name)
-            elif not records.link(self.registry, self.registry.copy, source, p.target, digest):
-                records.store(self.registry, p.target, digest, record_of(p), artifact=p.artifact.name)
-        except (RegistryError, records.RecordError, OSError) as exc:
-            self.emit(Event("warning", p.artifact.name, f"the inputs record of {p.target} was not stored "
-                            f"({getattr(exc, 'message', exc)}); the image stands"))
-
-    def _tags(self, p: Prepared, digest: str) -> tuple[str, ...]:
-        for tag in p.artifact.tags:
-            dst = p.artifact.ref.with_tag(tag)
-            if self.registry.digest(dst) != digest:
-                self.registry.copy(p.target.bare().with_digest(digest), dst)
-                self.emit(Event("tag", p.artifact.name, f"tagged {dst}"))
-        return p.artifact.tags
-
-    def _record(self, p: Prepared, result: Result) -> None:
-        if self.cancelled.is_set():
-            return  # a run being cancelled records nothing more
-        with self._lock:
-            self._recording += 1
-            if self._recording == 1:
-                self._record_start = time.perf_counter()
-        try:
-            self.index.put(p.inputs.hash, result)
-            self.index.put_inputs(str(p.artifact.ref), p.inputs.hash, lambda: explain.snapshot(p.inputs))
-        finally:
-            with self._lock:
-                self._recording -= 1
-                if self._recording == 0:
-                    self.record_seconds += time.perf_counter() - self._record_start
-
-    def execute(self, prepared: list[Prepared], decisions: dict[str, plan.Decision]) -> list[ArtifactResult]:
-        """Carry out the decisions, each artifact once all it requires is done."""
-        done: dict[str, ArtifactResult] = {}
-        waiting = {p.artifact.name: p for p in prepared}
-        running: dict[Future[ArtifactResult], str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, min(len(prepared), 16))) as pool:
-            try:
-                while waiting or running:
-                    for name, p in list(waiting.items()):
-                        if all(r.image in done for r in p.artifact.requires):
-                            del waiting[name]
-                            running[pool.submit(self.act, p, decisions[name], done)] = name
-                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        name = running.pop(fut)
-                        res = fut.result()
-                        done[name] = res
-                        self.emit(Event("outcome", name, res.outcome, {"result": res}))
-            except BaseException:
-                # cancelled (SIGINT/SIGTERM): start nothing more, stop every builder's process group,
-                # then let the workers finish; a killed build fails and so records nothing
-                self.cancelled.set()
-                for fut in running:
-                    fut.cancel()
-                proc.terminate_all()
-                self._records.shutdown(wait=False, cancel_futures=True)
-                raise
-        wait(self._pending)
-        self._records.shutdown()
-        return [done[p.artifact.name] for p in prepared]
-

@@ -21,7 +21,8 @@ from faultproxy import FaultProxy, Rule
 from reglessbuild import wiring
 from reglessbuild.errors import RegistryAuthError
 from reglessbuild.refs import ImageRef, parse
-from reglessbuild.registry import Reliable, Skopeo, direct, plainauth, retry, tls
+from reglessbuild import retrying as retry
+from reglessbuild.registry import Reliable, Skopeo, direct, plainauth, tls
 from reglessbuild.settings import RegistrySettings
 
 FAST = retry.Policy(deadline=3.0, initial=0.05, maximum=0.2)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable, Sequence
 
 import pytest
 import tenacity
@@ -12,7 +14,8 @@ from reglessbuild import retrying as retry
 from reglessbuild.faults import (Fault, TransientRegistryError, classify, last_error_line, midway,
                                  raise_for, retry_after)
 from reglessbuild.refs import parse
-from reglessbuild.registry import Reliable
+from reglessbuild.proc import Completed
+from reglessbuild.registry import Reliable, Skopeo
 from reglessbuild.retrying import Policy
 
 CASES = [
@@ -277,3 +280,38 @@ def test_a_retag_is_one_operation_under_one_deadline() -> None:
     assert all(n.deadline == 1.0 for n in notices)
     copy_notices = notices[3:]
     assert copy_notices and copy_notices[0].elapsed >= 0.2  # counted from the operation's start
+
+
+class _RecordedProcesses:
+    """The subprocess seam (proc.Processes) answering skopeo's recorded output in turn: a fake of the
+    process runner, not of skopeo (the texts are CASES' above, as skopeo 1.9.3 printed them)."""
+
+    def __init__(self, answers: list[tuple[int, bytes, str]]) -> None:
+        self.answers = answers
+        self.argvs: list[list[str]] = []
+
+    def run(self, argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float | None = None,
+            install_hint: str = "") -> Completed:
+        self.argvs.append(list(argv))
+        code, out, err = self.answers.pop(0)
+        return Completed(tuple(argv), code, out, tuple(err.splitlines()), err)
+
+    def stream(self, argv: Sequence[str], on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
+               install_hint: str = "", aside: Callable[[str], bool] | None = None) -> Completed:
+        raise AssertionError("a check streams nothing")
+
+    def terminate_all(self, grace: float = 5.0) -> None:
+        pass
+
+
+def test_an_adapter_starts_its_tool_through_the_seam_it_is_given() -> None:
+    """Skopeo over a given proc.Processes: a 503 is classified, retried by Reliable with a notice, and
+    the second answer's manifest gives the digest; no process is started."""
+    raw = b'{"schemaVersion": 2}'
+    procs = _RecordedProcesses([(1, b"", CASES[3][0]), (0, raw, "")])
+    reg = Reliable(Skopeo(procs=procs), Policy(deadline=5.0, initial=0.01, maximum=0.02))
+    notices: list[retry.Notice] = []
+    reg.on_retry = notices.append
+    assert reg.digest(parse("r/a:b")) == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert [argv[:4] for argv in procs.argvs] == [["skopeo", "--debug", "inspect", "--raw"]] * 2
+    assert [(n.attempt, n.error) for n in notices] == [(1, "503 Service Unavailable")]

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fakes import FakeBuilder, FakeRegistry, fake_digest
-from reglessbuild import config, pipeline
+from fakes import FakeBuilder, FakeProcesses, FakeRegistry, fake_digest
+from reglessbuild import config, pipeline, plan, run
 from reglessbuild.index import Index
 from reglessbuild.refs import parse
+from reglessbuild.runner import Runner
 
 BASE = "fake.registry/base/busybox:stable"
 
@@ -27,18 +28,22 @@ def graph(tmp_path: Path):
     registry.put(parse(BASE), fake_digest("base"))
     index = Index.open(tmp_path / "cache")
 
-    def build(repo: str = "fake.registry/t", *, builder: FakeBuilder | None = None, concurrency: int | None = None):
-        project = config.load(tmp_path / "graph" / "regless.yaml", default_repo=repo,
-                              env={"REGLESS_BASE_IMAGE": BASE})
-        project = dataclasses.replace(project, registry=dataclasses.replace(project.registry, records=False))
+    def project(repo: str = "fake.registry/t", concurrency: int | None = None) -> config.Project:
+        p = config.load(tmp_path / "graph" / "regless.yaml", default_repo=repo, env={"REGLESS_BASE_IMAGE": BASE})
+        p = dataclasses.replace(p, registry=dataclasses.replace(p.registry, records=False))
         if concurrency is not None:
-            project = dataclasses.replace(project, builder=dataclasses.replace(project.builder,
-                                                                               concurrency=concurrency))
+            p = dataclasses.replace(p, builder=dataclasses.replace(p.builder, concurrency=concurrency))
+        return p
+
+    def build(repo: str = "fake.registry/t", *, builder: FakeBuilder | None = None, concurrency: int | None = None,
+              procs: FakeProcesses | None = None):
         b = builder or FakeBuilder(registry)
         events: list = []
-        report = pipeline.build(project, index, registry, b, events.append)  # type: ignore[arg-type]
+        report = pipeline.build(project(repo, concurrency), index, registry, b, events.append,
+                           procs=procs or FakeProcesses())
         return {r.name: r for r in report.results}, b, events
 
+    build.project = project  # type: ignore[attr-defined]
     yield build, registry, index
     index.close()
 
@@ -92,8 +97,10 @@ def test_a_push_the_registry_does_not_serve_is_never_recorded(graph):
 
 def test_a_cancel_records_nothing_more(graph):
     build, registry, index = graph
+    procs = FakeProcesses()
     with pytest.raises(KeyboardInterrupt):
-        build(builder=FakeBuilder(registry, seconds=0.2, interrupt="a"))
+        build(builder=FakeBuilder(registry, seconds=0.2, interrupt="a"), procs=procs)
+    assert procs.terminated == 1  # Ctrl-C stops every tool's process group through the seam
     with_hashes, _, _ = build(builder=FakeBuilder(registry, fail={"a", "b"}))  # only to learn the hashes
     assert index.get(with_hashes["a"].hash) is None and index.get(with_hashes["c"].hash) is None
 
@@ -105,3 +112,66 @@ def test_a_restart_checks_and_builds_nothing(graph):
     again, b, _ = build()
     assert {r.outcome for r in again.values()} == {"cached"} and b.events == []
     assert registry.calls - calls == 1 + 3  # the base, then one check per artifact
+
+
+def _runner(graph, builder: FakeBuilder, concurrency: int | None = None):
+    """The Runner of one run over the fakes, with the plan it is to carry out (run.build's steps)."""
+    build, registry, index = graph[0], graph[1], graph[2]
+    project = build.project(concurrency=concurrency)
+    events: list = []
+    prepared = run.prepare(project, run.closure(project, None), index, registry, events.append)
+    facts = run.facts(prepared, index, registry, no_cache=False, concurrency=4)
+    decisions = {name: plan.decide(f) for name, f in facts.items()}
+    return Runner(project, index, registry, builder, events.append, procs=FakeProcesses()), prepared, decisions
+
+
+def test_a_cancel_event_starts_no_more_builds_and_records_nothing(graph):
+    _, registry, index = graph
+    holder: list[Runner] = []
+    builder = FakeBuilder(registry, seconds=0.2, on_start=lambda name: holder[0].cancelled.set())
+    runner, prepared, decisions = _runner(graph, builder, concurrency=1)
+    holder.append(runner)
+    results = {r.name: r for r in runner.execute(prepared, decisions)}
+    started = [n for kind, n in builder.events if kind == "start"]
+    assert len(started) == 1  # the first build set the event; the other waited for its slot
+    other = ({"a", "b"} - set(started)).pop()
+    assert results[other].outcome == "failed" and str(results[other].error) == "cancelled before it started"
+    assert results["c"].outcome == "skipped"
+    assert all(index.get(p.inputs.hash) is None for p in prepared)  # not even the build that finished
+
+
+def test_a_retag_takes_the_first_reference_that_still_carries_the_digest(graph):
+    build, registry, _ = graph
+    build()
+    build("fake.registry/renamed")
+    registry.drop("fake.registry/renamed/a")  # the first candidate (plan.retag_candidates) is gone
+    registry.copies.clear()
+    again, b, _ = build("fake.registry/third")
+    assert again["a"].outcome == "retagged" and again["a"].source.startswith("fake.registry/t/a@sha256:")
+    assert again["b"].source.startswith("fake.registry/renamed/b@sha256:")  # its first candidate is there
+    assert b.events == []
+
+
+def test_an_entry_whose_images_are_all_gone_is_dropped_and_built(graph):
+    build, registry, index = graph
+    first, _, _ = build()
+    registry.drop("fake.registry/t/a")
+    again, b, events = build("fake.registry/renamed")
+    assert again["a"].outcome == "built" and again["b"].outcome == "retagged"
+    assert again["c"].outcome == "retagged"  # its hash names a's hash, not a's digest: unchanged
+    assert [n for kind, n in b.events if kind == "start"] == ["a"]
+    assert any(e.kind == "warning" and e.artifact == "a" and "stale" in e.message for e in events)
+    assert index.get(first["a"].hash).refs == (again["a"].image + ":" + again["a"].hash,)
+
+
+def test_a_failed_retag_stops_only_what_requires_it(graph):
+    build, registry, index = graph
+    build()
+    registry.refuse_copies.add("fake.registry/renamed/a")
+    again, b, _ = build("fake.registry/renamed")
+    assert again["a"].outcome == "failed" and "copy to fake.registry/renamed/a" in str(again["a"].error)
+    assert again["a"].exit_code == 3  # a registry fault
+    assert again["b"].outcome == "retagged" and again["c"].outcome == "skipped"
+    assert b.events == []
+    assert str(parse(again["b"].image).with_tag(again["b"].hash)) in index.get(again["b"].hash).refs
+    assert index.get(again["a"].hash).refs == (f"fake.registry/t/a:{again['a'].hash}",)

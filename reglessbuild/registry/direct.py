@@ -85,7 +85,7 @@ class Direct:
         self._contexts: dict[bool, ssl.SSLContext] = {}
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(self.inner, attr)  # the tool's own settings (manifests.Reader reads `executable`)
+        return getattr(self.inner, attr)  # the tool's own settings (`executable`, `procs`)
 
     # ------------------------------------------------------------------ the port
 
@@ -105,7 +105,7 @@ class Direct:
             got = self._manifest(ref)
         except Unhandled:
             self.fallbacks += 1
-            return self.inner.manifest(ref)  # type: ignore[attr-defined, no-any-return]
+            return self.inner.manifest(ref)
         self.direct += 1
         return got
 
@@ -115,11 +115,11 @@ class Direct:
 
     def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
         """The tool's push of an OCI layout."""
-        self.inner.push_layout(layout, ref, index_only=index_only)  # type: ignore[attr-defined]
+        self.inner.push_layout(layout, ref, index_only=index_only)
 
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
         """The tool's pull into an OCI layout."""
-        self.inner.pull_layout(ref, layout)  # type: ignore[attr-defined]
+        self.inner.pull_layout(ref, layout)
 
     def host_state(self, registry: str) -> tuple[bool, str]:
         """Whether `registry` is answered directly, and if not why (after its ping; for -v and tests)."""
