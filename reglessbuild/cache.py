@@ -80,7 +80,7 @@ def verify(index: Index, registry: RegistryService, concurrency: int) -> list[Ve
     entries = list(index.items())
     refs = sorted({ref for _, r in entries for ref in r.refs})
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        now = dict(zip(refs, pool.map(lambda t: registry.digest(parse(t)), refs)))
+        now = dict(zip(refs, pool.map(lambda t: registry.digest(parse(t)), refs), strict=True))
     return [Verified(h, r, tuple(x for x in r.refs if now[x] == r.digest),
                      tuple(x for x in r.refs if now[x] != r.digest)) for h, r in entries]
 

@@ -28,6 +28,8 @@ __all__ = ["Prepared", "Runner", "closure", "facts", "prepare", "record_of"]
 
 @dataclass(frozen=True)
 class Prepared:
+    """One artifact hashed: its inputs and their hash, the IMAGE:HASH it is built or found as."""
+
     artifact: Artifact
     inputs: inputs.Inputs
     target: ImageRef  # IMAGE:HASH
@@ -75,7 +77,7 @@ def _bases(project: Project, order: list[Artifact], analyses: dict[str, dockerfi
                 todo.setdefault(base.text, (a, base))
     if todo and not offline:
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            found = dict(zip(todo, pool.map(lambda t: registry.digest(parse(t)), todo)))
+            found = dict(zip(todo, pool.map(lambda t: registry.digest(parse(t)), todo), strict=True))
         for text, digest in found.items():
             if digest is None:
                 a, base = todo[text]
@@ -118,7 +120,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Reg
             rules = ignore.load(a.context, a.dockerfile)
             files, records, _read = inputs.collect(
                 a.context, a.dockerfile, an, rules, inputs.LayeredMemo(memo, new_memo),
-                progress=lambda n, b, name=a.name: emit(Event("progress", name, "hashing", {"files": n, "bytes": b})),
+                progress=_progress(emit, a.name),
                 walked=walked)
             inputs.merge_records(new_memo, records)
             settings = inputs.Settings(
@@ -141,6 +143,11 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Reg
         memo.close()
     index.memo_put(new_memo)
     return [prepared[a.name] for a in order]
+
+
+def _progress(emit: Sink, name: str) -> Callable[[int, int], None]:
+    """Tells the user interface how far hashing `name` has got (files and bytes read so far)."""
+    return lambda files, read: emit(Event("progress", name, "hashing", {"files": files, "bytes": read}))
 
 
 def _hashed_platform(a: Artifact, an: dockerfile.Analysis) -> str | None:
@@ -179,7 +186,7 @@ def facts(prepared: list[Prepared], index: Index, registry: RegistryService, *, 
     started = started or {}
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         checks_ = [started.get(p.artifact.name) or pool.submit(registry.digest, p.target) for p in prepared]
-        found = {p.artifact.name: c.result() for p, c in zip(prepared, checks_)}
+        found = {p.artifact.name: c.result() for p, c in zip(prepared, checks_, strict=True)}
         entries = {p.artifact.name: index.get(p.inputs.hash) for p in prepared}
         misses = [(p.target, e) for p in prepared if found[p.artifact.name] is None
                   and (e := entries[p.artifact.name]) is not None]

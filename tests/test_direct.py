@@ -18,10 +18,10 @@ import pytest
 
 import harness
 from faultproxy import FaultProxy, Rule
+from reglessbuild import retrying as retry
 from reglessbuild import wiring
 from reglessbuild.errors import RegistryAuthError
 from reglessbuild.refs import ImageRef, parse
-from reglessbuild import retrying as retry
 from reglessbuild.registry import Reliable, Skopeo, direct, plainauth, tls
 from reglessbuild.settings import RegistrySettings
 

@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from reglessbuild import records
-from reglessbuild.refs import parse
 from reglessbuild import retrying as retry
+from reglessbuild.refs import parse
 from reglessbuild.registry import Crane, Reliable, Skopeo
 
 

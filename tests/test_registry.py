@@ -20,12 +20,13 @@ import pytest
 import harness
 from conftest import ROOT
 from faultproxy import FaultProxy, Rule
-from reglessbuild.errors import RegistryAuthError, RegistryUnreachable
-from reglessbuild.refs import parse
 from reglessbuild import retrying as retry
-from reglessbuild.registry import Crane, Reliable, Skopeo
-from reglessbuild.registry.crane import copy_argv as crane_copy_argv, digest_argv as crane_digest_argv
+from reglessbuild.errors import RegistryAuthError, RegistryUnreachable
 from reglessbuild.faults import TransientRegistryError
+from reglessbuild.refs import parse
+from reglessbuild.registry import Crane, Reliable, Skopeo
+from reglessbuild.registry.crane import copy_argv as crane_copy_argv
+from reglessbuild.registry.crane import digest_argv as crane_digest_argv
 from reglessbuild.registry.skopeo import copy_argv, digest_argv
 
 CRANE_DOUBLE = ROOT / "tests" / "doubles" / "bin" / "crane"

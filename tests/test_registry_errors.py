@@ -9,12 +9,11 @@ from collections.abc import Callable, Sequence
 import pytest
 import tenacity
 
-from reglessbuild.errors import RegistryAuthError, RegistryError, RegistryUnreachable
 from reglessbuild import retrying as retry
-from reglessbuild.faults import (Fault, TransientRegistryError, classify, last_error_line, midway,
-                                 raise_for, retry_after)
-from reglessbuild.refs import parse
+from reglessbuild.errors import RegistryAuthError, RegistryError, RegistryUnreachable
+from reglessbuild.faults import Fault, TransientRegistryError, classify, last_error_line, midway, raise_for, retry_after
 from reglessbuild.proc import Completed
+from reglessbuild.refs import parse
 from reglessbuild.registry import Reliable, Skopeo
 from reglessbuild.retrying import Policy
 

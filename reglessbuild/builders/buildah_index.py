@@ -17,15 +17,15 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .. import proc
-from ..settings import BuildahSettings
 from ..dockerfile import declare_automatic_args
 from ..errors import BuildError
 from ..platforms import foreign_run_failure
+from ..settings import BuildahSettings
 from .buildah import INSTALL_HINT, Buildah, _global, _pull_failed, _push_failed, build_argv
 from .protocol import BuildRequest
 
@@ -46,6 +46,7 @@ def platform_names(req: BuildRequest) -> dict[str, str]:
 
 
 def manifest_push_argv(req: BuildRequest, settings: BuildahSettings, manifest: str, digestfile: str) -> list[str]:
+    """Push the local list `manifest` and every image it names as IMAGE:HASH, writing the index's digest."""
     tls = ["--tls-verify=false"] if req.insecure_push else ["--cert-dir", req.cert_dir] if req.cert_dir else []
     # --log-level=debug: its containers/image lines tell a 429's Retry-After to regless's reruns (buildah.py)
     return [*_global(settings), "manifest", "push", "--log-level=debug", "--all", "--digestfile", digestfile, *tls,
@@ -53,6 +54,7 @@ def manifest_push_argv(req: BuildRequest, settings: BuildahSettings, manifest: s
 
 
 def manifest_rm_argv(settings: BuildahSettings, manifest: str) -> list[str]:
+    """Remove the local list `manifest` (this build's own name) once pushed or failed."""
     return [*_global(settings), "manifest", "rm", manifest]
 
 
@@ -71,12 +73,17 @@ def build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None]) -
         return _build_index(b, req, on_line, manifest)
 
 
+def _prefixed(on_line: Callable[[str], None], platform: str) -> Callable[[str], None]:
+    """`on_line` with each line marked with the platform it comes from."""
+    return lambda line: on_line(f"[{platform}] {line}")
+
+
 def _build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None], manifest: str) -> str:
     names = {} if b.keep_images else platform_names(req)
     built: list[str] = []  # the names given so far
     try:
         for platform in req.platforms:
-            say = (lambda line, p=platform: on_line(f"[{p}] {line}"))
+            say = _prefixed(on_line, platform)
             done = b._again(platform_build_argv(req, b.settings, platform, manifest, names.get(platform)), say,
                             _pull_failed)
             if not done.ok:

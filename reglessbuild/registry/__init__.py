@@ -43,7 +43,8 @@ def choose(tool: str, *, insecure: tuple[str, ...] = (), ca_file: Path | None = 
                       "config" if tool == "crane" else "PATH (crane found)")
     if not shutil.which("skopeo"):
         raise ToolMissing(
-            "neither crane nor skopeo is on PATH" if tool == "auto" else "registry.tool is skopeo, but it is not on PATH",
+            "neither crane nor skopeo is on PATH" if tool == "auto"
+            else "registry.tool is skopeo, but it is not on PATH",
             hint="install skopeo (apt-get install skopeo) or crane (go install "
                  "github.com/google/go-containerregistry/cmd/crane@latest)",
         )

@@ -47,9 +47,9 @@ class Crane:
         return [self.executable, *argv[1:]]
 
     def digest(self, ref: ImageRef) -> str | None:
-        """The manifest digest of `ref`; None for a definite "not found"; faults raised as faults.raise_for reads them."""
+        """The manifest digest of `ref`; None for a definite "not found"; faults as faults.raise_for reads them."""
         done = self.procs.run(self._argv(digest_argv(ref, registry_matches(ref.registry, self.insecure))),
-                        install_hint=INSTALL_HINT, env=tls.short_lived(self.env), timeout=self.timeout)
+                              install_hint=INSTALL_HINT, env=tls.short_lived(self.env), timeout=self.timeout)
         if done.ok:
             out = done.stdout.decode().strip()
             if not out.startswith("sha256:"):
@@ -61,8 +61,8 @@ class Crane:
 
     def manifest(self, ref: ImageRef) -> bytes | None:
         """The manifest bytes of `ref` as served; None for a definite "not found"."""
-        done = self.procs.run(self._argv(["crane", "manifest", "-v", *self._flag(ref), str(ref)]), install_hint=INSTALL_HINT,
-                        env=tls.short_lived(self.env), timeout=self.timeout)
+        done = self.procs.run(self._argv(["crane", "manifest", "-v", *self._flag(ref), str(ref)]),
+                              install_hint=INSTALL_HINT, env=tls.short_lived(self.env), timeout=self.timeout)
         if done.ok:
             return done.stdout  # the bytes as served (crane adds no newline: crane-cli.md)
         raise_for(done.stderr_text, registry=ref.registry, action=f"manifest {ref}", log=done.log,
@@ -70,11 +70,11 @@ class Crane:
         return None
 
     def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
+        """Push an OCI layout's one entry to `ref` (`crane push`)."""
         # an index's manifests that the registry has already are not pushed again (go-containerregistry
         # checks each), so `index_only` needs nothing more
-        """Push an OCI layout's one entry to `ref` (`crane push`)."""
         done = self.procs.run(self._argv(["crane", "push", "-v", *self._flag(ref), str(layout), str(ref)]),
-                        install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
+                              install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=ref.registry, action=f"push {ref}", log=done.log,
                       retries_requests=True)
@@ -82,8 +82,9 @@ class Crane:
 
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
         """Pull `ref` into an OCI layout (`crane pull --format oci`)."""
-        done = self.procs.run(self._argv(["crane", "pull", "-v", "--format", "oci", *self._flag(ref), str(ref), str(layout)]),
-                        install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
+        argv = ["crane", "pull", "-v", "--format", "oci", *self._flag(ref), str(ref), str(layout)]
+        done = self.procs.run(self._argv(argv),
+                              install_hint=INSTALL_HINT, env=self.env, timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=ref.registry, action=f"pull {ref}", log=done.log,
                       retries_requests=True)
@@ -96,7 +97,7 @@ class Crane:
         """Make `dst` carry the manifest of `src` (`crane copy`); not verified here (Reliable.copy does)."""
         insecure = registry_matches(src.registry, self.insecure) or registry_matches(dst.registry, self.insecure)
         done = self.procs.run(self._argv(copy_argv(src, dst, insecure)), install_hint=INSTALL_HINT, env=self.env,
-                        timeout=self.timeout)
+                              timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}", log=done.log,
                       retries_requests=True)

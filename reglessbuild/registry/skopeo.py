@@ -33,7 +33,8 @@ def digest_argv(ref: ImageRef, insecure: bool, cert_dir: str | None = None) -> l
 def copy_argv(src: ImageRef, dst: ImageRef, src_insecure: bool, dst_insecure: bool,
               cert_dir: str | None = None) -> list[str]:
     """`skopeo copy --all --preserve-digests`: every platform and the index, digests kept."""
-    return ["skopeo", "--debug", "copy", "--quiet", "--all", "--preserve-digests", *_tls("src-", src_insecure, cert_dir),
+    return ["skopeo", "--debug", "copy", "--quiet", "--all", "--preserve-digests",
+            *_tls("src-", src_insecure, cert_dir),
             *_tls("dest-", dst_insecure, cert_dir), f"docker://{src}", f"docker://{dst}"]
 
 
@@ -55,7 +56,7 @@ class Skopeo:
     def manifest(self, ref: ImageRef) -> bytes | None:
         """The manifest bytes of `ref` as served; None for a definite "not found"."""
         done = self.procs.run(digest_argv(ref, self._insecure(ref), self.cert_dir), install_hint=INSTALL_HINT,
-                        env=tls.short_lived(None), timeout=self.timeout)
+                              env=tls.short_lived(None), timeout=self.timeout)
         if done.ok:
             return done.stdout
         raise_for(done.stderr_text, registry=ref.registry, action=f"inspect {ref}", log=done.log)
@@ -68,12 +69,13 @@ class Skopeo:
         return None if raw is None else "sha256:" + hashlib.sha256(raw).hexdigest()
 
     def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
+        """Push an OCI layout's one entry to `ref` (`skopeo copy oci:... docker://...`)."""
         # skopeo 1.9 rewrites an index it copies (--preserve-digests refuses to), dropping descriptors'
         # artifactType; index-only: the manifests it names are in the registry already
-        """Push an OCI layout's one entry to `ref` (`skopeo copy oci:... docker://...`)."""
-        done = self.procs.run(["skopeo", "--debug", "copy", "--quiet", *(["--multi-arch", "index-only"] if index_only else []),
-                         *_tls("dest-", self._insecure(ref), self.cert_dir), f"oci:{layout}", f"docker://{ref}"],
-                        install_hint=INSTALL_HINT, timeout=self.timeout)
+        multi = ["--multi-arch", "index-only"] if index_only else []
+        done = self.procs.run(["skopeo", "--debug", "copy", "--quiet", *multi,
+                               *_tls("dest-", self._insecure(ref), self.cert_dir), f"oci:{layout}", f"docker://{ref}"],
+                              install_hint=INSTALL_HINT, timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=ref.registry, action=f"push {ref}", log=done.log)
             raise RegistryError(f"push {ref}: not found")
@@ -81,8 +83,9 @@ class Skopeo:
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
         """Pull `ref` into an OCI layout, digests kept."""
         done = self.procs.run(["skopeo", "--debug", "copy", "--quiet", "--preserve-digests",
-                         *_tls("src-", self._insecure(ref), self.cert_dir), f"docker://{ref}", f"oci:{layout}:record"],
-                        install_hint=INSTALL_HINT, timeout=self.timeout)
+                               *_tls("src-", self._insecure(ref), self.cert_dir), f"docker://{ref}",
+                               f"oci:{layout}:record"],
+                              install_hint=INSTALL_HINT, timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=ref.registry, action=f"pull {ref}", log=done.log)
             raise RegistryError(f"pull {ref}: not found")
@@ -90,7 +93,7 @@ class Skopeo:
     def copy(self, src: ImageRef, dst: ImageRef) -> None:
         """Make `dst` carry the manifest of `src` (`skopeo copy`); not verified here (Reliable.copy does)."""
         done = self.procs.run(copy_argv(src, dst, self._insecure(src), self._insecure(dst), self.cert_dir),
-                        install_hint=INSTALL_HINT, timeout=self.timeout)
+                              install_hint=INSTALL_HINT, timeout=self.timeout)
         if not done.ok:
             raise_for(done.stderr_text, registry=dst.registry, action=f"copy {src} to {dst}", log=done.log)
             raise RegistryError(f"copy {src} to {dst}: source not found")

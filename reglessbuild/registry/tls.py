@@ -37,7 +37,7 @@ def short_lived(env: dict[str, str] | None) -> dict[str, str]:
     """Environment for a Go tool that makes one or two requests and exits (a digest check): one
     scheduler thread and no garbage collector, unless the user set them. A check starts a whole Go
     process, and many of them at once are CPU-bound on a small runner: these settings make them
-    cheaper there (docs/performance.md, "Checks: Go settings"; `bin/bench` measures it). Not for
+    cheaper there (docs/performance.md, "Digest checks with GOMAXPROCS=1 GOGC=off"; `bin/bench --checks`). Not for
     copies: they move layers, and a collector-less copy of a large layer would hold all of it."""
     base = env if env is not None else os.environ
     return {"GOMAXPROCS": "1", "GOGC": "off", **base}

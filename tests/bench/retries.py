@@ -9,7 +9,6 @@ until regless's deadline ends it. Reported: the tool calls regless made, the req
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,10 +23,10 @@ FAULTS = {"every request 503": None, "manifest 503": ("/manifests/", "503"), "ma
 
 
 def run(deadline: float = 10.0) -> list[dict]:
-    from reglessbuild.refs import parse
     from reglessbuild import retrying as retry
-    from reglessbuild.registry import Crane, Reliable, Skopeo
     from reglessbuild.errors import RegistryError
+    from reglessbuild.refs import parse
+    from reglessbuild.registry import Crane, Reliable, Skopeo
 
     tools = {"skopeo": Skopeo} | ({"crane": Crane} if shutil.which("crane") else {})
     rows = []

@@ -106,8 +106,8 @@ def registry_checks(registry: str, base: str | None = None, n: int = 64, rounds:
     regless's."""
     import shutil
 
-    from reglessbuild.refs import parse
     from reglessbuild import retrying as retry
+    from reglessbuild.refs import parse
     from reglessbuild.registry import Crane, Reliable, Skopeo
 
     base = (base or harness.make_base_image(registry)).split("@")[0]
@@ -148,7 +148,7 @@ def _checks_line(rc: dict) -> str:
     for name, r in rc.items():
         lines.append(f"64 registry checks with {name}, 100 ms added per request (median of 3 rounds): " +
                      ", ".join(f"{k}: {v:.2f}s" for k, v in r.items() if not k.endswith("rounds")) +
-                     f" (rounds at 64: " + ", ".join(f"{v:.2f}" for v in r["concurrency 64 rounds"]) + ")")
+                     " (rounds at 64: " + ", ".join(f"{v:.2f}" for v in r["concurrency 64 rounds"]) + ")")
     if "crane" in rc:
         ratio = rc["crane"]["concurrency 64"] / rc["skopeo"]["concurrency 64"]
         lines.append(f"crane/skopeo at concurrency 64, same run: {ratio:.2f}")
@@ -194,7 +194,8 @@ def main() -> None:
                                                             baselines=dict(b.split("=", 1) for b in args.baseline))}, indent=2))
         return
     if args.shares:
-        from bench.fanout import lines, run as fanout_bench
+        from bench.fanout import lines
+        from bench.fanout import run as fanout_bench
 
         shape = Shape(artifacts=args.artifacts or 12, files=args.files or 200, size=args.size or 1024,
                       shared=0.2 if args.shared is None else args.shared, run_steps=args.run_steps)
@@ -317,7 +318,7 @@ def main() -> None:
     print(f"\n{shape.artifacts} artifacts x {shape.files} files x {shape.size} B "
           f"({shape.total_files} input files, shared {shape.shared:.0%}, RUN steps {shape.run_steps})")
     for r in rows:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))))
     rc = results["registryChecks64"]
     print("\n" + _checks_line(rc))
     args.json.write_text(json.dumps(results, indent=2))
