@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import dockerfile, manifests, multiplatform, plan, platforms
@@ -19,24 +18,12 @@ from .errors import DockerfileError
 from .events import Event, Sink
 from .hashing import ignore, inputs
 from .index import Index, Result
+from .prepared import Prepared, record_of
 from .refs import ImageRef, RefError, parse
 from .registry.protocol import RegistryService
-from .runner import Runner, record_of
+from .runner import Runner
 
 __all__ = ["Prepared", "Runner", "closure", "facts", "prepare", "record_of"]
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """One artifact hashed: its inputs and their hash, the IMAGE:HASH it is built or found as."""
-
-    artifact: Artifact
-    inputs: inputs.Inputs
-    target: ImageRef  # IMAGE:HASH
-    seconds: float
-    bases: tuple[str, ...] = ()  # every base as it enters the hash (FROM text; "platform text" for several)
-    complete: bool = True  # every base (of this artifact and those it requires) resolved: the hash is final
-    ignore_file: str | None = None  # the .dockerignore that chose the files
 
 
 def closure(project: Project, names: Iterable[str] | None) -> list[Artifact]:

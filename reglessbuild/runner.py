@@ -17,15 +17,15 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import explain, plan, previous, proc, records, waiting
 from .builders.protocol import Builder, BuildRequest
 from .errors import BuildError, RegistryError
 from .events import Event, Sink
-from .hashing import inputs
 from .index import Index, Result
 from .outcomes import Failure, Outcome, Reason, Why
+from .prepared import Prepared, record_of
 from .refs import ImageRef, parse, registry_matches
 from .registry import tls
 from .registry.protocol import RegistryService
@@ -33,13 +33,6 @@ from .report import ArtifactResult
 
 if TYPE_CHECKING:
     from .config import Project
-    from .run import Prepared
-
-
-def record_of(p: Prepared) -> dict[str, Any]:
-    """The inputs record of a prepared artifact: explain's snapshot, the hash recipe and the artifact."""
-    return {**explain.snapshot(p.inputs), "recipe": inputs.RECIPE, "artifact": p.artifact.name}
-
 
 
 class Runner:
