@@ -7,6 +7,7 @@ deps) and cachecli (cache); each renders its own text or JSON document.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -200,7 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["XDG_RUNTIME_DIR"] = str(rt.path)
         r(Event("note", None, f"{rt.reason}; buildah, skopeo and crane get {rt.path} (0700) as their runtime folder"))
     try:
-        return _command(args.command)(args, r)
+        code = _command(args.command)(args, r)
+        # the process ends next: the interpreter's last collection need not walk what the run made (a
+        # restart's listing, memo and hashes); they are freed with the process all the same
+        gc.freeze()
+        return code
     except ReglessError as exc:
         r.close()
         message = str(exc)
