@@ -21,47 +21,10 @@ from .. import proc, retrying
 from ..errors import BuildError
 from ..faults import Fault, classify, midway, raise_for, retry_after
 from ..settings import BuildahSettings
+from .buildah_cli import INSTALL_HINT, build_argv, global_argv, pull_failed, push_argv, push_failed
 from .protocol import BuildRequest
 
-INSTALL_HINT = "install buildah (Debian/Ubuntu: apt-get install buildah)"
-
-
-def _global(settings: BuildahSettings) -> list[str]:
-    return ["buildah", "--storage-driver", settings.storage_driver]
-
-
-def _retry(settings: BuildahSettings) -> list[str]:
-    return ["--log-level=debug"] + ([f"--retry={settings.retry}"] if settings.retry is not None else []) + (
-        [f"--retry-delay={settings.retry_delay}"] if settings.retry_delay else [])
-
-
-def build_argv(req: BuildRequest, settings: BuildahSettings) -> list[str]:
-    """`buildah build` of one request, tagged with the destination (the caller may rename it)."""
-    argv = [*_global(settings), "build", "--isolation", settings.isolation, f"--layers={str(settings.layers).lower()}",
-            *_retry(settings), "-f", str(req.dockerfile)]
-    if settings.timestamp is not None:  # reproducible: the same inputs give the same digest anywhere
-        argv += ["--timestamp", str(settings.timestamp)]
-    if req.target:
-        argv += ["--target", req.target]
-    if req.platform:
-        argv += ["--platform", req.platform]
-    for k, v in req.build_args:
-        argv += ["--build-arg", f"{k}={v}"]
-    if req.insecure_pull:
-        argv.append("--tls-verify=false")
-    elif req.cert_dir:
-        argv += ["--cert-dir", req.cert_dir]
-    argv += ["-t", str(req.destination), str(req.context)]
-    return argv
-
-
-def push_argv(req: BuildRequest, settings: BuildahSettings, digestfile: str, source: str | None = None
-              ) -> list[str]:
-    """Push the local image `source` (default: the destination's own name) to the destination."""
-    return [*_global(settings), "push", *_retry(settings), "--digestfile", digestfile,
-            *(["--tls-verify=false"] if req.insecure_push else ["--cert-dir", req.cert_dir] if req.cert_dir else []),
-            source or str(req.destination), f"docker://{req.destination}"]
-
+__all__ = ["INSTALL_HINT", "Buildah", "build_argv", "push_argv"]
 
 class _Transient(Exception):
     """A buildah call that failed on a transient registry fault; args[0] is its Completed."""
@@ -78,18 +41,6 @@ class _Transient(Exception):
 
 def _debug_line(line: str) -> bool:
     return "level=debug " in line
-
-# a build that failed while pulling its base is worth another try; one whose own steps failed is not
-_PULL_FAILURE = re.compile(r"creating build container|Error fetching blob|pulling image|initializing source|"
-                           r"reading manifest|trying to pull|copying system image", re.IGNORECASE)
-
-
-def _pull_failed(done: proc.Completed) -> bool:
-    return classify(done.stderr_text) is Fault.TRANSIENT and bool(_PULL_FAILURE.search(done.stderr_text))
-
-
-def _push_failed(done: proc.Completed) -> bool:
-    return classify(done.stderr_text) is Fault.TRANSIENT
 
 
 _PINGED = re.compile(r"pinging container registry ([^\s:]+(?::\d+)?)")
@@ -117,8 +68,8 @@ class Buildah:
         self.push_deadline = push_deadline  # seconds of pushing again after transient faults
         self.push_wait = push_wait
 
-    def _again(self, argv: list[str], on_line: Callable[[str], None], transient: Callable[[proc.Completed], bool]
-               ) -> proc.Completed:
+    def again(self, argv: list[str], on_line: Callable[[str], None], transient: Callable[[proc.Completed], bool]
+              ) -> proc.Completed:
         """Run `argv`, again while it fails on a transient registry fault, within the push deadline."""
 
         def once() -> proc.Completed:
@@ -150,7 +101,7 @@ class Buildah:
 
     def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
         """Build `request` and push it as IMAGE:HASH; returns the pushed digest (BuildError on failure)."""
-        from . import buildah_index  # it builds on this module
+        from . import buildah_index  # late: a single-platform run need not import it (nor uuid)
 
         if request.platforms:
             return buildah_index.build_index(self, request, on_line)
@@ -161,15 +112,15 @@ class Buildah:
         if not self.keep_images and local.tag:
             local = local.with_tag(f"{local.tag}-{os.urandom(4).hex()}")  # no uuid: it imports platform
         with buildah_index.declared(request) as declared:  # FROM bin-$TARGETARCH: buildah needs `ARG TARGETARCH`
-            done = self._again(build_argv(replace(declared, destination=local), self.settings), on_line,
-                               _pull_failed)
+            done = self.again(build_argv(replace(declared, destination=local), self.settings), on_line,
+                               pull_failed)
         if not done.ok:
             _refused(done, request.destination.registry, "pull")
             raise buildah_index.failed(f"buildah build exited {done.returncode}", done, request.platform)
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
             # pushed again, never rebuilt: buildah's own --retry gives up on some faults (a 503 on a blob check)
-            pushed = self._again(push_argv(request, self.settings, digestfile, str(local)), on_line, _push_failed)
+            pushed = self.again(push_argv(request, self.settings, digestfile, str(local)), on_line, push_failed)
             if not pushed.ok:
                 _refused(pushed, request.destination.registry, f"push {request.destination}")
                 raise BuildError(f"buildah push of {request.destination} exited {pushed.returncode}",
@@ -179,7 +130,7 @@ class Buildah:
         if not digest.startswith("sha256:"):
             raise BuildError(f"buildah push wrote no digest for {request.destination}")
         if not self.keep_images:  # the registry holds it now; the layer cache stays
-            gone = self.procs.run([*_global(self.settings), "rmi", str(local)], install_hint=INSTALL_HINT)
+            gone = self.procs.run([*global_argv(self.settings), "rmi", str(local)], install_hint=INSTALL_HINT)
             on_line(f"regless: removed {local} from buildah's storage" if gone.ok else
                     f"regless: could not remove {local} from buildah's storage: {gone.stderr_text}")
         return digest

@@ -26,7 +26,7 @@ from ..dockerfile import declare_automatic_args
 from ..errors import BuildError
 from ..platforms import foreign_run_failure
 from ..settings import BuildahSettings
-from .buildah import INSTALL_HINT, Buildah, _global, _pull_failed, _push_failed, build_argv
+from .buildah_cli import INSTALL_HINT, Session, build_argv, global_argv, pull_failed, push_failed
 from .protocol import BuildRequest
 
 
@@ -49,13 +49,13 @@ def manifest_push_argv(req: BuildRequest, settings: BuildahSettings, manifest: s
     """Push the local list `manifest` and every image it names as IMAGE:HASH, writing the index's digest."""
     tls = ["--tls-verify=false"] if req.insecure_push else ["--cert-dir", req.cert_dir] if req.cert_dir else []
     # --log-level=debug: its containers/image lines tell a 429's Retry-After to regless's reruns (buildah.py)
-    return [*_global(settings), "manifest", "push", "--log-level=debug", "--all", "--digestfile", digestfile, *tls,
+    return [*global_argv(settings), "manifest", "push", "--log-level=debug", "--all", "--digestfile", digestfile, *tls,
             manifest, f"docker://{req.destination}"]
 
 
 def manifest_rm_argv(settings: BuildahSettings, manifest: str) -> list[str]:
     """Remove the local list `manifest` (this build's own name) once pushed or failed."""
-    return [*_global(settings), "manifest", "rm", manifest]
+    return [*global_argv(settings), "manifest", "rm", manifest]
 
 
 def failed(message: str, done: proc.Completed, platform: str | None) -> BuildError:
@@ -66,7 +66,7 @@ def failed(message: str, done: proc.Completed, platform: str | None) -> BuildErr
     return BuildError(message, tail=done.tail)
 
 
-def build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None]) -> str:
+def build_index(b: Session, req: BuildRequest, on_line: Callable[[str], None]) -> str:
     """Build every platform of `req`, push them as one image index; returns the index's digest."""
     manifest = f"regless-index-{uuid.uuid4().hex[:12]}"
     with declared(req) as req:
@@ -78,20 +78,20 @@ def _prefixed(on_line: Callable[[str], None], platform: str) -> Callable[[str], 
     return lambda line: on_line(f"[{platform}] {line}")
 
 
-def _build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None], manifest: str) -> str:
+def _build_index(b: Session, req: BuildRequest, on_line: Callable[[str], None], manifest: str) -> str:
     names = {} if b.keep_images else platform_names(req)
     built: list[str] = []  # the names given so far
     try:
         for platform in req.platforms:
             say = _prefixed(on_line, platform)
-            done = b._again(platform_build_argv(req, b.settings, platform, manifest, names.get(platform)), say,
-                            _pull_failed)
+            done = b.again(platform_build_argv(req, b.settings, platform, manifest, names.get(platform)), say,
+                            pull_failed)
             if not done.ok:
                 raise failed(f"buildah build for {platform} exited {done.returncode}", done, platform)
             built += [names[platform]] if platform in names else []
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
-            pushed = b._again(manifest_push_argv(req, b.settings, manifest, digestfile), on_line, _push_failed)
+            pushed = b.again(manifest_push_argv(req, b.settings, manifest, digestfile), on_line, push_failed)
             if not pushed.ok:
                 raise BuildError(f"buildah manifest push of {req.destination} exited {pushed.returncode}",
                                  tail=pushed.tail)
@@ -105,12 +105,12 @@ def _build_index(b: Buildah, req: BuildRequest, on_line: Callable[[str], None], 
     return digest
 
 
-def _remove(b: Buildah, names: list[str], on_line: Callable[[str], None]) -> None:
+def _remove(b: Session, names: list[str], on_line: Callable[[str], None]) -> None:
     """Take this build's names of its platform images away (the images go with them unless another
     name holds them; buildah's layer cache stays), whether the push went through or not."""
     if not names:
         return
-    gone = b.procs.run([*_global(b.settings), "rmi", *names], install_hint=INSTALL_HINT)
+    gone = b.procs.run([*global_argv(b.settings), "rmi", *names], install_hint=INSTALL_HINT)
     on_line(f"regless: removed {', '.join(names)} from buildah's storage" if gone.ok else
             f"regless: could not remove {', '.join(names)} from buildah's storage: {gone.stderr_text}")
 
