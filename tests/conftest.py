@@ -1,4 +1,5 @@
-"""Session-wide real parts: one docker-registry process and one busybox base image for the whole run.
+"""Session-wide real parts: one docker-registry process, one busybox base image and one buildah storage for
+the whole run, or for each pytest-xdist worker (bin/test runs two; a worker is a session of its own).
 
 Each test gets its own cache dir and its own repository prefix in the shared registry,
 so tests never see each other's images.
