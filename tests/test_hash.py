@@ -434,6 +434,30 @@ def test_regless_version_says_which_loops_hash(monkeypatch, capsys):
         assert "hashing: C part (reglessbuild/_native, built from reglessbuild/csrc)" in out
 
 
+def test_the_chooser_fails_loudly_where_the_c_part_is_required_but_not_built(monkeypatch):
+    """bin/test sets REGLESS_REQUIRE_NATIVE=1: there a missing C part is an error, not a slower run."""
+    monkeypatch.setattr(choose, "native", None)
+    monkeypatch.setattr(choose, "_chosen", None)
+    monkeypatch.setenv("REGLESS_REQUIRE_NATIVE", "1")
+    with pytest.raises(choose.NativeMissing, match="REGLESS_REQUIRE_NATIVE=1") as caught:
+        choose.engine()
+    assert "libxxhash-dev" in (caught.value.hint or "")
+    monkeypatch.delenv("REGLESS_REQUIRE_NATIVE")
+    assert choose.engine().name == "python"
+
+
+def test_only_the_chooser_loads_the_c_part():
+    """One place chooses the engine: no other module imports reglessbuild._native (no `if _native`)."""
+    import re
+
+    import reglessbuild
+
+    root = Path(reglessbuild.__file__).parent
+    loads = re.compile(r"^\s*(from \S+ )?import .*\b_native\b|\b_native\s+is\s+(not\s+)?None", re.M)
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if loads.search(p.read_text())) == \
+        ["hashing/choose.py"]
+
+
 IGNORES = ["", "*.ign", "d0\n!d0/keep*", "**/x*\n!**/x1", "/d1", "d*/d*\n!d0/d1/a", "?\n*/?"]
 engine_names = st.sampled_from(["a", "b.txt", "x1", "x10", "keep", "ä", "z z", "n\udcff", "d0", "d1", "A", "_"])
 
