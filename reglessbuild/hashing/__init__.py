@@ -9,7 +9,7 @@ chosen in one place (`choose`). What both engines obey lives once:
 - `globs`: the translation of Go's filepath.Match and moby's ignore patterns into regexes
 - `memo`: the stat memo's record format and its merging
 - `recipe`: what goes into the workspace hash
-- `select`: which entries of a listing a Dockerfile's COPY/ADD sources reach
+- `sources`: which entries of a listing a Dockerfile's COPY/ADD sources reach
 - `inputs`: the whole of it for one artifact (`collect`), as run.py uses it
 
 This package imports nothing at import time, so `regless version` can ask `choose` which engine runs

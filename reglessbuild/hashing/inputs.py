@@ -14,7 +14,7 @@ from .choose import engine
 from .ignore import IgnoreRules
 from .port import Entry, Hashed, InputFile, MemoDir, Progress, StatKey, StatMemo
 from .recipe import RECIPE, Inputs, Settings, settings_hasher
-from .select import Listing, select
+from .sources import Listing, select
 from .statmemo import LayeredMemo, merge_records
 
 __all__ = ["RECIPE", "Entry", "Hashed", "IgnoreRules", "InputFile", "Inputs", "LayeredMemo", "MemoDir", "Progress",
