@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any
 
 from .port import MemoDir, StatMemo
 
@@ -102,7 +101,7 @@ class LayeredMemo:
             return old
         return {**old, **new} if old else new
 
-    def packed(self, folder: str) -> Any:
+    def packed(self, folder: str) -> MemoDir | bytes | None:
         """The base's packed record where this run made none for the folder, else the records."""
         if folder in self.fresh or self.base is None:
             return self.get(folder)
