@@ -10,7 +10,9 @@ Who retries what (docs/registry-retries.md draws it with the measured costs):
   times on a 5xx or a reset (a check's HEAD falls back to a GET, tried 3 times again); containers/image
   (skopeo, buildah) tries a request without a body up to 5 times on a 429, waiting as Retry-After says;
   buildah runs a whole push or pull copy up to 4 times (`--retry` does not lower that), `--retry-delay`
-  apart; kaniko pushes with `--push-retry=3` and regless adds nothing around kaniko.
+  apart; kaniko pushes with `--push-retry=3` and regless adds nothing around kaniko. The checks that
+  registry/direct.py makes over HTTP in regless's process retry nothing: what they do not plainly
+  answer (200 or 404) goes to the tool.
 - regless retries whole operations here, never a single request: a check, a retag's copy, a records
   push or pull (registry.Reliable), a buildah build whose base pull failed and a buildah push
   (builders/buildah.py), and only while the tool's final error is transient (faults.is_transient). A
