@@ -129,7 +129,7 @@ examples:
 """
 
 
-def _cache_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def _cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     c = sub.add_parser("cache", help="inspect and share the local index", epilog=CACHE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     cs = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
