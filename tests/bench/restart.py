@@ -152,7 +152,29 @@ def rename(exe: str, project: Path, registry: str, build: list[str], tool_env: d
         bare = statistics.median(copies[name.split()[0]])
         out[name] = {"runs": rs, "median": med, "copiesWall": bare, "actVsCopies": med["act"] / bare,
                      "callsPerArtifact": med["calls"] / len(tags)}
+    for tool, env in tool_env.items():
+        for v, extra in variants.items():
+            out[tool + v]["processes"] = tool_processes(exe, project, [*build[:-1], f"{registry}/counted-{tool}"
+                                                        f"{v.replace(' --', '-')}", *extra], env, tool, len(tags))
     return out
+
+
+def tool_processes(exe: str, project: Path, argv: list[str], env: dict[str, str], tool: str, n: int) -> dict[str, float]:
+    """The tool's processes an artifact in one more (untimed) run of `argv`, by subcommand: a shim first on
+    PATH logs each start of `tool`, then runs the real one."""
+    real = shutil.which(tool, path=env.get("PATH"))
+    assert real, tool
+    with tempfile.TemporaryDirectory(prefix="regless-bench-shim-") as shim_s:
+        shim, log = Path(shim_s) / tool, Path(shim_s) / "calls"
+        shim.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real}" "$@"\n')
+        shim.chmod(0o755)
+        _wall([exe, *argv], cwd=project, env={**env, "PATH": f"{shim_s}{os.pathsep}{env.get('PATH', '')}"})
+        calls = log.read_text().splitlines() if log.exists() else []
+    kinds: dict[str, int] = {}
+    for c in calls:
+        words = [w for w in c.split() if not w.startswith("-")]
+        kinds[words[0] if words else "?"] = kinds.get(words[0] if words else "?", 0) + 1
+    return {"all": len(calls) / n, **{k: v / n for k, v in kinds.items()}}
 
 
 def copies_wall(tool: str, registry: str, tags: dict[str, str], dst_repo: str, env: dict[str, str]) -> float:
@@ -241,8 +263,10 @@ def report(out: dict) -> None:
     print("\nrename every image (retags, no builds): medians")
     for tool, r in out.get("rename", {}).items():
         m = r["median"]
+        procs = ", ".join(f"{k} {v:.1f}" for k, v in r.get("processes", {}).items() if k != "all")
         print(f"  {tool:<20} wall {m['wall']:.2f}s, act {m['act']:.2f}s, {r['callsPerArtifact']:.1f} registry calls an "
-              f"artifact; plain copies of every image {r['copiesWall']:.2f}s; act/copies {r['actVsCopies']:.2f}")
+              f"artifact; plain copies of every image {r['copiesWall']:.2f}s; act/copies {r['actVsCopies']:.2f}; "
+              f"{r.get('processes', {}).get('all', 0):.1f} tool processes an artifact ({procs})")
     print("\none file changed (one build): medians")
     for tool, r in out.get("oneFile", {}).items():
         print(f"  {tool:<20} wall {r['wall']:.2f}s = builder (buildah build + push) {r['build']:.2f}s + regless "
