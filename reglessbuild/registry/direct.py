@@ -182,19 +182,24 @@ class Direct:
         return host
 
     def _ping(self, registry: str, host: _Host) -> None:
-        """Find how to reach `registry` (https, or http after https where it is insecure, as the tools
-        do) and whether its answers are plain: the API root answers 200, or 401 with a Basic challenge
-        that plain credentials meet."""
+        """Find how to reach `registry` (https; where it is insecure, http or https without
+        verification, whichever answers as a registry) and whether its answers are plain: the API root
+        answers 200, or 401 with a Basic challenge that plain credentials meet. An insecure registry is
+        asked over http first: an https server answers a plain request at once (400), while a plain
+        one may wait for the rest of a TLS handshake it cannot read."""
         host.why = plainauth.unhandled_setup(registry, self.env, tool=self.name)
         if host.why:
             return
-        schemes = ("https", "http") if registry_matches(registry, self.insecure) else ("https",)
+        schemes = ("http", "https") if registry_matches(registry, self.insecure) else ("https",)
         for scheme in schemes:
             try:
                 status, headers, _ = self._request(scheme, registry, "GET", "/v2/", {})
             except Unhandled as exc:
                 host.why = f"{scheme}: {exc}"
                 continue
+            if status == 400 and scheme != schemes[-1]:
+                host.why = f"{scheme}: its API root answered {status}"
+                continue  # what an https server answers a plain request
             host.scheme, host.why = scheme, ""
             if status == 200:
                 host.usable = True
