@@ -267,6 +267,8 @@ def test_the_env_turns_it_off(monkeypatch):
 
 
 def test_a_restart_starts_no_tool_process_for_its_checks(demo, tmp_path):
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("registry:\n", "registry:\n  tool: skopeo\n", 1))  # crane on PATH too
     first = demo.build()
     log = harness.counting_shim(tmp_path / "skopeo-shim", "skopeo")
     demo.env["PATH"] = f"{tmp_path / 'skopeo-shim'}:{demo.env['PATH']}"
