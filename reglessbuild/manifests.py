@@ -9,7 +9,6 @@ one read per base, as a single-platform one costs one digest.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,5 +57,9 @@ def resolve(wanted: list[Wanted], read: Callable[[ImageRef], bytes | None], conc
             raise DockerfileError(f"base image {w.text}: {exc.message}", path=w.dockerfile, line=w.line,
                                   hint=f"{exc.hint}; build it for {w.platform} too, or drop {w.platform} from "
                                        "the artifact's platforms") from exc
-        out[(w.text, w.platform)] = digest or "sha256:" + hashlib.sha256(raw).hexdigest()
+        if not digest:
+            import hashlib  # only for a single-platform base of a multi-platform artifact: not at a restart
+
+            digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        out[(w.text, w.platform)] = digest
     return out

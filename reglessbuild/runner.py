@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import explain, plan, previous, proc, records, waiting
+from . import explain, plan, proc, waiting
 from .builders.protocol import Builder, BuildRequest
 from .errors import BuildError, RegistryError
 from .events import Event, Sink
@@ -152,6 +152,8 @@ class Runner:
     def _why(self, p: Prepared) -> tuple[str, ...]:
         """Why it is built: the first changes since its previous inputs (this index, else a record in
         the registry found through its tags). Data for the report; a lookup that fails says so."""
+        from . import previous  # only a build asks: a restart that builds nothing need not import it
+
         try:
             prev = previous.find(p.artifact.ref, p.artifact.tags, None, self.index, self.registry,
                                  enabled=self.project.registry.records,
@@ -170,8 +172,11 @@ class Runner:
                 self._pending.append(self._records.submit(self._store_record, p, digest, source, seconds))
 
     def _store_record(self, p: Prepared, digest: str, source: ImageRef | None, seconds: float | None = None) -> None:
+        """Store or link one inputs record (on the records pool); a failure warns and never fails the build."""
         if self.cancelled.is_set():
             return
+        from . import records  # only a build or a retag stores one: a restart need not import it (gzip, tempfile)
+
         try:
             if source is None:
                 # with the build's seconds: the cost a later plan balances CI jobs on (fanout.py), on any runner

@@ -18,9 +18,12 @@ NOT_AT_START = ("yaml", "lmdb", "tenacity", "e2b_dockerfile_utils", "xxhash", "j
                 "reglessbuild.console", "reglessbuild.dockerfile")
 # what a restart (every artifact cached) must not load: retries (tenacity), key suggestions, skaffold.yaml,
 # the cache command, kaniko (logging comes with concurrent.futures). email.utils comes
-# with http.client, which the direct checks use (registry/direct.py) instead of a tool process per check
+# with http.client, which the direct checks use (registry/direct.py) instead of a tool process per check.
+# Inputs records and previous inputs (gzip), a build's push folder and a CA's folder (tempfile), and every
+# sha256/md5 of manifest bytes or skaffold's inputDigest (hashlib) only come with a build, a record or a GET
 NOT_AT_RESTART = ("tenacity", "difflib", "jsonpatch", "reglessbuild.skaffold.loader",
-                  "reglessbuild.cache", "reglessbuild.builders.kaniko", "multiprocessing", "pickle", "platform")
+                  "reglessbuild.cache", "reglessbuild.builders.kaniko", "multiprocessing", "pickle", "platform",
+                  "reglessbuild.records", "reglessbuild.previous", "gzip", "tempfile", "hashlib", "_hashlib")
 
 
 def imported(argv: list[str], **kw: object) -> tuple[subprocess.CompletedProcess[str], set[str]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -117,6 +116,8 @@ class Buildah:
         if not done.ok:
             _refused(done, request.destination.registry, "pull")
             raise buildah_index.failed(f"buildah build exited {done.returncode}", done, request.platform)
+        import tempfile  # only a build pushes: a restart that builds nothing need not import it
+
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
             # pushed again, never rebuilt: buildah's own --retry gives up on some faults (a 503 on a blob check)

@@ -6,7 +6,6 @@ containers/image logs the Retry-After it honours between its own attempts.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,6 +63,8 @@ class Skopeo:
 
     def digest(self, ref: ImageRef) -> str | None:
         """The sha256 of the manifest bytes as served; None for a definite "not found"."""
+        import hashlib  # only when the tool checks (REGLESS_DIRECT_CHECKS=0 or a fallback): not at a restart
+
         raw = self.manifest(ref)
         # the digest is the sha256 of the manifest bytes exactly as the registry serves them
         return None if raw is None else "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -15,6 +14,8 @@ SYSTEM_CERT_DIRS = ("/etc/ssl/certs", "/etc/pki/tls/certs")
 @cache
 def cert_dir(ca_file: Path) -> str:
     """A private folder holding the CA as ca.crt, as containers/image's --cert-dir wants; removed at exit."""
+    import tempfile  # only with a CA file: a restart against a plain registry need not import it
+
     folder = tempfile.mkdtemp(prefix="regless-certs-")
     shutil.copyfile(ca_file, os.path.join(folder, "ca.crt"))
     atexit.register(shutil.rmtree, folder, True)
@@ -45,6 +46,9 @@ def short_lived(env: dict[str, str] | None) -> dict[str, str]:
 
 @cache
 def _docker_config_for(auth_file: str) -> str:
+    """A private folder whose config.json is the auth file (crane reads only docker's); removed at exit."""
+    import tempfile  # only with REGISTRY_AUTH_FILE set
+
     folder = tempfile.mkdtemp(prefix="regless-docker-config-")
     os.symlink(os.path.abspath(auth_file), os.path.join(folder, "config.json"))
     atexit.register(shutil.rmtree, folder, True)

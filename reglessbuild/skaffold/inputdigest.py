@@ -14,7 +14,6 @@ dependency list; the tag is known once they are listed, so it is set after hashi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -26,6 +25,9 @@ CHUNK = 1 << 20
 
 
 def _file_hash(path: str, workspace: str, cwd: str) -> str | None:
+    """One path's entry of the inputDigest: its name and, for a regular file, its bytes (MD5, as skaffold)."""
+    import hashlib  # only for skaffold.yaml's inputDigest tags: a regless.yaml restart need not import it
+
     h = hashlib.md5(usedforsecurity=False)
     real = path if os.path.isabs(path) else os.path.join(cwd, path)
     try:
@@ -43,6 +45,8 @@ def _file_hash(path: str, workspace: str, cwd: str) -> str | None:
 def digest(paths: Iterable[str], workspace: Path, cwd: Path) -> str:
     """The inputDigest tag of these paths (absolute, or relative to `cwd`) for an artifact whose context
     is `workspace`."""
+    import hashlib  # see _file_hash
+
     hashes = [h for p in sorted(paths) if (h := _file_hash(p, str(workspace), str(cwd))) is not None]
     return hashlib.sha256((json.dumps(hashes or None, separators=(",", ":")) + "\n").encode()).hexdigest()
 
