@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from . import checks, plan, proc, run, waiting
+from . import checks, plan, proc, run
 from .builders.protocol import Builder
 from .config import Project
 from .errors import InputError
@@ -23,6 +24,9 @@ from .index import Index
 from .registry.protocol import RegistryService
 from .report import Report
 from .skaffold import inputdigest
+
+if TYPE_CHECKING:  # --share's waits: imported by fanout.py, not by a run of every artifact
+    from . import waiting
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def make(project: Project, index: Index, registry: RegistryService, emit: Sink, 
                 MappingProxyType({"hash": t1 - t0, "check": t2 - t1, "decide": time.perf_counter() - t2}))
 
 
-Select = Callable[[list[run.Prepared], dict[str, plan.Decision]], waiting.Selection]
+Select = Callable[[list[run.Prepared], dict[str, plan.Decision]], "waiting.Selection"]
 
 
 def build(project: Project, index: Index, registry: RegistryService, builder: Builder, emit: Sink, *,

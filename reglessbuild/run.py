@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from . import dockerfile, manifests, multiplatform, plan, platforms
+from . import dockerfile, plan, platforms
 from .config import Artifact, Project
 from .errors import DockerfileError
 from .events import Event, Sink
@@ -84,9 +84,13 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Reg
     analyses: dict[str, dockerfile.Analysis] = {}
     for a in order:
         args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires if r.alias}
-        analyses[a.name] = multiplatform.analyze(a, args) if a.platforms else dockerfile.analyze(
-            a.dockerfile, build_args=args, target=a.target,
-            platform=platforms.parse(a.platform) if a.platform else None)
+        if a.platforms:
+            from . import multiplatform  # only then: a single-platform restart need not import it (nor manifests)
+
+            analyses[a.name] = multiplatform.analyze(a, args)
+        else:
+            analyses[a.name] = dockerfile.analyze(a.dockerfile, build_args=args, target=a.target,
+                                                  platform=platforms.parse(a.platform) if a.platform else None)
     for a in order:
         if unchecked := analyses[a.name].unchecked:
             emit(Event("warning", a.name, f"ADD {', '.join(unchecked)}: only the URL is hashed, not what it serves; "
@@ -118,7 +122,7 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Reg
                 remote=an.remote,
             )
             h = inputs.workspace_hash(settings, files)
-            key = multiplatform.base_key if a.platforms else (lambda b: b.text)
+            key = _base_key(a)
             wanted = tuple(key(b) for b in an.bases if not b.text.startswith(dockerfile.PENDING_PREFIX))
             complete = all(w in bases for w in wanted) and all(prepared[r.image].complete for r in a.requires)
             prepared[a.name] = Prepared(a, inputs.Inputs(tuple(files), settings, h, _read), a.ref.with_tag(h),
@@ -141,21 +145,37 @@ def _hashed_platform(a: Artifact, an: dockerfile.Analysis) -> str | None:
     """The platform as it enters the hash: as configured; else the runner's when the Dockerfile names an
     automatic platform ARG (their values come from it), and none as before otherwise."""
     if a.platforms:
+        from . import multiplatform
+
         return multiplatform.hashed_platform(a)
     if a.platform:
         return a.platform
     return str(platforms.host()) if an.platform_args else None
 
 
+def _base_key(a: Artifact) -> Callable[[dockerfile.BaseImage], str]:
+    """How a base enters the hash and the resolved bases: its FROM text for one platform; its platform
+    and text for several (multiplatform.py, imported only then)."""
+    if a.platforms:
+        from . import multiplatform
+
+        return multiplatform.base_key
+    return lambda b: b.text
+
+
 def _hashed_bases(a: Artifact, an: dockerfile.Analysis, bases: dict[str, str]) -> tuple[tuple[str, str], ...]:
     """(base, digest) pairs: by FROM text for one platform (as before); by platform and text for several."""
-    key = multiplatform.base_key if a.platforms else (lambda b: b.text)
+    key = _base_key(a)
     return tuple((key(b), bases[key(b)]) for b in an.bases if key(b) in bases)
 
 
 def _platform_bases(project: Project, multi: list[Artifact], analyses: dict[str, dockerfile.Analysis],
                     registry: RegistryService) -> dict[str, str]:
     """Each base of each multi-platform artifact, resolved to its platform's manifest digest."""
+    if not multi:
+        return {}
+    from . import manifests, multiplatform  # only for multi-platform artifacts
+
     wanted = [w for a in multi for w in multiplatform.wanted(a, analyses[a.name])]
     if not wanted:
         return {}

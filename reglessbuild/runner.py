@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import explain, plan, proc, waiting
+from . import explain, plan, proc
 from .builders.protocol import Builder, BuildRequest
 from .errors import BuildError, RegistryError
 from .events import Event, Sink
@@ -32,6 +32,7 @@ from .registry.protocol import RegistryService
 from .report import ArtifactResult
 
 if TYPE_CHECKING:
+    from . import waiting
     from .config import Project
 
 
@@ -76,6 +77,8 @@ class Runner:
         why: tuple[str, ...] = ()
         try:
             if self.waits and a.name in self.waits.wait and d.outcome is not Outcome.CACHED:
+                from . import waiting  # only --share waits for another share's builds
+
                 label = self.waits.wait[a.name]
                 found = waiting.wait_for(self.registry.digest, p.target, a.name, label, timeout=self.waits.timeout,
                                          emit=self.emit)

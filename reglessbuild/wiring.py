@@ -10,7 +10,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from . import config, multiplatform, registry
+from . import config, registry
 from .errors import InputError
 from .events import Event, Sink
 from .index import Index
@@ -29,6 +29,8 @@ def load_project(args: argparse.Namespace, emit: Sink) -> config.Project:
         project = dataclasses.replace(project, registry=dataclasses.replace(
             project.registry, insecure=(*project.registry.insecure, *args.insecure_registry)))
     if args.platform:
+        from . import multiplatform  # only with --platform: a restart need not import it (nor manifests)
+
         project = multiplatform.with_platforms(project, args.platform)
     if getattr(args, "no_records", False):
         project = dataclasses.replace(project, registry=dataclasses.replace(project.registry, records=False))

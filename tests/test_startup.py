@@ -20,10 +20,12 @@ NOT_AT_START = ("yaml", "lmdb", "tenacity", "e2b_dockerfile_utils", "xxhash", "j
 # the cache command, kaniko (logging comes with concurrent.futures). email.utils comes
 # with http.client, which the direct checks use (registry/direct.py) instead of a tool process per check.
 # Inputs records and previous inputs (gzip), a build's push folder and a CA's folder (tempfile), and every
-# sha256/md5 of manifest bytes or skaffold's inputDigest (hashlib) only come with a build, a record or a GET
+# sha256/md5 of manifest bytes or skaffold's inputDigest (hashlib) only come with a build, a record or a GET;
+# multi-platform artifacts or --platform bring multiplatform and manifests, --share's waits bring waiting
 NOT_AT_RESTART = ("tenacity", "difflib", "jsonpatch", "reglessbuild.skaffold.loader",
                   "reglessbuild.cache", "reglessbuild.builders.kaniko", "multiprocessing", "pickle", "platform",
-                  "reglessbuild.records", "reglessbuild.previous", "gzip", "tempfile", "hashlib", "_hashlib")
+                  "reglessbuild.records", "reglessbuild.previous", "gzip", "tempfile", "hashlib", "_hashlib",
+                  "reglessbuild.multiplatform", "reglessbuild.manifests", "reglessbuild.waiting")
 
 
 def imported(argv: list[str], **kw: object) -> tuple[subprocess.CompletedProcess[str], set[str]]:
