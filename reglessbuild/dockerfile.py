@@ -123,11 +123,21 @@ def analyze(path: Path, *, build_args: dict[str, str], target: str | None,
             platform: Platform | None = None) -> Analysis:
     """What the build of `target` (default: the last stage) for `platform` (default: the runner's) reads
     from the context and which images it starts from."""
-    where = str(path)
+    return analyze_text(read(path), str(path), build_args=build_args, target=target, platform=platform)
+
+
+def read(path: Path) -> str:
+    """The Dockerfile's text, or a DockerfileError naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DockerfileError(f"cannot read the Dockerfile: {exc}", path=where) from exc
+        raise DockerfileError(f"cannot read the Dockerfile: {exc}", path=str(path)) from exc
+
+
+def analyze_text(text: str, where: str, *, build_args: dict[str, str], target: str | None,
+                 platform: Platform | None = None) -> Analysis:
+    """analyze() of a Dockerfile's text (`where` names it in errors): a pure function of its arguments and
+    the runner's platform, which parsememo.py keeps across runs."""
     ast = _parse(text, where)
     escape = ast.escape_token
     # BuildKit's automatic ARGs start the global scope; a --build-arg of the same name wins

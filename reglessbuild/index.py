@@ -68,7 +68,7 @@ class Moved:
     reason: str
 
 
-DB_NAMES = ("results", "memo", "inputs", "meta")
+DB_NAMES = ("results", "memo", "inputs", "meta", "parses")  # parses: parsememo.py
 OLD_DBS = (b"stat",)  # the per-file stat memo of earlier versions: dropped on open
 
 
@@ -312,6 +312,16 @@ class Index:
                 txn.put(key, pack(merged), db=db)
 
         self._write(put_all)
+
+    # -------------------------------------------------- Dockerfile analyses (parsememo.py)
+
+    def parse_get(self, key: bytes) -> bytes | None:
+        """The analysis record kept under `key`, or None."""
+        return self._read("parses", key)
+
+    def parses_put(self, records: dict[bytes, bytes]) -> None:
+        """Keep analysis records, all in one transaction."""
+        self._write(lambda txn: [txn.put(k, v, db=self._db("parses")) for k, v in records.items()])
 
     # -------------------------------------------------- last inputs per artifact
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from . import dockerfile, plan, platforms
+from . import dockerfile, parsememo, plan, platforms
 from .config import Artifact, Project
 from .errors import DockerfileError
 from .events import Event, Sink
@@ -82,15 +82,19 @@ def prepare(project: Project, order: list[Artifact], index: Index, registry: Reg
     and such an artifact's hash, and its dependents', is not final (Prepared.complete). `on_hashed` is
     called with each artifact as soon as its hash is known (its registry check starts)."""
     analyses: dict[str, dockerfile.Analysis] = {}
-    for a in order:
-        args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires if r.alias}
-        if a.platforms:
-            from . import multiplatform  # only then: a single-platform restart need not import it (nor manifests)
+    kept = parsememo.Batch(index)  # the analyses of earlier runs: a restart runs no Dockerfile parser
+    try:
+        for a in order:
+            args = dict(a.build_args) | {r.alias: dockerfile.pending(r.alias) for r in a.requires if r.alias}
+            if a.platforms:
+                from . import multiplatform  # only then: a single-platform restart need not import it (nor manifests)
 
-            analyses[a.name] = multiplatform.analyze(a, args)
-        else:
-            analyses[a.name] = dockerfile.analyze(a.dockerfile, build_args=args, target=a.target,
-                                                  platform=platforms.parse(a.platform) if a.platform else None)
+                analyses[a.name] = multiplatform.analyze(a, args)
+            else:
+                analyses[a.name] = parsememo.analyze(a.dockerfile, kept, build_args=args, target=a.target,
+                                                     platform=platforms.parse(a.platform) if a.platform else None)
+    finally:
+        kept.flush()
     for a in order:
         if unchecked := analyses[a.name].unchecked:
             emit(Event("warning", a.name, f"ADD {', '.join(unchecked)}: only the URL is hashed, not what it serves; "
