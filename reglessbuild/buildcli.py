@@ -55,8 +55,12 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
         raise InputError(f"{project.path}: every artifact was left out by --skip-unsupported; nothing to build")
     r.width = max(len(n) for n in (*(a.name for a in project.artifacts), *(s.name for s in project.skipped)))
     r.logs = BuildLogs((args.cache_dir or default_cache_dir()) / "logs")
+    claim = None  # held from before the first build to the removal below: see storage.Claim
     if project.builder.kind == "buildah":
         own = storage.choose(project.builder.buildah.storage_driver)
+        if not args.keep_images:
+            claim = storage.Claim(own.conf.parent / "regless.lock" if own.own
+                                  else (args.cache_dir or default_cache_dir()) / "storage.lock")
         if own.own:  # else CONTAINERS_STORAGE_CONF: the user's choice
             os.environ["CONTAINERS_STORAGE_CONF"] = str(own.conf)
             r(Event("note", None, f"buildah's images go to regless's own storage {own.graph}"
@@ -69,10 +73,15 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
                              registry_source=reg_source, builder_source=builder.source, select=_share(args))
     finally:
         index.close()
-    if project.builder.kind == "buildah" and not args.keep_images:
+    if claim is not None:
         required = {q.image for a in project.artifacts for q in a.requires if q.alias}
-        storage.remove([f"{x.image}@{x.digest}" for x in rep.results if x.name in required and x.digest],
-                       project.builder.buildah.storage_driver)
+        pulled = [f"{x.image}@{x.digest}" for x in rep.results if x.name in required and x.digest]
+        if pulled and claim.alone():
+            storage.remove(pulled, project.builder.buildah.storage_driver)
+        elif pulled:
+            r(Event("note", None, "another regless run uses buildah's storage: the required artifacts pulled for "
+                    "FROM stay in it, for a later run to remove"))
+        claim.close()
     skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome=Outcome.SKIPPED, reason=s.reason)
                     for s in project.skipped)
     rank = {a.name: i for i, a in enumerate(project.artifacts)}

@@ -11,6 +11,7 @@ layer cache stays), and `regless cache prune --builder-storage` empties regless'
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,46 @@ def choose(driver: str, env: Mapping[str, str] | None = None) -> Storage:
                          hint="make the folder writable, or set CONTAINERS_STORAGE_CONF to a storage of your own"
                          ) from exc
     return Storage(conf, own=True, graph=graph)
+
+
+class Claim:
+    """This run's claim on buildah's storage, so that it removes nothing another regless run may still use.
+
+    A required artifact is pulled by digest for another artifact's FROM; once the run is over, regless
+    removes it from the storage. Two runs at once on one storage (two CI jobs of one runner, a user's
+    two terminals) need the same image: one run's removal could take it from under the other's build,
+    between buildah finding it and using it. Every run holds a shared flock on one file (`regless.lock`
+    in regless's own storage folder, `storage.lock` in the cache folder where the user chose the storage)
+    while it builds; a run removes images only where it can make that lock exclusive,
+    that is when no other run holds it, and otherwise leaves them for a later run to remove. Where the
+    lock file cannot be made (a folder that is not the user's), runs are not told apart: the images
+    are removed, as before there was a claim.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+        except OSError:
+            self._fd = -1
+
+    def alone(self) -> bool:
+        """Whether no other regless run holds the storage now (the claim is then exclusive until closed)."""
+        if self._fd < 0:
+            return True
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Give the claim up (the process's exit does as well)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def remove(refs: list[str], driver: str) -> None:

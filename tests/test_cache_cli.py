@@ -160,7 +160,7 @@ def test_two_builds_at_once_on_one_cache_and_registry(demo):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err
+        assert p.returncode == 0, (out, err)  # -q: the JSON carries the failure
         assert {a["outcome"] for a in json.loads(out)["artifacts"]} <= {"built", "cached"}
     ok = demo.run("cache", "verify")
     assert ok.returncode == 0 and "3 alive, 0 dead" in ok.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import uuid
@@ -90,3 +91,24 @@ def test_kept_bases_are_a_cache_never_a_stale_source():
     for argv in (build_argv(req, BuildahSettings()),
                  platform_build_argv(req, BuildahSettings(), "linux/arm64", "list", "r.example/a:x")):
         assert [a for a in argv if a.startswith("--pull")] == [], argv
+
+
+def test_a_run_leaves_the_pulled_required_artifact_while_another_run_uses_the_storage(demo, tmp_path):
+    """Two runs at once on one storage: one's removal of `tools@digest` (pulled for app's FROM) could take it
+    from under the other's build. A run removes it only where no other run holds the storage's claim."""
+    env = _own(demo, tmp_path)
+    lock = tmp_path / "data" / "regless" / "containers" / "regless.lock"
+    lock.parent.mkdir(parents=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # another regless run, building
+        res = demo.run("build", "-v", env=env)
+        assert res.returncode == 0, res.stderr
+        assert "another regless run uses buildah's storage" in res.stderr
+        conf = lock.parent / "storage-vfs.conf"
+        assert [n for n in _names(conf) if f"{demo.repo}/tools" in n], _names(conf)
+    finally:
+        os.close(fd)  # that run ended
+    again = demo.run("build", "-v", env=env)
+    assert again.returncode == 0 and "another regless run" not in again.stderr, again.stderr
+    assert not [n for n in _names(conf) if demo.repo in n], _names(conf)
