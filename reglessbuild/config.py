@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from . import platforms, refs, skaffold
+from . import artifactspec as spec
+from . import refs, skaffold
 from .errors import ConfigError
 from .project import Artifact, Project, Requirement, Skipped, check_requires
 from .settings import BuildahSettings, BuilderSettings, KanikoSettings, RegistrySettings
@@ -114,97 +115,89 @@ _ARTIFACT_KEYS = {"image": True, "context": False, "dockerfile": False, "target"
 
 
 def _artifacts(r: _Reader, node: yaml.Node, root: Path, repo: str | None, env: Any) -> tuple[Artifact, ...]:
+    """Each artifact's keys and types checked here, its values by artifactspec (as for a skaffold.yaml)."""
     items = r.sequence(node, "artifacts")
     if not items:
         raise r.fail(node, "artifacts is empty", hint="list at least one artifact with an `image`")
     out: list[Artifact] = []
-    seen: dict[str, int] = {}
+    unique = spec.Unique()
+    maps: list[dict[str, yaml.Node]] = []
     for i, item in enumerate(items):
         where = f"artifacts[{i}]"
         m = r.mapping(item, where, _ARTIFACT_KEYS)
-        name = r.string(m["image"], f"{where}.image")
-        line = item.start_mark.line + 1
-        try:
-            ref = refs.parse(name, default_repo=repo)
-        except refs.RefError as exc:
-            raise r.fail(m["image"], f"{where}.image: {exc}") from exc
-        if ref.tag or ref.digest:
-            raise r.fail(m["image"], f"{where}.image {name!r} carries a tag or digest",
-                         hint="name the repository only; regless tags each image with its workspace hash")
-        key = str(ref)
-        if key in seen:
-            raise r.fail(m["image"], f"duplicate image {name!r} (also at line {seen[key]})")
-        seen[key] = line
-        context = (root / (r.string(m["context"], f"{where}.context") if "context" in m else ".")).resolve()
-        if not context.is_dir():
-            raise r.fail(m.get("context", item), f"{where}: context folder {context} does not exist",
-                         hint="context is relative to the folder of the config file")
-        dockerfile = context / (r.string(m["dockerfile"], f"{where}.dockerfile") if "dockerfile" in m
-                                else "Dockerfile")
-        if not dockerfile.is_file():
-            raise r.fail(m.get("dockerfile", item), f"{where}: Dockerfile {dockerfile} does not exist",
-                         hint="dockerfile is relative to the artifact's context")
-        build_args: list[tuple[str, str]] = []
-        if "buildArgs" in m:
-            ba = m["buildArgs"]
-            if not isinstance(ba, yaml.MappingNode):
-                raise r.fail(ba, f"{where}.buildArgs must be a mapping of names to strings")
-            for k_node, v_node in ba.value:
-                if not isinstance(v_node, yaml.ScalarNode):
-                    raise r.fail(v_node, f"{where}.buildArgs.{k_node.value} must be a string")
-                value = v_node.value  # the text as written: YAML would read 1.10 as 1.1
-                try:
-                    build_args.append((k_node.value, expand_env(str(value), env)))
-                except KeyError as exc:
-                    raise r.fail(v_node, f"{where}.buildArgs.{k_node.value}: environment variable {exc.args[0]} "
-                                 "is not set", hint="set it, or write $$ for a literal $") from exc
-        requires: list[Requirement] = []
-        if "requires" in m:
-            for j, req in enumerate(r.sequence(m["requires"], f"{where}.requires")):
-                rm = r.mapping(req, f"{where}.requires[{j}]", {"image": True, "alias": True})
-                alias = r.string(rm["alias"], f"{where}.requires[{j}].alias")
-                if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", alias):
-                    raise r.fail(rm["alias"], f"{where}.requires[{j}].alias {alias!r} is not a valid build arg name")
-                requires.append(Requirement(r.string(rm["image"], f"{where}.requires[{j}].image"), alias))
-        tags = r.strings(m["tags"], f"{where}.tags") if "tags" in m else []
-        for t_node, t in zip(m["tags"].value if "tags" in m else [], tags, strict=True):
-            if not refs.TAG_RE.match(t):
-                raise r.fail(t_node, f"{where}.tags: {t!r} is not a valid tag")
-        out.append(Artifact(
-            name=name, ref=ref, context=context, dockerfile=dockerfile,
-            target=r.string(m["target"], f"{where}.target") if "target" in m else None,
-            build_args=tuple(build_args),
-            **_platforms(r, m, where),
-            requires=tuple(requires), tags=tuple(tags), line=line,
-        ))
+        maps.append(m)
+        image = _text(r, m["image"], f"{where}.image")
+        a = spec.artifact(_spec(r, item, m, where, root, repo, env))
+        unique.add(str(a.ref), image, f"{r.path}:{m['image'].start_mark.line + 1}")
+        out.append(a)
     check_requires(out, lambda i, j, message, hint: r.fail(
-        items[i], message if j is None else f"artifacts[{i}].requires[{j}]: {message}", hint=hint))
+        items[i] if j is None else maps[i]["requires"].value[j],
+        message if j is None else f"artifacts[{i}].requires[{j}]: {message}", hint=hint))
     return tuple(out)
 
 
-def _platforms(r: _Reader, m: dict[str, yaml.Node], where: str) -> dict[str, Any]:
-    """`platform: P`, or `platforms: [P, …]` (one build per platform, one image index); one entry is `platform`."""
-    if "platform" in m and "platforms" in m:
-        raise r.fail(m["platforms"], f"{where} has both platform and platforms", hint="keep one of them")
-    if "platform" in m:
-        text = r.string(m["platform"], f"{where}.platform")
+def _fail_at(r: _Reader, node: yaml.Node) -> spec.Fail:
+    """A maker of errors at `node`'s line."""
+    return lambda message, hint: r.fail(node, message, hint=hint)
+
+
+def _text(r: _Reader, node: yaml.Node, at: str) -> spec.Text:
+    """A string value with its name and its line, for artifactspec."""
+    return spec.Text(r.string(node, at), at, _fail_at(r, node))
+
+
+def _texts(r: _Reader, node: yaml.Node, at: str) -> spec.Texts:
+    """A list of strings with their names and lines (`at[j]`), for artifactspec."""
+    texts = r.strings(node, at)
+    items = tuple(spec.Text(t, f"{at}[{j}]", _fail_at(r, n))
+                  for j, (n, t) in enumerate(zip(node.value, texts, strict=True)))
+    return spec.Texts(items, at, lambda message, hint: r.fail(node, message, hint=hint))
+
+
+def _spec(r: _Reader, item: yaml.Node, m: dict[str, yaml.Node], where: str, root: Path, repo: str | None,
+          env: Any) -> spec.Spec:
+    """One regless.yaml artifact (its keys checked) as artifactspec's Spec."""
+    def absent(value: str, at: str) -> spec.Text:
+        return spec.Text(value, at, lambda message, hint: r.fail(item, message, hint=hint))
+
+    def expand(arg: spec.BuildArg) -> str:
         try:
-            platforms.parse(text)
-        except platforms.PlatformError as exc:
-            raise r.fail(m["platform"], f"{where}.platform: {exc.message}", hint=exc.hint) from exc
-        return {"platform": text}
-    if "platforms" not in m:
-        return {}
-    texts = r.strings(m["platforms"], f"{where}.platforms")
-    if not texts:
-        raise r.fail(m["platforms"], f"{where}.platforms is empty", hint="list one platform or more, or leave it out")
-    seen: list[str] = []
-    for node, text in zip(m["platforms"].value, texts, strict=True):
-        try:
-            name = str(platforms.parse(text))
-        except platforms.PlatformError as exc:
-            raise r.fail(node, f"{where}.platforms: {exc.message}", hint=exc.hint) from exc
-        if name in seen:
-            raise r.fail(node, f"{where}.platforms lists {name} twice")
-        seen.append(name)
-    return {"platform": texts[0]} if len(texts) == 1 else {"platforms": tuple(seen)}
+            return expand_env(arg.value.text, env)
+        except KeyError as exc:
+            raise spec.Unexpandable(f"environment variable {exc.args[0]} is not set",
+                                    "set it, or write $$ for a literal $") from exc
+
+    build_args: list[spec.BuildArg] = []
+    if "buildArgs" in m:
+        ba = m["buildArgs"]
+        if not isinstance(ba, yaml.MappingNode):
+            raise r.fail(ba, f"{where}.buildArgs must be a mapping of names to strings")
+        for k_node, v_node in ba.value:
+            if not isinstance(v_node, yaml.ScalarNode):
+                raise r.fail(v_node, f"{where}.buildArgs.{k_node.value} must be a string")
+            # the text as written: YAML would read 1.10 as 1.1
+            build_args.append(spec.BuildArg(k_node.value, spec.Text(
+                str(v_node.value), f"{where}.buildArgs.{k_node.value}",
+                _fail_at(r, v_node))))
+    requires: list[tuple[spec.Text, spec.Text | None]] = []
+    if "requires" in m:
+        for j, req in enumerate(r.sequence(m["requires"], f"{where}.requires")):
+            rm = r.mapping(req, f"{where}.requires[{j}]", {"image": True, "alias": True})
+            requires.append((_text(r, rm["image"], f"{where}.requires[{j}].image"),
+                             _text(r, rm["alias"], f"{where}.requires[{j}].alias")))
+    return spec.Spec(
+        image=_text(r, m["image"], f"{where}.image"),
+        resolve=lambda name: refs.parse(name, default_repo=repo),
+        context=_text(r, m["context"], f"{where}.context") if "context" in m else absent(".", f"{where}.context"),
+        root=root,
+        dockerfile=(_text(r, m["dockerfile"], f"{where}.dockerfile") if "dockerfile" in m
+                    else absent("Dockerfile", f"{where}.dockerfile")),
+        expand=expand,
+        target=r.string(m["target"], f"{where}.target") if "target" in m else None,
+        build_args=tuple(build_args),
+        platform=_text(r, m["platform"], f"{where}.platform") if "platform" in m else None,
+        platforms=_texts(r, m["platforms"], f"{where}.platforms") if "platforms" in m else None,
+        requires=tuple(requires),
+        tags=_texts(r, m["tags"], f"{where}.tags") if "tags" in m else None,
+        line=item.start_mark.line + 1,
+    )

@@ -1,9 +1,10 @@
 """The neutral structure both config files are read into, and the checks both loaders share.
 
 regless.yaml (config.py) and skaffold.yaml (skaffold/) are two ways of writing one Project; each loader
-checks what only its own file can get wrong (keys, types, paths) and reports it in its own words, and
-both hand their artifacts to `check_requires`, so that `requires` means the same in either file. This
-module imports neither loader: config.py imports skaffold/, and both import this, one way.
+checks what only its own file can get wrong (keys, types) and translates each artifact into an
+artifactspec.Spec, whose values one function checks; both hand their artifacts to `check_requires`, so
+that `requires` means the same in either file. This module imports neither loader: config.py imports
+skaffold/, and both import this (and artifactspec), one way.
 """
 
 from __future__ import annotations

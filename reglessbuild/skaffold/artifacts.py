@@ -1,4 +1,5 @@
-"""One skaffold.yaml artifact -> a regless Artifact, in skaffold.yaml's own words and paths.
+"""One skaffold.yaml artifact -> an artifactspec.Spec (its values named in skaffold.yaml's own paths), which
+artifactspec checks and makes an Artifact, as it does for regless.yaml.
 
 What regless honours, what has no effect on the image (accepted), and what would change
 the image in a way regless cannot reproduce (refused, exit 2) is decided here, field by
@@ -8,18 +9,18 @@ field; README.md's table says the same.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import platforms, refs
-from ..project import Artifact, Requirement
+from .. import artifactspec as spec
+from .. import refs
+from ..project import Artifact
 from . import templates
 from .data import Places, line_of
 from .schema import BUILDABLE_TYPES, UNSUPPORTED_TYPES
 
-_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SKAFFOLD_VARS = ("IMAGE_REPO", "IMAGE_NAME", "IMAGE_TAG")
 
 # fields that change the image and that regless cannot pass on to its builder
@@ -57,13 +58,20 @@ def _str(places: Places, parent: Any, key: str | int, where: str) -> str:
     return str(value)
 
 
-def build_args(places: Places, node: Any, where: str, env: Mapping[str, str],
-               warnings: list[str]) -> tuple[tuple[str, str], ...]:
-    """buildArgs with templates evaluated as Skaffold does; a null value is `--build-arg NAME`, as in the docker
-    CLI: the variable's value when it is set, else the Dockerfile's default (the argument is left out).
+def fail_at(places: Places, parent: Any, key: str | int | None) -> spec.Fail:
+    """A maker of errors at `parent[key]` of this skaffold.yaml (at the file when parent is None)."""
+    return lambda message, hint: places.fail(message, parent, key, hint=hint)
 
-    An unset variable prints `<no value>`, as Go's templates make it in Skaffold: the same image Skaffold
-    would build, and a warning in `warnings` naming the variable."""
+
+def _text(places: Places, parent: Any, key: str | int, where: str) -> spec.Text:
+    """`parent[key]`, a string, with its name and place, for artifactspec."""
+    return spec.Text(_str(places, parent, key, where), where, fail_at(places, parent, key))
+
+
+def build_args(places: Places, node: Any, where: str, env: Mapping[str, str]) -> tuple[spec.BuildArg, ...]:
+    """buildArgs as written, for artifactspec to expand with `expander`; a null value is `--build-arg NAME`, as
+    in the docker CLI: the variable's value when it is set (passed as it is), else the Dockerfile's default
+    (the argument is left out)."""
     if node is None:
         return ()
     if not isinstance(node, dict):
@@ -73,7 +81,7 @@ def build_args(places: Places, node: Any, where: str, env: Mapping[str, str],
         at = f"{where}.{name}"
         if value is None:
             if name in env:
-                out.append((name, env[name]))
+                out.append(spec.BuildArg(name, spec.Text(env[name], at, fail_at(places, node, name)), literal=True))
             continue
         if isinstance(value, (dict, list)):
             raise places.fail(f"{at} must be a string, not a {'mapping' if isinstance(value, dict) else 'list'}",
@@ -83,21 +91,32 @@ def build_args(places: Places, node: Any, where: str, env: Mapping[str, str],
         if used:
             raise places.fail(f"{at} uses {used[0]}, which regless does not provide", node, name,
                               hint="regless tags with the workspace hash, of which build args are a part")
-        try:
-            expanded, unset = templates.expand(text, env)
-        except templates.TemplateError as exc:
-            raise places.fail(f"{at}: {exc.message}", node, name, hint=exc.hint) from exc
-        if templates.NO_VALUE in expanded and unset:
-            src = line_of(node, name)
-            place = f"{src.path.name}:{src.line}: " if src else ""
-            warnings.append(f"{place}{at}: {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} "
-                            f"not set, so the value is {expanded!r}, as in Skaffold (set it, or give a default: "
-                            f"{{{{default \"\" .{unset[0]}}}}})")
-        out.append((name, expanded))
+        out.append(spec.BuildArg(name, spec.Text(text, at, fail_at(places, node, name))))
     return tuple(out)
 
 
-def _requires(places: Places, art: Any, where: str) -> tuple[Requirement, ...]:
+def expander(places: Places, node: Any, env: Mapping[str, str], warnings: list[str]) -> Callable[[spec.BuildArg], str]:
+    """Evaluates a build arg's templates as Skaffold does (buildArgs `node`, for the places of warnings).
+
+    An unset variable prints `<no value>`, as Go's templates make it in Skaffold: the same image Skaffold
+    would build, and a warning in `warnings` naming the variable."""
+    def expand(arg: spec.BuildArg) -> str:
+        try:
+            expanded, unset = templates.expand(arg.value.text, env)
+        except templates.TemplateError as exc:
+            raise spec.Unexpandable(exc.message, exc.hint) from exc
+        if templates.NO_VALUE in expanded and unset:
+            src = line_of(node, arg.name)
+            place = f"{src.path.name}:{src.line}: " if src else ""
+            warnings.append(f"{place}{arg.value.at}: {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} "
+                            f"not set, so the value is {expanded!r}, as in Skaffold (set it, or give a default: "
+                            f"{{{{default \"\" .{unset[0]}}}}})")
+        return expanded
+
+    return expand
+
+
+def _requires(places: Places, art: Any, where: str) -> tuple[tuple[spec.Text, spec.Text | None], ...]:
     node = art.get("requires")
     if node is None:
         return ()
@@ -114,31 +133,23 @@ def _requires(places: Places, art: Any, where: str) -> tuple[Requirement, ...]:
                 raise places.fail(f"unknown key {k!r} in {at}", req, k, hint="known keys here: alias, image")
         if req.get("image") is None:
             raise places.fail(f"{at} needs `image`", node, j)
-        alias = _str(places, req, "alias", f"{at}.alias") if req.get("alias") is not None else ""
-        if alias and not _ARG_NAME.match(alias):
-            raise places.fail(f"{at}.alias {alias!r} is not a valid build arg name", req, "alias")
-        out.append(Requirement(_str(places, req, "image", f"{at}.image"), alias))
+        alias = _text(places, req, "alias", f"{at}.alias") if req.get("alias") is not None else None
+        alias = alias if alias is not None and alias.text else None  # Skaffold reads an empty alias as none
+        out.append((_text(places, req, "image", f"{at}.image"), alias))
     return tuple(out)
 
 
-def _platforms(places: Places, art: Any, where: str, build_platforms: list[str]) -> dict[str, Any]:
-    """The artifact's `platforms`, else build.platforms: one is `platform`, several make one image index."""
+def _platforms(places: Places, art: Any, where: str, build_platforms: list[str]) -> spec.Texts | None:
+    """The artifact's `platforms`, else build.platforms (an empty list is Skaffold's default: none)."""
     own = bool(art.get("platforms"))
     chosen = [str(p) for p in (art.get("platforms") or build_platforms)]
-    at = f"{where}.platforms" if own else "build.platforms"
-    seen: list[str] = []
-    for j, text in enumerate(chosen):
-        try:
-            name = str(platforms.parse(text))
-        except platforms.PlatformError as exc:
-            raise places.fail(f"{at}[{j}]: {exc.message}", art["platforms"] if own else None, j if own else None,
-                              hint=exc.hint) from exc
-        if name in seen:
-            raise places.fail(f"{at} lists {name} twice", art if own else None, "platforms" if own else None)
-        seen.append(name)
     if not chosen:
-        return {}
-    return {"platform": chosen[0]} if len(chosen) == 1 else {"platforms": tuple(seen)}
+        return None
+    at = f"{where}.platforms" if own else "build.platforms"
+    parent = art["platforms"] if own else None
+    return spec.Texts(tuple(spec.Text(text, f"{at}[{j}]", fail_at(places, parent, j if own else None))
+                            for j, text in enumerate(chosen)), at, fail_at(places, art if own else None,
+                                                                        "platforms" if own else None))
 
 
 def _type(places: Places, art: Any, where: str) -> tuple[str, Any]:
@@ -166,41 +177,29 @@ def artifact(places: Places, art: Any, i: int, *, root: Path, default_repo: str 
     if art.get("image") is None:
         raise places.fail(f"{where} needs `image`", art)
     name = _str(places, art, "image", f"{where}.image")
-    kind, spec = _type(places, art, where)
+    kind, spec_ = _type(places, art, where)
     if kind in UNSUPPORTED_TYPES:
         return Mapped(None, name, unsupported=kind)
-    if not isinstance(spec, dict):
+    if not isinstance(spec_, dict):
         raise places.fail(f"{where}.{kind} must be a mapping", art, kind)
-    _refuse(places, spec, kind, where)
-    try:
-        written = refs.parse(name)
-        if written.tag or written.digest:
-            raise places.fail(f"{where}.image {name!r} carries a tag or digest", art, "image",
-                              hint="name the repository only, as Skaffold requires; tags come from build.tagPolicy")
-        parsed = refs.parse(refs.skaffold_default_repo(default_repo, name))
-    except refs.RefError as exc:
-        raise places.fail(f"{where}.image: {exc}", art, "image") from exc
-    context = (root / (_str(places, art, "context", f"{where}.context") if art.get("context") is not None
-                       else ".")).resolve()
-    if not context.is_dir():
-        raise places.fail(f"{where}.context: the folder {context} does not exist", art,
-                          "context" if "context" in art else None,
-                          hint="context is relative to the folder of this skaffold.yaml")
-    dockerfile = context / (_str(places, spec, "dockerfile", f"{where}.{kind}.dockerfile")
-                            if spec.get("dockerfile") is not None else "Dockerfile")
-    if not dockerfile.is_file():
-        raise places.fail(f"{where}.{kind}.dockerfile: {dockerfile} does not exist", spec if "dockerfile" in spec
-                          else art, "dockerfile" if "dockerfile" in spec else None,
-                          hint="dockerfile is relative to the artifact's context")
+    _refuse(places, spec_, kind, where)
     warnings: list[str] = []
     if art.get("hooks"):
         warnings.append(f"{where}.hooks ({name}): regless does not run build hooks; if they make files the build "
                         "reads, run them before regless")
-    return Mapped(Artifact(
-        name=name, ref=parsed, context=context, dockerfile=dockerfile,
-        target=_str(places, spec, "target", f"{where}.{kind}.target") if spec.get("target") is not None else None,
-        build_args=build_args(places, spec.get("buildArgs"), f"{where}.{kind}.buildArgs", env, warnings),
-        **_platforms(places, art, where, build_platforms), requires=_requires(places, art, where),
-        tags=(deploy_tag,) if deploy_tag else (), line=src.line if (src := getattr(art, "src", None)) else 0,
-        deploy_tag=deploy_tag,
-    ), name, warnings=tuple(warnings))
+    has_context, has_dockerfile = art.get("context") is not None, spec_.get("dockerfile") is not None
+    a = spec.artifact(spec.Spec(
+        image=spec.Text(name, f"{where}.image", fail_at(places, art, "image")),
+        resolve=lambda image: refs.parse(refs.skaffold_default_repo(default_repo, image)),
+        context=(_text(places, art, "context", f"{where}.context") if has_context
+                 else spec.Text(".", f"{where}.context", fail_at(places, art, None))),
+        root=root,
+        dockerfile=(_text(places, spec_, "dockerfile", f"{where}.{kind}.dockerfile") if has_dockerfile
+                    else spec.Text("Dockerfile", f"{where}.{kind}.dockerfile", fail_at(places, art, None))),
+        expand=expander(places, spec_.get("buildArgs"), env, warnings),
+        target=_str(places, spec_, "target", f"{where}.{kind}.target") if spec_.get("target") is not None else None,
+        build_args=build_args(places, spec_.get("buildArgs"), f"{where}.{kind}.buildArgs", env),
+        platforms=_platforms(places, art, where, build_platforms), requires=_requires(places, art, where),
+        deploy_tag=deploy_tag, line=src.line if (src := getattr(art, "src", None)) else 0,
+    ))
+    return Mapped(a, name, warnings=tuple(warnings))

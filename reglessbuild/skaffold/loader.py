@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import refs
+from .. import artifactspec, refs
 from ..errors import ConfigError, InputError
 from ..outcomes import Reason, Why
 from ..project import Artifact, Project, Skipped, check_requires
 from ..settings import BuilderSettings, RegistrySettings
 from . import artifacts as arts
 from . import configs, tags
+from .data import line_of
 
 
 def _default_repo(flag: str | None, env: Mapping[str, str]) -> str | None:
@@ -91,7 +92,7 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
     mapped: list[tuple[arts.Mapped, Any]] = []
     insecure: list[str] = [x for x in env.get("SKAFFOLD_INSECURE_REGISTRY", "").split(",") if x]
     concurrency = BuilderSettings().concurrency
-    seen: dict[str, Any] = {}
+    unique = artifactspec.Unique()
     for cfg in loaded:
         build = cfg.build
         insecure += cfg.insecure
@@ -111,12 +112,11 @@ def load(path: Path, docs: list[Any], *, default_repo: str | None, env: Mapping[
                     m = dataclasses.replace(m, artifact=dataclasses.replace(a, input_digest=(written, cfg.root)))
                 elif tag is not None:  # a policy gives a tag
                     m = dataclasses.replace(m, artifact=dataclasses.replace(a, deploy_tag=tag, tags=(tag,)))
-            if m.name in seen:
-                other = seen[m.name]
-                raise cfg.places.fail(f"build.artifacts[{i}]: the image {m.name!r} is also built at "
-                                      f"{other.src.path}:{other.src.line}", node, "image",
-                                      hint="an image is built by one artifact of one config")
-            seen[m.name] = node
+            src = line_of(node)
+            unique.add(str(a.ref) if (a := m.artifact) is not None else m.name,
+                       artifactspec.Text(m.name, f"build.artifacts[{i}].image",
+                                         arts.fail_at(cfg.places, node, "image")),
+                       f"{src.path}:{src.line}" if src else str(cfg.places.path))
             warnings += m.warnings
             mapped.append((m, (cfg.places, node)))
     if not mapped:
