@@ -23,7 +23,7 @@ FAULTS: dict[str, tuple[list[dict[str, Any]], str]] = {
     "platform twice": ([{"image": "app", "platforms": ["linux/amd64", "linux/x86_64"]}], "linux/x86_64"),
     "alias not a build arg name": ([{"image": "app"}, {"image": "web", "requires": [{"image": "app", "alias": "1bad"}]}],
                                    "1bad"),
-    "alias empty": ([{"image": "app"}, {"image": "web", "requires": [{"image": "app", "alias": "x-y"}]}], "x-y"),
+    "alias with a dash": ([{"image": "app"}, {"image": "web", "requires": [{"image": "app", "alias": "x-y"}]}], "x-y"),
     "requires an unknown artifact": ([{"image": "app", "requires": [{"image": "ghost", "alias": "G"}]}],
                                      "ghost"),
     "image built twice": ([{"image": "app"}, {"image": "other"}, {"image": "app"}], "- image: app"),

@@ -340,11 +340,11 @@ def test_go_date_layouts():
     assert tags.go_time_format("20060102T150405", when) == "20261201T210509"
 
 
-@pytest.mark.parametrize("requires, words", [
-    ("[{image: nope, alias: X}]", "'nope' is not an artifact of this project"),
-    ("[{image: app, alias: X}]", "requires cycle: app -> app"),
+@pytest.mark.parametrize("requires, words, line", [
+    ("[{image: nope, alias: X}]", "'nope' is not an artifact of this project", 4),  # at the requires entry
+    ("[{image: app, alias: X}]", "requires cycle: app -> app", 3),  # at the artifact
 ])
-def test_requires_is_checked_by_one_code_for_both_files(tmp_path, requires, words):
+def test_requires_is_checked_by_one_code_for_both_files(tmp_path, requires, words, line):
     """project.check_requires checks both loaders' artifacts: the same fault, the same words, each at its
     own file's place (regless.yaml's artifacts[0], skaffold.yaml's build.artifacts[0])."""
     sk = error(write(tmp_path / "s", f"build:\n  artifacts:\n  - image: app\n    requires: {requires}\n"))
@@ -355,4 +355,4 @@ def test_requires_is_checked_by_one_code_for_both_files(tmp_path, requires, word
     with pytest.raises(InputError) as exc:
         config.load(rg, env={})
     assert words in sk and words in str(exc.value), (sk, str(exc.value))
-    assert "skaffold.yaml:" in sk and "regless.yaml:3" in str(exc.value)
+    assert "skaffold.yaml:" in sk and f"regless.yaml:{line}:" in str(exc.value)

@@ -61,6 +61,8 @@ def test_config_loads_with_defaults(tmp_path):
 @pytest.mark.parametrize("text,needle,line", [
     ("artifacts:\n  - image: app\n  - image: app\n", "the image 'app' is also built at", 3),
     ("artifacts:\n  - image: app\n    tags: latest\n", "tags must be a list", 3),
+    ("artifacts:\n  - image: app\n  - image: web\n    requires: [{image: app, alias: ''}]\n",
+     "alias '' is not a valid build arg name", 4),
     ("registry: {concurrency: 0}\nartifacts:\n  - image: app\n", "positive integer", 1),
     ("builder: {kind: docker}\nartifacts:\n  - image: app\n", "buildah or kaniko", 1),
     ("artifacts:\n  - image: app\n    context: nope\n", "does not exist", 3),
