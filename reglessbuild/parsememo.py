@@ -48,9 +48,13 @@ def _code() -> tuple[str, ...]:
     return _CODE
 
 
-def key(text: str, build_args: dict[str, str], target: str | None, platform: Platform | None) -> bytes:
-    """The record's key: a hash of everything the analysis depends on."""
-    stamps = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, _code())]
+def key(text: str, build_args: dict[str, str], target: str | None, platform: Platform | None) -> bytes | None:
+    """The record's key: a hash of everything the analysis depends on (None: the code's files cannot be
+    looked at, e.g. a frozen install, so nothing is kept)."""
+    try:
+        stamps = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, _code())]
+    except OSError:
+        return None
     doc = json.dumps([FORMAT, __version__, stamps, text, sorted(build_args.items()), target,
                       None if platform is None else str(platform), str(platforms.host())])
     return xxhash.xxh3_128_digest(doc.encode())
@@ -82,11 +86,12 @@ def analyze(path: Path, store: Store | None, *, build_args: dict[str, str], targ
         return dockerfile.analyze(path, build_args=build_args, target=target, platform=platform)
     text = dockerfile.read(path)
     k = key(text, build_args, target, platform)
-    raw = store.parse_get(k)
+    raw = None if k is None else store.parse_get(k)
     if raw is not None and (kept := decode(raw)) is not None:
         return kept
     an = dockerfile.analyze_text(text, str(path), build_args=build_args, target=target, platform=platform)
-    store.parse_put(k, encode(an))
+    if k is not None:
+        store.parse_put(k, encode(an))
     return an
 
 

@@ -52,7 +52,7 @@ def test_a_kept_analysis_is_the_fresh_one(tmp_path, index):
         fresh = dockerfile.analyze(df, **kw)  # type: ignore[arg-type]
         first = _analyze(df, index, **kw)
         key = parsememo.key(DOCKERFILE, kw["build_args"], kw["target"], kw.get("platform"))  # type: ignore[arg-type]
-        assert index.parse_get(key) is not None  # kept
+        assert key is not None and index.parse_get(key) is not None  # kept
         assert _analyze(df, index, **kw) == first == fresh  # the kept one, decoded, is the fresh one
         assert fresh.sources and fresh.bases  # the example exercises what the record holds
     assert dockerfile.analyze(df, build_args={"BASE": "debian:12"}, target=None).bases != \
@@ -86,6 +86,7 @@ def test_an_unreadable_record_is_a_miss(tmp_path, index):
     df = tmp_path / "Dockerfile"
     df.write_text(DOCKERFILE)
     key = parsememo.key(DOCKERFILE, {}, None, None)
+    assert key is not None
     index.parses_put({key: b"not json"})
     assert _analyze(df, index, build_args={}, target=None) == dockerfile.analyze(df, build_args={}, target=None)
     assert parsememo.decode(index.parse_get(key) or b"") is not None  # replaced by a good record
@@ -122,3 +123,13 @@ def test_the_cli_reparses_a_changed_dockerfile_and_a_bad_one_exits_2_as_before(t
     assert [b.returncode for b in bad] == [2, 2, 2]
     assert bad[0].stderr == bad[1].stderr == bad[2].stderr
     assert "outside the build context" in bad[0].stderr and "Traceback" not in bad[0].stderr
+
+
+def test_code_that_cannot_be_looked_at_keeps_nothing(tmp_path, index, monkeypatch):
+    df = tmp_path / "Dockerfile"
+    df.write_text(DOCKERFILE)
+    monkeypatch.setattr(parsememo, "_CODE", (str(tmp_path / "gone.py"),))  # e.g. a frozen install
+    batch = parsememo.Batch(index)
+    assert parsememo.analyze(df, batch, build_args={}, target=None) == dockerfile.analyze(df, build_args={},
+                                                                                            target=None)
+    assert batch.new == {}
