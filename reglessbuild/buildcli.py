@@ -1,7 +1,7 @@
 """`regless build`: carry out the plan (pipeline.build) and render its report as text or JSON.
 
 Also what build alone sets up around the pipeline: --share (one CI job's part of the plan), regless's
-own buildah storage and the images removed from it once pushed, the per-artifact build logs and
+own buildah storage and the images removed from it at the end of the run, the per-artifact build logs and
 --file-output (Skaffold's build output).
 """
 
@@ -64,7 +64,7 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
         if own.own:  # else CONTAINERS_STORAGE_CONF: the user's choice
             os.environ["CONTAINERS_STORAGE_CONF"] = str(own.conf)
             r(Event("note", None, f"buildah's images go to regless's own storage {own.graph}"
-                    + ("" if args.keep_images else "; each is removed once pushed (--keep-images keeps them)")))
+                    + ("" if args.keep_images else "; what it builds leaves at the run's end (--keep-images)")))
     builder = choose_builder(project.builder, push_deadline=project.registry.timeout, keep_images=args.keep_images)
     index, reg, reg_source = connect(args, r, project)
     configured = time.perf_counter()
@@ -76,11 +76,10 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     if claim is not None:
         required = {q.image for a in project.artifacts for q in a.requires if q.alias}
         pulled = [f"{x.image}@{x.digest}" for x in rep.results if x.name in required and x.digest]
-        if pulled and claim.alone():
-            storage.remove(pulled, project.builder.buildah.storage_driver)
-        elif pulled:
-            r(Event("note", None, "another regless run uses buildah's storage: the required artifacts pulled for "
-                    "FROM stay in it, for a later run to remove"))
+        built: list[str] = list(getattr(builder.builder, "leftovers", []))  # buildah's names for what it pushed
+        if not claim.release([*built, *pulled], project.builder.buildah.storage_driver) and (built or pulled):
+            r(Event("note", None, "another regless run uses buildah's storage: this run's images stay in it until "
+                    "a run that finds it alone removes them"))
         claim.close()
     skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome=Outcome.SKIPPED, reason=s.reason)
                     for s in project.skipped)

@@ -5,12 +5,13 @@ run after run (a build's "Successfully tagged" line then lists another project's
 ID), nothing cleans it, and each buildah call slows down as it lists them. So regless points buildah at a
 storage of its own, `<data home>/regless/containers` (through CONTAINERS_STORAGE_CONF, to a storage.conf it
 writes there), unless CONTAINERS_STORAGE_CONF is already set: then the user chose, and that is used. The
-images regless built are removed once pushed (unless --keep-images; the registry holds them, and buildah's
+images regless built are removed once the run is over (unless --keep-images; the registry holds them, and buildah's
 layer cache stays), and `regless cache prune --builder-storage` empties regless's own storage.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Mapping
@@ -92,6 +93,25 @@ class Claim:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
+        return True
+
+    def release(self, names: list[str], driver: str) -> bool:
+        """Remove this run's images `names` from buildah's storage, with those earlier runs left for later,
+        where no other regless run holds the storage; else add them to that list (`<lock>.pending`) for
+        a later run to remove. Whether they were removed."""
+        pending = self.path.with_name(self.path.name + ".pending")
+        if not self.alone():
+            if names:
+                with contextlib.suppress(OSError), open(pending, "a", encoding="utf-8") as f:
+                    f.write("".join(f"{n}\n" for n in names))
+            return False
+        try:
+            earlier = pending.read_text(encoding="utf-8").split()
+        except OSError:
+            earlier = []
+        remove([*earlier, *names], driver)
+        with contextlib.suppress(OSError):
+            pending.unlink()
         return True
 
     def close(self) -> None:

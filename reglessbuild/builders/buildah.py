@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -20,7 +21,7 @@ from .. import proc, retrying
 from ..errors import BuildError
 from ..faults import Fault, classify, midway, raise_for, retry_after
 from ..settings import BuildahSettings
-from .buildah_cli import INSTALL_HINT, build_argv, global_argv, pull_failed, push_argv, push_failed
+from .buildah_cli import INSTALL_HINT, build_argv, pull_failed, push_argv, push_failed
 from .protocol import BuildRequest
 
 __all__ = ["INSTALL_HINT", "Buildah", "build_argv", "push_argv"]
@@ -63,7 +64,11 @@ class Buildah:
                  keep_images: bool = False, procs: proc.Processes = proc.LOCAL) -> None:
         self.settings = settings
         self.procs = procs  # the subprocess seam (proc.Processes)
-        self.keep_images = keep_images  # else an image leaves buildah's storage once pushed (storage.py)
+        self.keep_images = keep_images  # else an image leaves buildah's storage once the run is over (storage.py)
+        # the names this run's builds gave their images, removed at the run's end (not at once: another run
+        # building the same inputs into the same storage may be using the same image; see storage.Claim)
+        self.leftovers: list[str] = []
+        self._leftovers_lock = threading.Lock()
         self.push_deadline = push_deadline  # seconds of pushing again after transient faults
         self.push_wait = push_wait
 
@@ -131,7 +136,12 @@ class Buildah:
         if not digest.startswith("sha256:"):
             raise BuildError(f"buildah push wrote no digest for {request.destination}")
         if not self.keep_images:  # the registry holds it now; the layer cache stays
-            gone = self.procs.run([*global_argv(self.settings), "rmi", str(local)], install_hint=INSTALL_HINT)
-            on_line(f"regless: removed {local} from buildah's storage" if gone.ok else
-                    f"regless: could not remove {local} from buildah's storage: {gone.stderr_text}")
+            self.leave([str(local)], on_line)
         return digest
+
+    def leave(self, names: list[str], on_line: Callable[[str], None]) -> None:
+        """Mark this build's image names for removal from buildah's storage once the run is over."""
+        if names:
+            with self._leftovers_lock:
+                self.leftovers += names
+            on_line(f"regless: {', '.join(names)} leaves buildah's storage at the end of the run")

@@ -83,3 +83,7 @@ class Session(Protocol):
               ) -> proc.Completed:
         """Run `argv`, again while it fails as `transient` says, within the push deadline."""
         ...
+
+    def leave(self, names: list[str], on_line: Callable[[str], None]) -> None:
+        """Mark this build's image names for removal from buildah's storage once the run is over."""
+        ...

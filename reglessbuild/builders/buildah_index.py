@@ -99,20 +99,10 @@ def _build_index(b: Session, req: BuildRequest, on_line: Callable[[str], None], 
                 digest = f.read().strip()
     finally:
         b.procs.run(manifest_rm_argv(b.settings, manifest), install_hint=INSTALL_HINT)
-        _remove(b, built, on_line)
+        b.leave(built, on_line)
     if not digest.startswith("sha256:"):
         raise BuildError(f"buildah manifest push wrote no digest for {req.destination}")
     return digest
-
-
-def _remove(b: Session, names: list[str], on_line: Callable[[str], None]) -> None:
-    """Take this build's names of its platform images away (the images go with them unless another
-    name holds them; buildah's layer cache stays), whether the push went through or not."""
-    if not names:
-        return
-    gone = b.procs.run([*global_argv(b.settings), "rmi", *names], install_hint=INSTALL_HINT)
-    on_line(f"regless: removed {', '.join(names)} from buildah's storage" if gone.ok else
-            f"regless: could not remove {', '.join(names)} from buildah's storage: {gone.stderr_text}")
 
 
 @contextlib.contextmanager
