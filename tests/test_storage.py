@@ -16,11 +16,16 @@ def _own(demo, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _names(conf: Path) -> list[str]:
-    p = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
+def _listing(conf: Path, fmt: str) -> list[str]:
+    """`buildah images` of the storage `conf` describes, one line an image in `fmt`."""
+    p = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", fmt],
                        env={**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}, capture_output=True, text=True,
                        check=True)
-    return p.stdout.split()
+    return p.stdout.splitlines()
+
+
+def _names(conf: Path) -> list[str]:
+    return _listing(conf, "{{.Name}}:{{.Tag}}")
 
 
 def test_images_live_in_reglesss_own_storage_and_leave_it_once_pushed(demo, tmp_path):
@@ -56,10 +61,7 @@ def test_a_storage_the_user_chose_is_used_and_not_emptied(demo, tmp_path):
 
 def _images(conf: Path) -> list[str]:
     """The images in a storage, named or not (buildah's layer cache, intermediate images, left out)."""
-    p = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.ID}} {{.Name}}:{{.Tag}}"],
-                       env={**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}, capture_output=True, text=True,
-                       check=True)
-    return p.stdout.splitlines()
+    return _listing(conf, "{{.ID}} {{.Name}}:{{.Tag}}")
 
 
 def test_a_multi_platform_build_leaves_no_image_behind_once_pushed(demo, tmp_path):
