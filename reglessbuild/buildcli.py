@@ -12,7 +12,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import IMPORTED, documents, pipeline, report, storage
 from .builders import choose as choose_builder
@@ -22,6 +22,9 @@ from .errors import InputError
 from .events import Event
 from .outcomes import Outcome
 from .wiring import connect, default_cache_dir, load_project, writable
+
+if TYPE_CHECKING:
+    from .config import Project
 
 
 def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
@@ -38,6 +41,21 @@ def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
     if saved is not None:
         fanout.check(k_n, saved)  # before any work
     return lambda prepared, _decisions: fanout.select(k_n, prepared, saved=saved, timeout=timeout)
+
+
+def _leave(claim: storage.Claim, project: Project, builder: object, r: Console
+           ) -> Callable[[list[report.ArtifactResult]], None]:
+    """The run's end for buildah's storage, once every artifact is done (while the inputs records are still
+    pushed: pipeline.build's after_acts): this run's built images and the required artifacts it pulled leave
+    the storage, or stay for a later run where another run holds it (storage.Claim)."""
+    def leave(results: list[report.ArtifactResult]) -> None:
+        required = {q.image for a in project.artifacts for q in a.requires if q.alias}
+        pulled = [f"{x.image}@{x.digest}" for x in results if x.name in required and x.digest]
+        built: list[str] = list(getattr(builder, "leftovers", []))  # buildah's names for what it pushed
+        if not claim.release([*built, *pulled], project.builder.buildah.storage_driver) and (built or pulled):
+            r(Event("note", None, "another regless run uses buildah's storage: this run's images stay in it until "
+                    "a run that finds it alone removes them"))
+    return leave
 
 
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
@@ -68,18 +86,14 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     builder = choose_builder(project.builder, push_deadline=project.registry.timeout, keep_images=args.keep_images)
     index, reg, reg_source = connect(args, r, project)
     configured = time.perf_counter()
+    leave = None if claim is None else _leave(claim, project, builder.builder, r)
     try:
         rep = pipeline.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
-                             registry_source=reg_source, builder_source=builder.source, select=_share(args))
+                             registry_source=reg_source, builder_source=builder.source, select=_share(args),
+                             after_acts=leave)
     finally:
         index.close()
     if claim is not None:
-        required = {q.image for a in project.artifacts for q in a.requires if q.alias}
-        pulled = [f"{x.image}@{x.digest}" for x in rep.results if x.name in required and x.digest]
-        built: list[str] = list(getattr(builder.builder, "leftovers", []))  # buildah's names for what it pushed
-        if not claim.release([*built, *pulled], project.builder.buildah.storage_driver) and (built or pulled):
-            r(Event("note", None, "another regless run uses buildah's storage: this run's images stay in it until "
-                    "a run that finds it alone removes them"))
         claim.close()
     skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome=Outcome.SKIPPED, reason=s.reason)
                     for s in project.skipped)

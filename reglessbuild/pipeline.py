@@ -22,7 +22,7 @@ from .errors import InputError
 from .events import Event, Sink
 from .index import Index
 from .registry.protocol import RegistryService
-from .report import Report
+from .report import ArtifactResult, Report
 from .skaffold import inputdigest
 
 if TYPE_CHECKING:  # --share's waits: imported by fanout.py, not by a run of every artifact
@@ -79,11 +79,14 @@ Select = Callable[[list[run.Prepared], dict[str, plan.Decision]], "waiting.Selec
 
 def build(project: Project, index: Index, registry: RegistryService, builder: Builder, emit: Sink, *,
           names: Iterable[str] | None = None, no_cache: bool = False, registry_source: str = "",
-          builder_source: str = "", select: Select | None = None, procs: proc.Processes = proc.LOCAL) -> Report:
+          builder_source: str = "", select: Select | None = None, procs: proc.Processes = proc.LOCAL,
+          after_acts: Callable[[list[ArtifactResult]], None] | None = None) -> Report:
     """Make the plan, then carry it out: retag, build and push in dependency order, and record.
     `select` (--share) narrows the run, once decided, to one share's artifacts and what they require,
     waiting for those another share builds. The registry and the builder are ports (the real ones, or
-    tests/fakes.py); `procs` is the subprocess seam a cancel stops tools through."""
+    tests/fakes.py); `procs` is the subprocess seam a cancel stops tools through. `after_acts` is
+    called with the results once every artifact is done, beside the inputs records still being pushed
+    (Runner.execute): the caller's end-of-run work, off the run's critical path."""
     several = [a.name for a in run.closure(project, names) if a.platforms]
     if several and not getattr(builder, "multi_platform", False):
         raise InputError(f"{builder.name} builds one platform per run, and {', '.join(several)} "
@@ -99,7 +102,7 @@ def build(project: Project, index: Index, registry: RegistryService, builder: Bu
         d = the_plan.decision(p.artifact.name)
         emit(Event("decision", p.artifact.name, d.outcome.value, {"decision": d}))
     t3 = time.perf_counter()
-    runner = run.Runner(project, index, registry, builder, emit, chosen, procs=procs)
+    runner = run.Runner(project, index, registry, builder, emit, chosen, procs=procs, after_acts=after_acts)
     results = runner.execute(list(the_plan.prepared), decisions)
     # wall seconds of each step (README "Performance": where a restart's time goes); decide is the plan
     # and its events, act the retags, builds, tags and index records (retag, build, record: their shares)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -40,8 +41,12 @@ class Runner:
     """Acts on one run's decisions over the registry and builder ports (see the module's docstring)."""
 
     def __init__(self, project: Project, index: Index, registry: RegistryService, builder: Builder, emit: Sink,
-                 waits: waiting.Selection | None = None, *, procs: proc.Processes = proc.LOCAL) -> None:
+                 waits: waiting.Selection | None = None, *, procs: proc.Processes = proc.LOCAL,
+                 after_acts: Callable[[list[ArtifactResult]], None] | None = None) -> None:
         self.project = project
+        # called once every artifact is done, while its inputs records are still being pushed: the run's
+        # end-of-run work (buildah's storage emptied of this run's images) overlaps them instead of following
+        self.after_acts = after_acts
         self.procs = procs  # the subprocess seam: a cancel stops every tool through it
         self.waits = waits  # --share: the artifacts another share builds, waited for in the registry
         self.index = index
@@ -102,8 +107,9 @@ class Runner:
                 self._record(p, entry.with_ref(str(p.target)))
                 self._inputs_record(p, digest, source=d.source)
             else:
-                why = self._why(p)
+                asked = self._why_beside(p)
                 digest, secs = self._build(p, done)
+                why = asked()
                 outcome, source, saved = Outcome.BUILT, None, 0.0
             tags = self._tags(p, digest)
         except (BuildError, RegistryError) as exc:
@@ -151,6 +157,29 @@ class Runner:
         self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
         self._inputs_record(p, digest, seconds=seconds)
         return digest, {"build": seconds}
+
+    def _why_beside(self, p: Prepared) -> Callable[[], tuple[str, ...]]:
+        """_why on a thread of its own, started as the build starts: the answer is wanted only for the
+        report, once the build is done, so reading the earlier inputs and comparing them need not delay
+        the build. The returned call waits for it (and raises what it raised)."""
+        out: list[tuple[str, ...]] = []
+        failed: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                out.append(self._why(p))
+            except BaseException as exc:  # handed to the caller, as if _why had run on its thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=work, name=f"regless-why-{p.artifact.name}", daemon=True)
+        thread.start()
+
+        def answer() -> tuple[str, ...]:
+            thread.join()
+            if failed:
+                raise failed[0]
+            return out[0]
+        return answer
 
     def _why(self, p: Prepared) -> tuple[str, ...]:
         """Why it is built: the first changes since its previous inputs (this index, else a record in
@@ -216,7 +245,8 @@ class Runner:
                     self.record_seconds += time.perf_counter() - self._record_start
 
     def execute(self, prepared: list[Prepared], decisions: dict[str, plan.Decision]) -> list[ArtifactResult]:
-        """Carry out the decisions, each artifact once all it requires is done."""
+        """Carry out the decisions, each artifact once all it requires is done; then `after_acts` (with
+        the results, in `prepared`'s order) while the inputs records are still being pushed."""
         done: dict[str, ArtifactResult] = {}
         later = {p.artifact.name: p for p in prepared}
         running: dict[Future[ArtifactResult], str] = {}
@@ -242,7 +272,12 @@ class Runner:
                 self.procs.terminate_all()
                 self._records.shutdown(wait=False, cancel_futures=True)
                 raise
-        wait(self._pending)
-        self._records.shutdown()
-        return [done[p.artifact.name] for p in prepared]
+        results = [done[p.artifact.name] for p in prepared]
+        try:
+            if self.after_acts is not None:
+                self.after_acts(results)
+        finally:
+            wait(self._pending)
+            self._records.shutdown()
+        return results
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,71 @@ def test_a_failed_retag_stops_only_what_requires_it(graph):
     assert b.events == []
     assert str(parse(again["b"].image).with_tag(again["b"].hash)) in index.get(again["b"].hash).refs
     assert index.get(again["a"].hash).refs == (f"fake.registry/t/a:{again['a'].hash}",)
+
+
+def test_the_end_of_run_work_overlaps_the_inputs_records(graph):
+    """`after_acts` (buildcli: buildah's storage emptied of the run's images) runs once every artifact is
+    done, beside the inputs records still being pushed rather than after them; the run still ends only
+    once every record is done."""
+    build, registry, index = graph
+    released = threading.Event()
+    order: list = []
+
+    class SlowRecords(FakeRegistry):
+        def manifest(self, ref):  # the first step of storing a record: held until after_acts has run
+            order.append("record starts")
+            released.wait(10)
+            order.append("record ends")
+            return None  # then the record is not stored (a warning): only the order matters here
+
+    slow = SlowRecords(tags=dict(registry.tags))
+    project = build.project()
+    project = dataclasses.replace(project, registry=dataclasses.replace(project.registry, records=True))
+
+    def after(results):
+        order.append(("after_acts", sorted((r.name, r.outcome) for r in results)))
+        released.set()
+
+    events: list = []
+    t0 = time.perf_counter()
+    rep = pipeline.build(project, index, slow, FakeBuilder(slow), events.append, procs=FakeProcesses(),
+                         after_acts=after)
+    assert time.perf_counter() - t0 < 10  # after_acts did not wait for the records
+    assert {r.outcome for r in rep.results} == {"built"}
+    at = order.index(("after_acts", [("a", "built"), ("b", "built"), ("c", "built")]))
+    assert "record starts" in order[:at]  # a record was under way when after_acts ran...
+    assert order.count("record ends") == order.count("record starts") == 3  # ...and every one ended before the run
+    assert order[-1] == "record ends"
+
+
+def test_why_an_artifact_is_built_is_worked_out_beside_its_build(graph):
+    """The reasons for a build (its earlier inputs read and compared) are for the report only: they are
+    worked out on a thread of their own while the build runs, not before it starts, and still reported."""
+    _, registry, _ = graph
+    order: list[str] = []
+    builder = FakeBuilder(registry, on_start=lambda name: order.append(f"build {name}"))
+    runner, prepared, decisions = _runner(graph, builder, concurrency=1)
+
+    def slow_why(p):
+        time.sleep(0.3)
+        order.append(f"why {p.artifact.name}")
+        return (f"reasons of {p.artifact.name}",)
+
+    runner._why = slow_why  # type: ignore[method-assign]
+    results = {r.name: r for r in runner.execute(prepared, decisions)}
+    assert {n: r.why for n, r in results.items()} == {n: (f"reasons of {n}",) for n in "abc"}
+    for n in "abc":
+        assert order.index(f"build {n}") < order.index(f"why {n}"), order
+
+
+def test_a_failure_working_out_why_is_the_artifacts_failure_as_before(graph):
+    """_why's own errors are handed back to the act that asked, as when it ran on the act's thread."""
+    _, registry, _ = graph
+    runner, prepared, decisions = _runner(graph, FakeBuilder(registry), concurrency=1)
+
+    def broken(p):
+        raise RuntimeError(f"why of {p.artifact.name} broke")
+
+    runner._why = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="why of . broke"):
+        runner.execute(prepared, decisions)
