@@ -171,3 +171,37 @@ def test_the_walks_own_pattern_translation_agrees_with_the_library(patterns, pat
         lines.insert(0, "a")
     rel = "/".join(path)
     assert _walk_verdict(lines, rel) is ignore.IgnoreRules(tuple(lines), None).matcher().matches(rel), lines
+
+
+@pytest.mark.parametrize("rules,want", [
+    (["**/*.tmp"], (b".tmp",)), (["x1"], (b"x1",)), (["**/x"], (b"x",)), (["a/b.log", "*.tmp"], (b"a/b.log", b".tmp")),
+    (["*[ab]c"], (b"c",)), (["a\\*b"], (b"b",)), (["*.tmp", "**/*.tmp"], (b".tmp",)), (["ä*ö"], ("ö".encode(),)),
+    (["a/**"], None), (["*"], None), (["**/x*"], None), (["x?"], None), (["a[bc]"], None), (["foo\\"], None),
+])
+def test_the_tails_a_file_must_end_with_for_a_rule_to_match_it(rules, want):
+    """The C walk asks about a file in a folder nothing matched only where its path ends with one of the
+    rules' literal tails; a rule ending in a wildcard has none, and then every entry is asked."""
+    assert ignore.tails(rules) == want
+
+
+@settings(max_examples=1000, deadline=None)
+@given(patterns=st.lists(st.tuples(st.booleans(), st.lists(st.sampled_from(_ATOMS), min_size=1, max_size=3)),
+                         min_size=1, max_size=4),
+       path=st.lists(st.sampled_from(["a", "b", "ab", "ba", "x.y", "*", "(a)", "c"]), min_size=1, max_size=3))
+def test_a_file_that_ends_with_no_tail_in_a_plain_folder_is_kept(patterns, path):
+    """What the C walk skips asking is what the Skipper would keep: a file whose folders are plain (no
+    pattern matched them) and whose path ends with none of the tails."""
+    lines = [("!" if neg else "") + "/".join(parts) for neg, parts in patterns]
+    if not any(not line.startswith("!") for line in lines):
+        lines.insert(0, "a")
+    skip = ignore.skipper(ignore.IgnoreRules(tuple(lines), None))
+    assert skip is not None
+    rel = "/".join(path)
+    parts = rel.split("/")
+    plain = True
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth])
+        plain = plain and skip(folder, True) is ignore.Verdict.KEEP and skip.plain(folder)
+    verdict = skip(rel, False)
+    if skip.tails is not None and plain and not any(rel.encode().endswith(t) for t in skip.tails):
+        assert verdict is ignore.Verdict.KEEP, (lines, rel)

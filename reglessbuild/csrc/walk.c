@@ -1,5 +1,7 @@
 /* Listing a context: readdir over an explicit stack of folders, each entry asked of the ignore rules'
- * Skipper (hashing/ignore.py) before it is kept or walked into; sorted by the bytes of its path. */
+ * Skipper (hashing/ignore.py) before it is kept or walked into, but for a file that no rule can match
+ * (its path ends with none of the rules' `tails`, in a folder nothing matched): sorted by the bytes of
+ * its path. */
 #include "native.h"
 
 #include <dirent.h>
@@ -88,16 +90,71 @@ static int ask(PyObject *skip, const char *rel, size_t rel_len, int is_dir) {
     return (int)v;
 }
 
+/* What a file's path must end with for a rule to match it (the Skipper's `tails`, bytes): in a folder
+ * the Skipper calls plain, a file whose path ends with none of them is kept without asking. */
+typedef struct {
+    PyObject *held;   /* the tuple of bytes (owned), or NULL: ask about every entry */
+    PyObject *plain;  /* skip.plain (owned) */
+} Tails;
+
+static int tails_get(Tails *t, PyObject *skip) {
+    t->held = t->plain = NULL;
+    if (skip == Py_None) return 0;
+    PyObject *tails = PyObject_GetAttrString(skip, "tails");
+    if (!tails) {  /* a Skipper without them (a test's callable): ask about everything */
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (!PyTuple_Check(tails)) { Py_DECREF(tails); return 0; }  /* None: some rule ends in a wildcard */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tails); i++)
+        if (!PyBytes_Check(PyTuple_GET_ITEM(tails, i)) || PyBytes_GET_SIZE(PyTuple_GET_ITEM(tails, i)) == 0) {
+            Py_DECREF(tails);
+            return 0;
+        }
+    if (!(t->plain = PyObject_GetAttrString(skip, "plain"))) { Py_DECREF(tails); return -1; }
+    t->held = tails;
+    return 0;
+}
+
+static void tails_free(Tails *t) {
+    Py_XDECREF(t->held);
+    Py_XDECREF(t->plain);
+}
+
+static int ends_with_a_tail(const Tails *t, const char *rel, size_t rel_len) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t->held); i++) {
+        PyObject *b = PyTuple_GET_ITEM(t->held, i);
+        size_t n = (size_t)PyBytes_GET_SIZE(b);
+        if (n <= rel_len && memcmp(rel + rel_len - n, PyBytes_AS_STRING(b), n) == 0) return 1;
+    }
+    return 0;
+}
+
+/* skip.plain(folder): 1, 0, or -1 on an error */
+static int ask_plain(const Tails *t, const char *rel, size_t rel_len) {
+    PyObject *path = fs_str(rel, rel_len);
+    if (!path) return -1;
+    PyObject *r = PyObject_CallOneArg(t->plain, path);
+    Py_DECREF(path);
+    if (!r) return -1;
+    int v = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return v;
+}
+
 /* One folder: its entries in readdir order; sub-folders are walked after it (an explicit stack). */
 static int walk_tree(Walk *w, const char *root, size_t root_len, PyObject *skip) {
-    typedef struct { char *rel; size_t len; } Todo;
+    typedef struct { char *rel; size_t len; int plain; } Todo;
+    Tails tails;
+    if (tails_get(&tails, skip) < 0) return -1;
     Todo *stack = malloc(sizeof(Todo) * 64);
     size_t top = 0, cap = 64;
     int rc = -1;
-    if (!stack) { PyErr_NoMemory(); return -1; }
+    if (!stack) { tails_free(&tails); PyErr_NoMemory(); return -1; }
     char *empty = strdup("");
-    if (!empty) { free(stack); PyErr_NoMemory(); return -1; }
-    stack[top++] = (Todo){empty, 0};
+    if (!empty) { free(stack); tails_free(&tails); PyErr_NoMemory(); return -1; }
+    stack[top++] = (Todo){empty, 0, tails.held != NULL};  /* nothing matches the context itself */
     char *path = NULL;
     size_t path_cap = 0;
     while (top) {
@@ -158,8 +215,13 @@ static int walk_tree(Walk *w, const char *root, size_t root_len, PyObject *skip)
             else if (type == DT_LNK) kind = K_LINK;
             else continue;  /* sockets, fifos, devices: a build cannot copy them */
             if (!w->unsorted_utf8 && !valid_utf8(name, nlen)) w->unsorted_utf8 = 1;
-            int verdict = ask(skip, rel, rlen, kind == K_DIR);
+            int verdict = kind != K_DIR && t.plain && !ends_with_a_tail(&tails, rel, rlen)
+                ? 0 : ask(skip, rel, rlen, kind == K_DIR);
             if (verdict < 0) { closedir(d); free(rel); free(t.rel); goto out; }
+            int plain = 0;
+            if (kind == K_DIR && verdict == 0 && tails.held && (plain = ask_plain(&tails, rel, rlen)) < 0) {
+                closedir(d); free(rel); free(t.rel); goto out;
+            }
             if (verdict == 0 && walk_push(w, rel, rlen, at, dir_index, kind) < 0) {
                 closedir(d); free(rel); free(t.rel); goto out;
             }
@@ -172,7 +234,7 @@ static int walk_tree(Walk *w, const char *root, size_t root_len, PyObject *skip)
                 }
                 char *copy = strdup(rel);
                 if (!copy) { PyErr_NoMemory(); closedir(d); free(rel); free(t.rel); goto out; }
-                stack[top++] = (Todo){copy, rlen};
+                stack[top++] = (Todo){copy, rlen, plain};
             }
         }
         int err = errno;
@@ -186,6 +248,7 @@ out:
     while (top) free(stack[--top].rel);
     free(stack);
     free(path);
+    tails_free(&tails);
     return rc;
 }
 

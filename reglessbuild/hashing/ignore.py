@@ -7,6 +7,7 @@ to `<context>/.dockerignore`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -98,6 +99,13 @@ class Skipper:
         self.none = [False] * len(self.patterns)  # no pattern matched: most folders
         self.rules = [match for exclusion, match in self.patterns if not exclusion]
         self.folders: dict[str, list[bool]] = {"": self.none}
+        self.tails = tails([p for p in matcher.patterns if not p.startswith("!")])
+
+    def plain(self, folder: str) -> bool:
+        """Whether no pattern matched `folder` nor a folder above it (asked before): then a file in it is
+        left out only where a rule matches its own path, which needs its path to end with one of `tails`.
+        The C walk asks this of each folder it keeps, and asks nothing about its other files (all kept)."""
+        return self.folders.get(folder) is self.none
 
     def __call__(self, path: str, is_dir: bool) -> Verdict:
         """The verdict on `path`; its parent folder was asked before."""
@@ -130,3 +138,24 @@ class Skipper:
         if not matched:
             return _KEEP
         return _LOOK_BELOW if is_dir and self.matcher.may_match_under(path) else _LEAVE_OUT
+
+
+_WILD = frozenset("*?[]\\")
+
+
+def tails(rules: list[str]) -> tuple[bytes, ...] | None:
+    """What the path of a file that a rule matches must end with, one per rule (as bytes on disk): the
+    literal characters after a rule's last wildcard, bracket or escape, less a leading `/` (`**/x` also
+    matches `x`): `**/*.tmp` -> `.tmp`. globs.ignore_matcher anchors every pattern at the end of the path,
+    so a path that ends with none of them matches no rule. None where some rule ends in a wildcard (then
+    no such test exists and every entry is asked)."""
+    out: list[bytes] = []
+    for rule in rules:
+        at = len(rule)
+        while at > 0 and rule[at - 1] not in _WILD:
+            at -= 1
+        tail = rule[at:].lstrip("/")
+        if not tail:
+            return None
+        out.append(os.fsencode(tail))
+    return tuple(dict.fromkeys(out))
