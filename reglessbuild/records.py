@@ -43,7 +43,9 @@ class RecordError(ReglessError):
 
 
 class Store(Protocol):
-    """What records need of a registry tool: raw manifests, and OCI layouts pushed and pulled whole."""
+    """What records need of a registry tool: raw manifests, and OCI layouts pushed and pulled whole. A
+    tool whose push of an index also pushes the manifests it names that the registry lacks (crane) says
+    so with `index_children = True`: a record and its referrers index are then one push, not two."""
 
     def manifest(self, ref: ImageRef) -> bytes | None:
         """The manifest of `ref` as the registry serves it; None for a definite "not found"."""
@@ -164,10 +166,16 @@ def store(registry: Store, image: ImageRef, digest: str, record: dict[str, Any],
         return ""
     annotations = {CREATED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dev.regless.artifact": artifact,
                    "dev.regless.hash": str(record.get("hash", ""))}
+    subject = subject_of(subject_manifest, digest)
     with tempfile.TemporaryDirectory(prefix="regless-record-") as tmp:
-        rec, desc, raw = write_record(Path(tmp) / "record", record, subject_of(subject_manifest, digest), annotations)
-        registry.push_layout(rec, image.bare().with_digest(str(desc["digest"])))
-        _list(registry, image, digest, desc, raw, existing, Path(tmp) / "referrers")
+        if getattr(registry, "index_children", False):
+            # one push: the referrers index, and with it the record it names, from the same layout
+            _, desc, raw = write_record(Path(tmp) / "referrers", record, subject, annotations)
+            _list(registry, image, digest, desc, raw, existing, Path(tmp) / "referrers")
+        else:
+            rec, desc, raw = write_record(Path(tmp) / "record", record, subject, annotations)
+            registry.push_layout(rec, image.bare().with_digest(str(desc["digest"])))
+            _list(registry, image, digest, desc, raw, existing, Path(tmp) / "referrers")
     return str(desc["digest"])
 
 

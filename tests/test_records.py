@@ -134,6 +134,9 @@ def test_store_and_load_with_each_tool(registry, base_image, kind):
     if kind == "crane" and not shutil.which("crane"):
         pytest.skip("crane not on PATH")
     adapter = Skopeo(insecure=("127.0.0.1",)) if kind == "skopeo" else Crane(insecure=("127.0.0.1",))
+    pushes: list[str] = []
+    real_push = adapter.push_layout
+    adapter.push_layout = lambda layout, ref, **kw: (pushes.append(str(ref)), real_push(layout, ref, **kw))[1]
     reg = Reliable(adapter, retry.Policy(deadline=10))
     src = parse(base_image)
     dst = parse(f"{registry.address}/records/{kind}:t")
@@ -141,6 +144,9 @@ def test_store_and_load_with_each_tool(registry, base_image, kind):
     rec = {"hash": f"h-{kind}", "files": {"a": ["file", False, "x"]}, "settings": {"buildArgs": {"A": "1"}}}
     first = records.store(reg, dst, src.digest, rec, artifact="a")
     assert first.startswith("sha256:")
+    # crane pushes the referrers index with the record it names in one process; skopeo the record, then the index
+    listing = f"{dst.bare()}:{records.referrers_tag(src.digest)}"
+    assert pushes == ([listing] if kind == "crane" else [f"{dst.bare()}@{first}", listing])
     assert records.store(reg, dst, src.digest, rec, artifact="a") == ""  # listed already: not pushed again
     newer = {**rec, "hash": f"h2-{kind}"}
     records.store(reg, dst, src.digest, newer, artifact="a")

@@ -78,6 +78,7 @@ class Reliable:
         self.inner = inner
         self.policy = policy
         self.name = inner.name
+        self.index_children: bool = getattr(inner, "index_children", False)  # records.store: one push or two
         self.calls = 0
         self.on_retry: retrying.OnRetry | None = None  # told of every pause between attempts (the UI shows it)
 

@@ -34,6 +34,10 @@ class Crane:
     """The Registry port over crane: one crane process per operation, one attempt each."""
 
     name = "crane"
+    # push_layout of an index also pushes each manifest it names that the registry lacks, with its blobs,
+    # from the layout (go-containerregistry's WriteIndex): records.store pushes a record and its referrers
+    # index in one crane process
+    index_children = True
 
     def __init__(self, *, insecure: Sequence[str] = (), executable: str = "crane", ca_file: Path | None = None,
                  attempt_timeout: float = 30.0, procs: proc.Processes = proc.LOCAL) -> None:
