@@ -154,8 +154,10 @@ class Runner:
                             f"using its digest {there}"))
             digest = there
         self.emit(Event("push", a.name, f"pushed {p.target}@{digest}"))
-        self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
+        # the inputs record (pushes) first, the index write (a disk flush) beside it: both only now, once
+        # the registry serves the push
         self._inputs_record(p, digest, seconds=seconds)
+        self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
         return digest, {"build": seconds}
 
     def _why_beside(self, p: Prepared) -> Callable[[], tuple[str, ...]]:

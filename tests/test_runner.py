@@ -245,3 +245,25 @@ def test_a_failure_working_out_why_is_the_artifacts_failure_as_before(graph):
     runner._why = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="why of . broke"):
         runner.execute(prepared, decisions)
+
+
+def test_a_builds_inputs_record_is_under_way_before_its_index_write(graph):
+    """After a verified push, the inputs record's push (tool processes) starts first and the index write
+    (a disk flush) runs beside it, not before it."""
+    build, registry, _ = graph
+    project = build.project()
+    project = dataclasses.replace(project, registry=dataclasses.replace(project.registry, records=True))
+    runner, prepared, decisions = _runner(graph, FakeBuilder(registry), concurrency=1)
+    runner.project = project
+    seen: list[tuple[str, int]] = []
+    real_record = runner._record
+
+    def record(p, result):
+        if result.build_seconds:  # a build's record, not a cached artifact's
+            seen.append((p.artifact.name, len(runner._pending)))
+        real_record(p, result)
+
+    runner._record = record  # type: ignore[method-assign]
+    runner.execute(prepared, decisions)
+    assert sorted(n for n, _ in seen) == ["a", "b", "c"]
+    assert [pending for _, pending in seen] == [1, 2, 3], seen  # its own record's push submitted already
