@@ -14,14 +14,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import IMPORTED, documents, pipeline, report, storage
+from . import IMPORTED, buildout, pipeline, replay, report, storage, witness
 from .builders import choose as choose_builder
 from .buildlog import BuildLogs
 from .console import Console
 from .errors import InputError
 from .events import Event
 from .outcomes import Outcome
-from .wiring import connect, default_cache_dir, load_project, writable
+from .cachedir import default_cache_dir
+from .wiring import connect, load_project, writable
 
 if TYPE_CHECKING:
     from .config import Project
@@ -49,7 +50,9 @@ def _leave(claim: storage.Claim, project: Project, builder: object, r: Console
     pushed: pipeline.build's after_acts): this run's built images and the required artifacts it pulled leave
     the storage, or stay for a later run where another run holds it (storage.Claim)."""
     def leave(results: list[report.ArtifactResult]) -> None:
-        required = {q.image for a in project.artifacts for q in a.requires if q.alias}
+        # what a build of this run pulled for its FROM: required artifacts of those built (a restart pulls none)
+        built_now = {x.name for x in results if x.outcome in (Outcome.BUILT, Outcome.FAILED)}
+        required = {q.image for a in project.artifacts if a.name in built_now for q in a.requires if q.alias}
         pulled = [f"{x.image}@{x.digest}" for x in results if x.name in required and x.digest]
         built: list[str] = list(getattr(builder, "leftovers", []))  # buildah's names for what it pushed
         if not claim.release([*built, *pulled], project.builder.buildah.storage_driver) and (built or pulled):
@@ -91,26 +94,22 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
         rep = pipeline.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
                              registry_source=reg_source, builder_source=builder.source, select=_share(args),
                              after_acts=leave)
+        skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome=Outcome.SKIPPED,
+                                              reason=s.reason) for s in project.skipped)
+        rank = {a.name: i for i, a in enumerate(project.artifacts)}
+        done = sorted(rep.results, key=lambda x: rank.get(x.name, len(rank)))  # the config's order
+        done = [dataclasses.replace(x, log=str(p)) if (p := r.logs.path(x.name)) else x for x in done]
+        rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=tuple(r.warnings),
+                                  phases={"startup": started - IMPORTED, "config": configured - started, **rep.phases})
+        order = [a.name for a in project.artifacts]
+        if (w := witness.current()) is not None:  # a run that only found its images: kept for a replay
+            witness.stop()
+            why = replay.save(index, args, w, rep, order, r, project.registry, args.cache_dir or default_cache_dir(),
+                              moved=bool(index.moved))
+            if why:
+                r(Event("note", None, f"this run is not kept for a replay: {why}"))
     finally:
         index.close()
     if claim is not None:
         claim.close()
-    skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome=Outcome.SKIPPED, reason=s.reason)
-                    for s in project.skipped)
-    rank = {a.name: i for i, a in enumerate(project.artifacts)}
-    done = sorted(rep.results, key=lambda x: rank.get(x.name, len(rank)))  # the config's order
-    done = [dataclasses.replace(x, log=str(p)) if (p := r.logs.path(x.name)) else x for x in done]
-    rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=tuple(r.warnings),
-                              phases={"startup": started - IMPORTED, "config": configured - started, **rep.phases})
-    r.close()
-    if args.output == "text":
-        r.results(rep.results)
-    r.line(documents.document("build", documents.build(rep), r.warnings) if args.output == "json"
-           else report.summary(rep))
-    if args.file_output:
-        try:
-            args.file_output.write_text(report.skaffold_builds(rep, [a.name for a in project.artifacts]) + "\n",
-                                        encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"--file-output {args.file_output}: {exc.strerror}") from exc
-    return rep.exit_code
+    return buildout.render(rep, args, r, order)

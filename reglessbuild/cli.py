@@ -179,6 +179,7 @@ def _on_signal(signum: int, _frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line; the exit code: 0 done, 1 an artifact failed, 2 bad input, 3 registry."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command == "version":
         from .hashing.choose import describe as engine
@@ -190,10 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     import signal
 
-    from . import proc, runtime
+    from . import runtime
     from .console import Console
     from .events import Event
 
+    environ = dict(os.environ)  # as given: what a replay's key takes in (replay.py), before the run sets any
     signal.signal(signal.SIGTERM, _on_signal)
     r = Console(sys.stdout, sys.stderr, quiet=args.quiet, verbose=args.verbose,
                 json_output=getattr(args, 'output', 'text') == 'json')
@@ -201,7 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["XDG_RUNTIME_DIR"] = str(rt.path)
         r(Event("note", None, f"{rt.reason}; buildah, skopeo and crane get {rt.path} (0700) as their runtime folder"))
     try:
-        code = _command(args.command)(args, r)
+        code = None
+        if args.command == "build":
+            from . import replay
+            from .cachedir import default_cache_dir
+
+            code = replay.attempt(args, argv, environ, r, default_cache_dir)
+        if code is None:
+            code = _command(args.command)(args, r)
         # the process ends next: the interpreter's last collection need not walk what the run made (a
         # restart's listing, memo and hashes); they are freed with the process all the same
         gc.freeze()
@@ -217,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:
         r.close()
+        from . import proc
+
         proc.terminate_all()
         signum = exc.args[0] if exc.args else signal.SIGINT
         print("regless: cancelled; builders stopped", file=sys.stderr)

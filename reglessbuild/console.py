@@ -61,6 +61,7 @@ class Console:
         self.live = err.isatty() and not quiet
         self.lock = threading.RLock()
         self.width = 0
+        self.warned: list[tuple[str | None, str]] = []  # the same, as events: (artifact, message)
         self.drawn = 0  # lines of the live area now on the screen
         self.hashing: tuple[str, int, int] | None = None
         self.running: dict[str, _Running] = {}
@@ -181,6 +182,7 @@ class Console:
             self._print(f"{tag}{ev.message}", self.err)
         elif ev.kind == "warning":
             self.warnings.append(f"{name}: {ev.message}" if name else ev.message)
+            self.warned.append((ev.artifact, ev.message))
             self._print(f"warning: {tag}{ev.message}", self.err)
         elif ev.kind == "retry":
             self._retry(ev.data)

@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from .index import Result, result_to_json
 from .outcomes import Failure, Reason
 from .report import Report
+
+if TYPE_CHECKING:
+    from .index import Result
 
 VERSION = 2  # 2: `reason` and `error` are objects (a code, detail fields, a message), no longer sentences
 UNRESOLVED = "unresolved"  # a base image's digest that was not asked of the registry (deps --offline)
@@ -66,11 +68,14 @@ def build(report: Report) -> dict[str, Any]:
         "registryTool": {"name": report.registry_tool, "source": _source(report.registry_source)},
         "builder": {"name": report.builder, "source": _source(report.builder_source)},
         "registryCalls": report.registry_calls, "buildsStarted": report.builds_started,
+        "replayed": report.replayed,
     }
 
 
 def entry(h: str, e: Result) -> dict[str, Any]:
     """An index entry: what `cache ls`, `show` and `export` write (and `cache import` reads)."""
+    from .index import result_to_json  # the cache commands': a build's document needs no index
+
     return {"hash": h, **result_to_json(e)}
 
 

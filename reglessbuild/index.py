@@ -68,7 +68,7 @@ class Moved:
     reason: str
 
 
-DB_NAMES = ("results", "memo", "inputs", "meta", "parses")  # parses: parsememo.py
+DB_NAMES = ("results", "memo", "inputs", "meta", "parses", "replays")  # parses: parsememo.py; replays: replay.py
 OLD_DBS = (b"stat",)  # the per-file stat memo of earlier versions: dropped on open
 
 

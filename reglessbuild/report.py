@@ -49,6 +49,7 @@ class Report:
     warnings: tuple[str, ...] = ()
     registry_source: str = ""  # why this registry tool: config, PATH
     builder_source: str = ""  # why this builder: config, default
+    replayed: bool = False  # the results of the run before, nothing they came from having changed (replay.py)
 
     @property
     def failed(self) -> bool:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from pathlib import Path
 
-from . import config, registry
+from . import config, registry, witness
+from .cachedir import default_cache_dir
 from .errors import InputError
 from .events import Event, Sink
 from .index import Index
@@ -46,15 +46,6 @@ def connect(args: argparse.Namespace, emit: Sink, project: config.Project) -> tu
     return open_index(args.cache_dir, emit), reg, source
 
 
-def default_cache_dir() -> Path:
-    """--cache-dir's default: $REGLESS_CACHE_DIR, $XDG_CACHE_HOME/regless or ~/.cache/regless."""
-    if d := os.environ.get("REGLESS_CACHE_DIR"):
-        return Path(d)
-    if d := os.environ.get("XDG_CACHE_HOME"):
-        return Path(d) / "regless"
-    return Path.home() / ".cache" / "regless"
-
-
 def open_index(cache_dir: Path | None, emit: Sink) -> Index:
     """The index of --cache-dir (or the default), saying so when a damaged one had to be set aside."""
     index = Index.open(cache_dir or default_cache_dir())
@@ -74,6 +65,8 @@ def reliable(settings: RegistrySettings, insecure: tuple[str, ...], emit: Sink) 
         inner = direct.Direct(inner, insecure=insecure, ca_file=settings.ca_file, timeout=min(30.0, settings.timeout))
     reg = registry.Reliable(inner, Policy(deadline=settings.timeout))
     reg.on_retry = lambda n: emit(Event("retry", None, "", dataclasses.asdict(n)))
+    if (w := witness.current()) is not None:
+        reg.on_answer = w.answer
     return reg, choice.source
 
 

@@ -18,11 +18,11 @@ import pytest
 
 import harness
 from faultproxy import FaultProxy, Rule
+from reglessbuild import plainauth, wiring
 from reglessbuild import retrying as retry
-from reglessbuild import wiring
 from reglessbuild.errors import RegistryAuthError
 from reglessbuild.refs import ImageRef, parse
-from reglessbuild.registry import Reliable, Skopeo, direct, plainauth, tls
+from reglessbuild.registry import Reliable, Skopeo, direct, tls
 from reglessbuild.settings import RegistrySettings
 
 FAST = retry.Policy(deadline=3.0, initial=0.05, maximum=0.2)

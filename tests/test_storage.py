@@ -8,6 +8,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import harness
+
 
 def _own(demo, tmp_path: Path) -> dict[str, str]:
     """The demo's environment without the test session's storage: regless's own, under XDG_DATA_HOME."""
@@ -116,3 +118,13 @@ def test_a_run_leaves_the_pulled_required_artifact_while_another_run_uses_the_st
     again = demo.run("build", "-v", env=env)
     assert again.returncode == 0 and "another regless run" not in again.stderr, again.stderr
     assert not [n for n in _names(conf) if demo.repo in n], _names(conf)
+
+
+def test_a_restart_in_full_runs_no_buildah(demo):
+    """Regression: every restart removed `tools@digest` from buildah's storage (a `buildah rmi` process),
+    though only a run that builds app pulls it for app's FROM."""
+    assert demo.build().json()["buildsStarted"] == 3
+    started = len(harness.calls(demo.builds_log))
+    res = demo.run("build", "--output", "json", env={**demo.env, "REGLESS_REPLAY": "0"})  # the run in full
+    assert res.returncode == 0 and {a["outcome"] for a in res.json()["artifacts"]} == {"cached"}, res.stderr
+    assert harness.calls(demo.builds_log)[started:] == []

@@ -12,6 +12,8 @@ static PyMethodDef methods[] = {
      "hash(entries, known, now_ns, racy_ns, threads, file_type, progress) -> (files, records, bytes, files read)"},
     {"pack", py_pack, METH_O, "pack(names) -> a folder's memo record as hashing/statmemo.py packs it"},
     {"section", py_section, METH_O, "section(files) -> the workspace hash's bytes for the files"},
+    {"same_stats", py_same_stats, METH_VARARGS,
+     "same_stats(paths, follow, want) -> index of the first path whose stat is not the one kept, or -1"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -30,6 +30,7 @@ PyObject *py_walk(PyObject *self, PyObject *args);
 PyObject *py_hash(PyObject *self, PyObject *args);
 PyObject *py_section(PyObject *self, PyObject *arg);
 PyObject *py_pack(PyObject *self, PyObject *names);
+PyObject *py_same_stats(PyObject *self, PyObject *args); /* stats.c */
 
 /* The record of `name` in a folder's packed memo record: 0 found (its stat key and the 16 bytes of its
  * digest set), -1 not found or damaged. */

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .. import witness
 from ..dockerfile import Analysis
 from ..errors import InputError
 from .choose import engine
@@ -27,14 +29,22 @@ Walked = dict[tuple[Path, tuple[str, ...]], list[Entry]]  # context listings sha
 def walk(context: Path, rules: IgnoreRules) -> list[Entry]:
     """Every entry of the context that .dockerignore leaves in, sorted by path."""
     try:
-        return engine().walk(context, rules)
+        entries = engine().walk(context, rules)
     except OSError as exc:
         raise InputError(f"cannot list the folder {exc.filename or context} of the build context: "
                          f"{exc.strerror}", hint="make it readable, or leave it out with .dockerignore") from None
+    if (w := witness.current()) is not None:
+        if any(p.startswith("!") for p in rules.patterns):
+            w.spoil("its ignore rules have exceptions: the walk looks into folders it leaves out")
+        w.listed.add(os.path.abspath(context))
+        w.listed.update(e.abspath for e in entries if e.kind == "dir")
+    return entries
 
 
 def hash_files(entries: list[Entry], memo: StatMemo | None, *, progress: Progress | None = None) -> Hashed:
     """Hash each entry; returns the files, new memo records (by folder), and bytes read."""
+    if (w := witness.current()) is not None:
+        w.inputs.update(e.abspath for e in entries)
     return engine().hash(entries, memo, progress)
 
 

@@ -81,27 +81,42 @@ class Reliable:
         self.index_children: bool = getattr(inner, "index_children", False)  # records.store: one push or two
         self.calls = 0
         self.on_retry: retrying.OnRetry | None = None  # told of every pause between attempts (the UI shows it)
+        # told of every answer (the reference and the digest found, None: not there) and of every write
+        # (digest "write"): the reads a restart's replay checks again (witness.py)
+        self.on_answer: Callable[[ImageRef, str | None], None] | None = None
 
     def digest(self, ref: ImageRef, *, started: float | None = None) -> str | None:
         """The manifest digest of `ref` (None: not there), retried; `started` as in retrying.call."""
         self.calls += 1
-        return retried(self.policy, lambda: self.inner.digest(ref), soon_after_midway=False,
-                       on_retry=self.on_retry, started=started)
+        got = retried(self.policy, lambda: self.inner.digest(ref), soon_after_midway=False,
+                      on_retry=self.on_retry, started=started)
+        if self.on_answer is not None:
+            self.on_answer(ref, got)
+        return got
 
     def manifest(self, ref: ImageRef) -> bytes | None:
         """The manifest of `ref` as the registry serves it (None: not there), retried."""
         self.calls += 1
-        return retried(self.policy, lambda: self.inner.manifest(ref), soon_after_midway=False,
-                       on_retry=self.on_retry)
+        got = retried(self.policy, lambda: self.inner.manifest(ref), soon_after_midway=False,
+                      on_retry=self.on_retry)
+        if self.on_answer is not None:
+            import hashlib  # a restart reads no manifest
+
+            self.on_answer(ref, None if got is None else "sha256:" + hashlib.sha256(got).hexdigest())
+        return got
 
     def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
         """Push an OCI layout's one entry to `ref` (records.py), retried."""
         self.calls += 1
+        if self.on_answer is not None:
+            self.on_answer(ref, "write")
         retried(self.policy, lambda: self.inner.push_layout(layout, ref, index_only=index_only))
 
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
         """Pull `ref` into an OCI layout (records.py), retried, each attempt into an empty folder."""
         self.calls += 1
+        if self.on_answer is not None:
+            self.on_answer(ref, "pull")
 
         def once() -> None:
             shutil.rmtree(layout, ignore_errors=True)  # an attempt that failed midway leaves a partial layout
@@ -117,6 +132,8 @@ class Reliable:
         if want is None:
             raise RegistryError(f"cannot copy {src}: it is not in the registry")
         self.calls += 1
+        if self.on_answer is not None:
+            self.on_answer(dst, "write")
         retried(self.policy, lambda: self.inner.copy(src, dst), on_retry=self.on_retry, started=started)
         got = self.digest(dst.with_tag(dst.tag) if dst.tag else dst, started=started)
         if got != want:

@@ -2,43 +2,26 @@
 
 A check (`IMAGE:HASH` in the registry?) through crane or skopeo starts a Go process per artifact; on a
 small runner those starts, not the registry, are most of a restart's check time. `Direct` wraps the
-chosen tool and answers `digest` (a HEAD of the manifest) and `manifest` (a GET) itself, over keep-alive
-connections, where the answer is plain: anonymous access (the registry's ping, `GET /v2/`, says 200)
-or HTTP basic credentials written plainly in a config file the tools read. Anything else goes to the
-tool, which has the whole of the registry's protocol: a token (Bearer) challenge, credential helpers,
-a proxy, per-registry certificates or registries.conf entries for the host, Docker Hub, schema 1
-manifests, a connection or TLS failure, and every status but 200 and 404. So a direct answer is one
-the tool would have given: 404 means not there, 200 with a well-formed Docker-Content-Digest gives the
-digest, and nothing can make a missing or stale image look present. Copies, pushes and pulls always
-run the tool (`registry.tool` means what it did). REGLESS_DIRECT_CHECKS=0 turns it off.
+chosen tool and answers `digest` (a HEAD of the manifest) and `manifest` (a GET) itself, through
+manifesthttp.ManifestClient, where the answer is plain (that module says when), and hands everything
+else to the tool, which has the whole of the registry's protocol. So a direct answer is one the tool
+would have given, and nothing can make a missing or stale image look present. Copies, pushes and pulls
+always run the tool (`registry.tool` means what it did). REGLESS_DIRECT_CHECKS=0 turns it off.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..refs import ImageRef, registry_matches
-from . import plainauth
+from ..manifesthttp import ACCEPT, MAX_MANIFEST, MODERN, ManifestClient, Unhandled
+from ..refs import ImageRef
 from .protocol import Registry
 
-if TYPE_CHECKING:
-    import http.client
-    import ssl
+__all__ = ["ACCEPT", "MAX_MANIFEST", "MODERN", "OFF_ENV", "Direct", "Unhandled", "enabled"]
 
-# what crane and skopeo accept: the registry then serves the manifest as stored (schema 1 is accepted
-# only to be recognised and handed to the tool, whose digest of it may differ from the header's)
-MODERN = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json",
-          "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
-ACCEPT = ", ".join((*MODERN, "application/vnd.docker.distribution.manifest.v1+prettyjws",
-                    "application/vnd.docker.distribution.manifest.v1+json"))
-MAX_MANIFEST = 4 << 20  # bytes of a manifest read directly (CNCF Distribution's own limit)
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 OFF_ENV = "REGLESS_DIRECT_CHECKS"
 
 
@@ -46,22 +29,6 @@ def enabled(env: Mapping[str, str] | None = None) -> bool:
     """Whether checks go to the registry directly: on unless REGLESS_DIRECT_CHECKS is 0, false, no or off."""
     value = (env if env is not None else os.environ).get(OFF_ENV, "1").strip().lower()
     return value not in ("0", "false", "no", "off")
-
-
-class Unhandled(Exception):
-    """A request or answer the direct client does not plainly handle: the tool is asked instead."""
-
-
-@dataclass
-class _Host:
-    """What the ping of one registry found: how to reach it, and whether direct requests may be made."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    known: bool = False
-    usable: bool = False
-    scheme: str = "https"
-    auth: str | None = None  # the Authorization header of plain basic credentials
-    why: str = ""  # why the tool answers for this host (for -v and the tests)
 
 
 class Direct:
@@ -72,26 +39,17 @@ class Direct:
                  timeout: float = 30.0, env: Mapping[str, str] | None = None) -> None:
         self.inner = inner
         self.name = inner.name
-        self.insecure = tuple(insecure)
-        self.ca_file = ca_file
-        self.timeout = timeout
-        self.env = dict(env if env is not None else os.environ)
+        self.client = ManifestClient(tool=inner.name, insecure=insecure, ca_file=ca_file, timeout=timeout, env=env)
         self.direct = 0
         self.fallbacks = 0
-        self._hosts: dict[str, _Host] = {}
-        self._lock = threading.Lock()
-        self._local = threading.local()  # each thread's connections, by (scheme, registry)
-        self._contexts: dict[bool, ssl.SSLContext] = {}
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)  # the tool's own settings (`executable`, `procs`)
 
-    # ------------------------------------------------------------------ the port
-
     def digest(self, ref: ImageRef) -> str | None:
         """The manifest digest of `ref` from a HEAD (None for a 404), else from the tool."""
         try:
-            got = self._digest(ref)
+            got = self.client.digest(ref.registry, ref.repository, _reference(ref), ref.digest)
         except Unhandled:
             self.fallbacks += 1
             return self.inner.digest(ref)
@@ -101,7 +59,7 @@ class Direct:
     def manifest(self, ref: ImageRef) -> bytes | None:
         """The manifest bytes of `ref` from a GET (None for a 404), else from the tool."""
         try:
-            got = self._manifest(ref)
+            got = self.client.manifest(ref.registry, ref.repository, _reference(ref), ref.digest)
         except Unhandled:
             self.fallbacks += 1
             return self.inner.manifest(ref)
@@ -122,157 +80,11 @@ class Direct:
 
     def host_state(self, registry: str) -> tuple[bool, str]:
         """Whether `registry` is answered directly, and if not why (after its ping; for -v and tests)."""
-        host = self._host(registry)
-        return host.usable, host.why
+        return self.client.host_state(registry)
 
-    # ------------------------------------------------------------------ requests
 
-    def _digest(self, ref: ImageRef) -> str | None:
-        status, headers, _ = self._manifest_request("HEAD", ref)
-        if status == 404:
-            return None
-        if status != 200:
-            raise Unhandled(f"HEAD answered {status}")
-        got = self._checked_digest(ref, headers)
-        if got is None:
-            raise Unhandled("no Docker-Content-Digest")
-        return got
-
-    def _manifest(self, ref: ImageRef) -> bytes | None:
-        status, headers, body = self._manifest_request("GET", ref)
-        if status == 404:
-            return None
-        if status != 200:
-            raise Unhandled(f"GET answered {status}")
-        import hashlib  # only a manifest read checks its bytes; a restart's checks are HEADs
-
-        actual = "sha256:" + hashlib.sha256(body).hexdigest()
-        said = self._checked_digest(ref, headers)
-        if said != actual or (ref.digest is not None and ref.digest != actual):
-            raise Unhandled("the manifest's bytes do not match its digest")
-        return body
-
-    def _checked_digest(self, ref: ImageRef, headers: Mapping[str, str]) -> str | None:
-        kind = headers.get("content-type", "").split(";")[0].strip()
-        if kind not in MODERN:
-            raise Unhandled(f"manifest of type {kind!r}")
-        said = headers.get("docker-content-digest")
-        if said is None:
-            return None
-        if not _DIGEST.match(said) or (ref.digest is not None and said != ref.digest):
-            raise Unhandled(f"Docker-Content-Digest {said[:80]!r}")
-        return said
-
-    def _manifest_request(self, method: str, ref: ImageRef) -> tuple[int, dict[str, str], bytes]:
-        reference = ref.digest or ref.tag
-        if reference is None:
-            raise Unhandled("no tag or digest")
-        host = self._host(ref.registry)
-        if not host.usable:
-            raise Unhandled(host.why)
-        headers = {"Accept": ACCEPT, **({"Authorization": host.auth} if host.auth else {})}
-        return self._request(host.scheme, ref.registry, method, f"/v2/{ref.repository}/manifests/{reference}", headers)
-
-    def _host(self, registry: str) -> _Host:
-        with self._lock:
-            host = self._hosts.setdefault(registry, _Host())
-        with host.lock:
-            if not host.known:
-                self._ping(registry, host)
-                host.known = True
-        return host
-
-    def _ping(self, registry: str, host: _Host) -> None:
-        """Find how to reach `registry` (https; where it is insecure, http or https without
-        verification, whichever answers as a registry) and whether its answers are plain: the API root
-        answers 200, or 401 with a Basic challenge that plain credentials meet. An insecure registry is
-        asked over http first: an https server answers a plain request at once (400), while a plain
-        one may wait for the rest of a TLS handshake it cannot read."""
-        host.why = plainauth.unhandled_setup(registry, self.env, tool=self.name)
-        if host.why:
-            return
-        schemes = ("http", "https") if registry_matches(registry, self.insecure) else ("https",)
-        for scheme in schemes:
-            try:
-                status, headers, _ = self._request(scheme, registry, "GET", "/v2/", {})
-            except Unhandled as exc:
-                host.why = f"{scheme}: {exc}"
-                continue
-            if status == 400 and scheme != schemes[-1]:
-                host.why = f"{scheme}: its API root answered {status}"
-                continue  # what an https server answers a plain request
-            host.scheme, host.why = scheme, ""
-            if status == 200:
-                host.usable = True
-                return
-            challenge = headers.get("www-authenticate", "")
-            if status != 401 or not challenge.lower().startswith("basic"):
-                host.why = f"its API root answered {status} {challenge.split(' ')[0]}".strip()
-                return
-            auth = plainauth.basic(registry, self.env)
-            if auth is None:
-                host.why = "it asks for credentials that are not plain basic ones in a config file"
-                return
-            status, _, _ = self._request(scheme, registry, "GET", "/v2/", {"Authorization": auth})
-            host.usable, host.auth = status == 200, auth
-            host.why = "" if host.usable else f"its API root answered {status} to the credentials"
-            return
-
-    def _request(self, scheme: str, registry: str, method: str, path: str,
-                 headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        """One request over this thread's kept-alive connection (a new one where the old was closed)."""
-        import http.client
-
-        for attempt in (1, 2):
-            conn = self._connection(scheme, registry, fresh=attempt == 2)
-            try:
-                conn.request(method, path, headers={"User-Agent": "regless", **headers})
-                resp = conn.getresponse()
-                length = int(resp.getheader("Content-Length") or 0)
-                if length > MAX_MANIFEST:
-                    conn.close()
-                    raise Unhandled(f"an answer of {length} bytes")
-                body = resp.read(MAX_MANIFEST + 1)
-                if len(body) > MAX_MANIFEST or not resp.isclosed():
-                    conn.close()  # not read to its end: the connection cannot serve another request
-                    if len(body) > MAX_MANIFEST:
-                        raise Unhandled("an oversized answer")
-                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                conn.close()  # a kept-alive connection the registry had closed: once more on a new one
-                if attempt == 2:
-                    raise Unhandled(f"connection lost ({exc})") from exc
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                conn.close()
-                raise Unhandled(f"{type(exc).__name__}: {exc}") from exc
-        raise Unhandled("unreachable")  # pragma: no cover - the loop returns or raises
-
-    def _connection(self, scheme: str, registry: str, *, fresh: bool) -> http.client.HTTPConnection:
-        import http.client
-
-        conns: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("conns", {})
-        conn = conns.get((scheme, registry))
-        if conn is None or fresh:
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(registry, timeout=self.timeout,
-                                                   context=self._context(registry_matches(registry, self.insecure)))
-            else:
-                conn = http.client.HTTPConnection(registry, timeout=self.timeout)
-            conns[(scheme, registry)] = conn
-        return conn
-
-    def _context(self, insecure: bool) -> ssl.SSLContext:
-        import ssl
-
-        with self._lock:
-            if insecure not in self._contexts:
-                if insecure:  # what the tools' --insecure / --tls-verify=false do; no roots to load
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                    ctx.check_hostname = False
-                    ctx.verify_mode = ssl.CERT_NONE
-                else:
-                    ctx = ssl.create_default_context()
-                if not insecure and self.ca_file is not None:
-                    ctx.load_verify_locations(cafile=str(self.ca_file))  # besides the system's roots
-                self._contexts[insecure] = ctx
-            return self._contexts[insecure]
+def _reference(ref: ImageRef) -> str:
+    reference = ref.digest or ref.tag
+    if reference is None:
+        raise Unhandled("no tag or digest")
+    return reference

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import proc
+from .. import proc, witness
 from ..refs import TAG_RE
 from . import templates
 from .data import Places
@@ -104,6 +104,8 @@ def date_time(spec: Mapping[str, Any], now: dt.datetime | None = None) -> str:
         tz = None if tz_name == "Local" else dt.UTC if tz_name == "UTC" else zoneinfo.ZoneInfo(tz_name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise TagPolicyError(f"unknown timezone {tz_name!r}") from exc
+    if now is None and (w := witness.current()) is not None:
+        w.spoil("a dateTime tag: its result depends on the clock")
     when = (now or dt.datetime.now(dt.UTC)).astimezone(tz)
     return go_time_format(str(spec.get("format") or DEFAULT_DATE_FORMAT), when)
 

@@ -1,4 +1,4 @@
-"""What the direct client (direct.py) may do for a registry by itself: the setups it leaves to the tool,
+"""What the direct client (manifesthttp.py) may do for a registry by itself: the setups it leaves to the tool,
 and plain basic credentials from the config files crane and skopeo read.
 
 The tools read more than this: credential helpers and stores, identity tokens, proxies, per-registry
