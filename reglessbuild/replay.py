@@ -47,6 +47,7 @@ FORMAT = 1
 DB = b"replays"  # the index's table of kept runs (index.DB_NAMES)
 RACY_NS = 2_000_000_000  # hashing/statmemo.RACY_SECONDS, in nanoseconds (a test holds them equal)
 OFF_ENV = "REGLESS_REPLAY"
+KEEP = 16  # kept runs in an index: one per command line, folder and environment replayed
 
 StatKey = tuple[int, int, int, int, int, int] | None  # dev, ino, mode, size, mtime_ns, ctime_ns; None: missing
 MISSING = (-1, -1, -1, -1, -1, -1)  # a missing path's kept stat
@@ -72,11 +73,10 @@ def key(argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> bytes:
 
 
 def _stat(path: str, follow: bool) -> StatKey:
+    """The path's stat as kept (None: missing); another failure to look (a folder not readable) raises OSError."""
     try:
         st = os.stat(path) if follow else os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return (st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -108,7 +108,10 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
     ordered = sorted(paths)
     stats = array("q")
     for p in ordered:
-        k = _stat(p, paths[p])
+        try:
+            k = _stat(p, paths[p])
+        except OSError as exc:
+            return f"{p} cannot be looked at ({exc.strerror})"
         if k is not None and (k[4] >= limit or k[5] >= limit):
             return f"{p} changed within {RACY_NS / 1e9:g} s of the run's start"
         stats.extend(MISSING if k is None else k)
@@ -124,10 +127,25 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
     }))
 
     def put(txn: lmdb.Transaction[bytes]) -> None:
-        txn.put(key_, marshal.dumps((txn.id(), value)), db=index.dbs["replays"])
+        db = index.dbs["replays"]
+        txn.put(key_, marshal.dumps((txn.id(), value)), db=db)
+        txn.put(b"when:" + key_, str(time.time_ns()).encode(), db=db)
+        keep_at_most(txn, db, KEEP)
 
-    index._write(put)
+    try:
+        index._write(put)
+    except OSError as exc:
+        return f"the index could not be written ({exc})"
     return None
+
+
+def keep_at_most(txn: lmdb.Transaction[bytes], db: Any, n: int) -> None:
+    """Leave the `n` most recently kept runs in the table, remove the others. A CI job's environment
+    differs from the last job's (in its ids), so that every job would add one."""
+    kept = sorted((int(v), k[5:]) for k, v in txn.cursor(db=db) if k.startswith(b"when:"))
+    for _, old in kept[:-n]:
+        txn.delete(old, db=db)
+        txn.delete(b"when:" + old, db=db)
 
 
 def _why_not(w: Witness, rep: Report, moved: bool) -> str | None:
@@ -236,7 +254,10 @@ def _first_changed(paths: bytes, follow: bytes, want: bytes) -> int:
     kept = array("q")
     kept.frombytes(want)
     for i, (p, f) in enumerate(zip(paths.split(b"\0"), follow, strict=False)):
-        k = _stat(os.fsdecode(p), bool(f))
+        try:
+            k = _stat(os.fsdecode(p), bool(f))
+        except OSError:
+            return i
         if (MISSING if k is None else k) != tuple(kept[6 * i:6 * i + 6]):
             return i
     return -1
@@ -261,15 +282,18 @@ def _read(path: Path, key_: bytes) -> dict[str, Any]:
             raw = txn.get(key_, db=db)
             if raw is None:
                 raise _Miss("not kept")
-            written, value = marshal.loads(raw)
-            if written != txn.id():
-                raise _Miss("the index was written since")
+            try:
+                written, value = marshal.loads(raw)
+                if written != txn.id():
+                    raise _Miss("the index was written since")
+                fmt, kept = marshal.loads(value)
+            except (ValueError, EOFError, TypeError) as exc:  # not what save wrote: run in full
+                raise _Miss(f"a damaged kept run ({exc})") from None
     finally:
         env.close()
-    fmt, kept = marshal.loads(value)
-    if fmt != FORMAT:
+    if fmt != FORMAT or not isinstance(kept, dict):
         raise _Miss("another format")
-    return kept  # type: ignore[no-any-return]
+    return kept
 
 
 def _ask_registry(kept: Mapping[str, Any]) -> int:

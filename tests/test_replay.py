@@ -191,3 +191,19 @@ def test_the_c_and_python_looks_at_the_files_agree(tmp_path: Path, monkeypatch: 
         assert c == py
     assert native.same_stats(blob, follow, cases[0]) == -1
     assert [native.same_stats(blob, follow, w) for w in cases[1:]] == list(range(len(paths)))
+
+
+def test_an_index_keeps_the_most_recent_kept_runs_only(tmp_path: Path) -> None:
+    from reglessbuild.index import Index
+
+    index = Index.open(tmp_path)
+    db = index.dbs["replays"]
+    for i in range(5):
+        with index.env.begin(write=True) as txn:
+            txn.put(b"k%d" % i, b"run", db=db)
+            txn.put(b"when:k%d" % i, str(1000 + i).encode(), db=db)
+            replay.keep_at_most(txn, db, 3)
+    with index.env.begin() as txn:
+        left = sorted(k for k, _ in txn.cursor(db=db))
+    index.close()
+    assert left == [b"k2", b"k3", b"k4", b"when:k2", b"when:k3", b"when:k4"]
