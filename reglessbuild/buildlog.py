@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import threading
 import time
 from collections import deque
@@ -86,4 +85,6 @@ def prune(root: Path, keep: int) -> None:
     except OSError:
         return
     for old in runs[:-keep] if keep > 0 else runs:
+        import shutil  # (and its compression modules) only where old logs go: a replay writes no log
+
         shutil.rmtree(old, ignore_errors=True)

@@ -98,28 +98,26 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
     # cache folder, which every run writes; a file of it a run reads (storage.lock.pending) stays in
     cache = os.path.abspath(cache_dir)
     own = (cache, os.path.join(cache, "index"))
-    paths: dict[str, bool] = {}  # path -> follow symlinks (lstat for the input files themselves)
+    looked: set[tuple[str, bool]] = set()  # (path, follow symlinks): lstat for the input files themselves
     for group, follow in ((w.listed, True), (w.opened, True), (_modules(), True), (_path_dirs(), True),
                           (w.inputs, False)):
-        for p in group:
-            if p not in own and not p.startswith(own[1] + os.sep):
-                paths.setdefault(p, follow)
+        looked.update((p, follow) for p in group if p not in own and not p.startswith(own[1] + os.sep))
     limit = w.started_ns - RACY_NS
-    ordered = sorted(paths)
+    ordered = sorted(looked)
     stats = array("q")
-    for p in ordered:
+    for p, follow in ordered:
         try:
-            k = _stat(p, paths[p])
+            k = _stat(p, follow)
         except OSError as exc:
             return f"{p} cannot be looked at ({exc.strerror})"
         if k is not None and (k[4] >= limit or k[5] >= limit):
             return f"{p} changed within {RACY_NS / 1e9:g} s of the run's start"
         stats.extend(MISSING if k is None else k)
     value = marshal.dumps((FORMAT, {
-        "paths": os.fsencode("".join(p + "\0" for p in ordered)), "follow": bytes(paths[p] for p in ordered),
+        "paths": os.fsencode("".join(p + "\0" for p, _ in ordered)), "follow": bytes(f for _, f in ordered),
         "stats": stats.tobytes(),
         "answers": sorted(w.answers.items(), key=repr),
-        "results": [_result(r) for r in rep.results], "order": list(order), "width": r.width,
+        "results": [_result(x) for x in rep.results], "order": list(order), "width": r.width,
         "warned": list(warned), "tool": rep.registry_tool, "toolSource": rep.registry_source,
         "builder": rep.builder, "builderSource": rep.builder_source,
         "insecure": list(registry.insecure), "caFile": str(registry.ca_file) if registry.ca_file else None,

@@ -101,8 +101,13 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
                 cmds[f"{label}--help"] = ([exe, "--help"], env)
                 for tool, tenv in tool_env.items():
                     cmds[f"{label}restart {tool}"] = ([exe, *build], tenv)
+                    # the same run not replayed (replay.py): what a restart costs when it must look again
+                    cmds[f"{label}restart {tool} in full"] = ([exe, *build], {**tenv, "REGLESS_REPLAY": "0"})
+                    cmds[f"{label}text restart {tool}"] = ([exe, *[a for a in build if a not in ("--output", "json")]],
+                                                          tenv)
             walls: dict[str, list[float]] = {k: [] for k in ["floor", *cmds]}
-            phases: dict[str, list[dict]] = {k: [] for k in cmds if "restart" in k}
+            phases: dict[str, list[dict]] = {k: [] for k in cmds if "restart" in k and "text restart" not in k}
+            replayed: dict[str, int] = dict.fromkeys(phases, 0)
             for _ in range(rounds):
                 walls["floor"].append(floor(project, shape, reg.address, "bench")["wall"])
                 for name, (argv, cenv) in cmds.items():
@@ -112,8 +117,9 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
                         res = json.loads(p.stdout)
                         assert res["buildsStarted"] == 0 and {a["outcome"] for a in res["artifacts"]} == {"cached"}
                         phases[name].append(res["phases"])
+                        replayed[name] += bool(res.get("replayed"))
             med = {k: statistics.median(v) for k, v in walls.items()}
-            out["walls"], out["medians"] = walls, med
+            out["walls"], out["medians"], out["replayed"] = walls, med, replayed
             out["phases"] = {k: {ph: statistics.median(x.get(ph, 0.0) for x in v) for ph in PHASES}
                              for k, v in phases.items()}
             out["imports"] = {"python -c pass (site)": site_ms(python)}
@@ -257,6 +263,8 @@ def report(out: dict) -> None:
         other = med[name] - sum(v for k, v in ph.items() if k not in ("record",)) - 0.0
         print(f"{name:<28} " + " ".join(f"{ph[p]:7.3f}" for p in PHASES) + f" {other:7.3f}")
     print("(record is part of act; other = wall - the phases: the interpreter's start, output, exit)")
+    print("replayed (replay.py), rounds of " + str(out["rounds"]) + ": "
+          + ", ".join(f"{k} {v}" for k, v in out.get("replayed", {}).items()))
     print("\nrestart at registry.concurrency N (checks at once): median wall s (hash + check s)")
     for tool, per in out.get("concurrency", {}).items():
         print(f"  {tool:<7} " + ", ".join(f"{n}: {v['wall']:.3f} ({v['hashAndCheck']:.3f})" for n, v in per.items()))
