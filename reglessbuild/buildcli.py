@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from . import IMPORTED, buildout, pipeline, replay, report, storage, witness
 from .builders import choose as choose_builder
 from .buildlog import BuildLogs
+from .cachedir import default_cache_dir
 from .console import Console
 from .errors import InputError
 from .events import Event
 from .outcomes import Outcome
-from .cachedir import default_cache_dir
 from .wiring import connect, load_project, writable
 
 if TYPE_CHECKING:
