@@ -22,10 +22,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import plainauth
+from . import http1, plainauth
 
 if TYPE_CHECKING:
-    import http.client
     import ssl
 
 # what crane and skopeo accept: the registry then serves the manifest as stored (schema 1 is accepted
@@ -178,43 +177,26 @@ class ManifestClient:
     def _request(self, scheme: str, registry: str, method: str, path: str,
                  headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         """One request over this thread's kept-alive connection (a new one where the old was closed)."""
-        import http.client
-
         for attempt in (1, 2):
             conn = self._connection(scheme, registry, fresh=attempt == 2)
             try:
-                conn.request(method, path, headers={"User-Agent": "regless", **headers})
-                resp = conn.getresponse()
-                length = int(resp.getheader("Content-Length") or 0)
-                if length > MAX_MANIFEST:
-                    conn.close()
-                    raise Unhandled(f"an answer of {length} bytes")
-                body = resp.read(MAX_MANIFEST + 1)
-                if len(body) > MAX_MANIFEST or not resp.isclosed():
-                    conn.close()  # not read to its end: the connection cannot serve another request
-                    if len(body) > MAX_MANIFEST:
-                        raise Unhandled("an oversized answer")
-                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                conn.close()  # a kept-alive connection the registry had closed: once more on a new one
+                return conn.request(method, path, {"User-Agent": "regless", **headers}, MAX_MANIFEST)
+            except http1.Closed as exc:  # a kept-alive connection the registry had closed: once more on a new one
                 if attempt == 2:
                     raise Unhandled(f"connection lost ({exc})") from exc
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+            except (OSError, http1.Malformed, ValueError) as exc:
                 conn.close()
                 raise Unhandled(f"{type(exc).__name__}: {exc}") from exc
         raise Unhandled("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _connection(self, scheme: str, registry: str, *, fresh: bool) -> http.client.HTTPConnection:
-        import http.client
-
-        conns: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("conns", {})
+    def _connection(self, scheme: str, registry: str, *, fresh: bool) -> http1.Connection:
+        conns: dict[tuple[str, str], http1.Connection] = self._local.__dict__.setdefault("conns", {})
         conn = conns.get((scheme, registry))
+        if conn is not None and fresh:
+            conn.close()
         if conn is None or fresh:
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(registry, timeout=self.timeout,
-                                                   context=self._context(matches(registry, self.insecure)))
-            else:
-                conn = http.client.HTTPConnection(registry, timeout=self.timeout)
+            tls = self._context(matches(registry, self.insecure)) if scheme == "https" else None
+            conn = http1.Connection(registry, scheme, timeout=self.timeout, tls=tls)
             conns[(scheme, registry)] = conn
         return conn
 

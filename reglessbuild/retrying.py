@@ -139,6 +139,8 @@ def call(policy: Policy, fn: Callable[[], T], *, worth: Predicate, midway: Predi
         if not worth(exc):
             raise
         first: BaseException | None = exc
+    import tenacity  # noqa: F401 - before the time spent is read: its import is part of the deadline, not after it
+
     spent = time.monotonic() - start
     rest = replace(policy, deadline=policy.deadline - spent)
 

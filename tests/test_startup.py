@@ -61,3 +61,26 @@ def test_version_into_a_closed_pipe_is_no_traceback():
     p.stdout.close()  # the reader went away before regless wrote (`regless version | head -0`)
     err = p.stderr.read().decode()
     assert p.wait(60) == 0 and "Traceback" not in err and err == ""
+
+
+# what a replayed restart (replay.py) must not load either: the config's, the Dockerfiles' and the hashing's
+# modules, the index's, the registry tools' adapters, http.client with the email package (http1.py)
+NOT_AT_REPLAY = (*NOT_AT_RESTART, "yaml", "e2b_dockerfile_utils", "reglessbuild.config", "reglessbuild.dockerfile",
+                 "reglessbuild.run", "reglessbuild.pipeline", "reglessbuild.index", "reglessbuild.registry",
+                 "reglessbuild.builders", "reglessbuild.hashing.inputs", "http.client", "email",
+                 "concurrent.futures", "subprocess")
+
+
+def test_a_replayed_restart_imports_less_again(demo):
+    import time
+
+    demo.build()
+    time.sleep(2.1)  # the files older than the racy margin (replay.RACY_NS): the next run is kept
+    argv = ["build", "--output", "json", "--default-repo", demo.repo]
+    env = {**demo.env, "PYTHONPROFILEIMPORTTIME": "1"}  # the replay's key takes the environment in
+    imported(argv, cwd=demo.path, env=env)
+    p, mods = imported(argv, cwd=demo.path, env=env)
+    assert p.returncode == 0, p.stderr
+    assert '"replayed": true' in p.stdout
+    assert {"lmdb", "reglessbuild.replay", "reglessbuild.http1"} <= mods  # the log was read
+    assert sorted(m for m in mods if m in NOT_AT_REPLAY or m.startswith(tuple(x + "." for x in NOT_AT_REPLAY))) == []

@@ -1,0 +1,103 @@
+"""reglessbuild/http1.py against a socket that answers as scripted: the HTTP/1.1 it reads, and the rest it
+refuses (Malformed, for the direct client to hand the question to the registry tool). The real registry's
+answers are read in tests/test_direct.py."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from reglessbuild import http1
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback listener that answers each request it reads with the next scripted answer; a scripted
+    b"" closes the connection right after the answer before it (the next request then needs a new one)."""
+    answers: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                buf = b""
+                while answers:
+                    while b"\r\n\r\n" not in buf:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        buf += chunk
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    buf = buf.split(b"\r\n\r\n", 1)[1]
+                    answer = answers.pop(0)
+                    if answer:
+                        conn.sendall(answer)
+                    if answers and not answers[0]:  # scripted: close now
+                        answers.pop(0)
+                        break
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}", answers
+    stop.set()
+    t.join()
+    listener.close()
+
+
+def ask(address: str, method: str = "HEAD", conn: http1.Connection | None = None) -> tuple[int, dict[str, str], bytes]:
+    c = conn or http1.Connection(address, "http", timeout=5)
+    return c.request(method, "/v2/x/manifests/t", {"Accept": "*/*"}, 1000)
+
+
+def test_a_head_and_a_get_on_one_kept_alive_connection(server: tuple[str, list[bytes]]) -> None:
+    address, answers = server
+    answers += [b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\nDocker-Content-Digest: sha256:1\r\nContent-Length: 5\r\n\r\n",
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nX-A: 1\r\nx-a: 2\r\n\r\n{}\r\n"]
+    conn = http1.Connection(address, "http", timeout=5)
+    assert ask(address, "HEAD", conn) == (200, {"content-type": "a/b", "docker-content-digest": "sha256:1",
+                                                "content-length": "5"}, b"")
+    assert ask(address, "GET", conn) == (404, {"content-length": "4", "x-a": "1, 2"}, b"{}\r\n")
+
+
+def test_a_kept_alive_connection_closed_by_the_registry_is_closed_not_malformed(server: tuple[str, list[bytes]]) -> None:
+    address, answers = server
+    answers += [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b""]
+    conn = http1.Connection(address, "http", timeout=5)
+    assert ask(address, "HEAD", conn)[0] == 200
+    with pytest.raises(http1.Closed):
+        ask(address, "HEAD", conn)
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",  # an interim answer
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",  # chunked
+    b"HTTP/1.0 200 OK\r\n\r\n{}",  # a body up to the close
+    b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n",  # a folded header line
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000,  # over max_body
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}",  # ended early (then closed)
+    b"HTTP/2 200\r\n\r\n",  # another protocol
+    b"SSH-2.0-OpenSSH\r\n",  # not HTTP at all
+])
+def test_what_it_does_not_read_is_malformed(server: tuple[str, list[bytes]], answer: bytes) -> None:
+    address, answers = server
+    answers += [answer, b""]
+    with pytest.raises(http1.Malformed):
+        ask(address, "GET")
+
+
+def test_addresses() -> None:
+    assert http1.split_address("r.example", "https") == ("r.example", 443)
+    assert http1.split_address("127.0.0.1:5000", "http") == ("127.0.0.1", 5000)
+    assert http1.split_address("[::1]:5000", "https") == ("::1", 5000)
+    assert http1.split_address("[::1]", "http") == ("::1", 80)
