@@ -73,7 +73,7 @@ def site_ms(python: str, runs: int = 5) -> float:
 
 
 def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env: Callable[[Path], dict[str, str]],
-        rounds: int = 7, baselines: dict[str, str] | None = None) -> dict:
+        rounds: int = 7, baselines: dict[str, str] | None = None, one_file_only: bool = False) -> dict:
     python = str(Path(regless_exe).with_name("python"))
     crane = shutil.which("crane")
     no_crane_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
@@ -95,6 +95,10 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
             t0 = time.perf_counter()
             _, p = _wall([regless_exe, *build], cwd=project, env=tool_env["skopeo"])
             print(f"cold build of {shape.artifacts} artifacts: {time.perf_counter() - t0:.1f}s", flush=True)
+            if one_file_only:  # --one-file: that scenario alone, every install in turn, `rounds` rounds
+                out["oneFile"] = one_file(installs, project, build, tool_env, rounds)
+                report_one_file(out)
+                return out
             cmds: dict[str, tuple[list[str], dict[str, str]]] = {"python -c pass": ([python, "-c", "pass"], env)}
             for label, exe in installs.items():
                 cmds[f"{label}version"] = ([exe, "version"], env)
@@ -128,7 +132,7 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
                     out["imports"][name] = import_ms(argv, cwd=project, env=cenv)
             out["concurrency"] = concurrency_sweep(regless_exe, project, build, tool_env, min(rounds, 5))
             out["rename"] = rename(regless_exe, project, reg.address, build, tool_env, min(rounds, 3))
-            out["oneFile"] = one_file(regless_exe, project, build, tool_env, min(rounds, 3))
+            out["oneFile"] = one_file(installs, project, build, tool_env, min(rounds, 3))
     report(out)
     return out
 
@@ -221,29 +225,37 @@ def concurrency_sweep(exe: str, project: Path, build: list[str], tool_env: dict[
                    for n, v in per.items()} for tool, per in walls.items()}
 
 
-def one_file(exe: str, project: Path, build: list[str], tool_env: dict[str, dict[str, str]], rounds: int) -> dict:
+def one_file(installs: dict[str, str], project: Path, build: list[str], tool_env: dict[str, dict[str, str]],
+             rounds: int) -> dict:
     """One input file of one artifact changed, then a build: regless's own share of the wall time against
-    the builder's (buildah build + push, the `build` phase), per tool."""
+    the builder's (buildah build + push, the `build` phase), per tool, with and without inputs records; each
+    install (label -> regless executable; "" is this one) in turn, round after round. `reglessVsFirst` is the
+    median over rounds of regless's part against the first install's in the same round."""
     victim = next((project / "a000" / "src").rglob("*.dat"))
     original = victim.read_bytes()
     out: dict = {}
     try:
         for r in range(rounds):
-            for tool, env in tool_env.items():
-                for v, extra in {"": [], " --no-records": ["--no-records"]}.items():
-                    victim.write_bytes(original + f"changed {tool}{v} {r}".encode())
-                    wall, p = _wall([exe, *build, *extra], cwd=project, env=env)
-                    res = json.loads(p.stdout)
-                    assert res["buildsStarted"] == 1, res["buildsStarted"]
-                    out.setdefault(tool + v, []).append({"wall": wall, **res["phases"]})
+            for label, exe in installs.items():
+                for tool, env in tool_env.items():
+                    for v, extra in {"": [], " --no-records": ["--no-records"]}.items():
+                        victim.write_bytes(original + f"changed {label}{tool}{v} {r}".encode())
+                        wall, p = _wall([exe, *build, *extra], cwd=project, env=env)
+                        res = json.loads(p.stdout)
+                        assert res["buildsStarted"] == 1, res["buildsStarted"]
+                        out.setdefault((label, tool + v), []).append({"wall": wall, **res["phases"]})
     finally:
         victim.write_bytes(original)
     summary: dict = {}
-    for tool, runs in out.items():
+    first = next(iter(installs))
+    for (label, case), runs in out.items():
         wall = statistics.median(x["wall"] for x in runs)
         builder = statistics.median(x["build"] for x in runs)
-        summary[tool] = {"runs": runs, "wall": wall, "build": builder, "regless": wall - builder,
-                         "reglessShare": (wall - builder) / wall}
+        mine = out[first, case]
+        summary[label + case] = {"runs": runs, "wall": wall, "build": builder, "regless": wall - builder,
+                         "reglessShare": statistics.median((x["wall"] - x["build"]) / x["wall"] for x in runs),
+                         "reglessVsFirst": statistics.median((x["wall"] - x["build"]) / (y["wall"] - y["build"])
+                                                             for x, y in zip(runs, mine, strict=True))}
     return summary
 
 
@@ -275,7 +287,13 @@ def report(out: dict) -> None:
         print(f"  {tool:<20} wall {m['wall']:.2f}s, act {m['act']:.2f}s, {r['callsPerArtifact']:.1f} registry calls an "
               f"artifact; plain copies of every image {r['copiesWall']:.2f}s; act/copies {r['actVsCopies']:.2f}; "
               f"{r.get('processes', {}).get('all', 0):.1f} tool processes an artifact ({procs})")
-    print("\none file changed (one build): medians")
-    for tool, r in out.get("oneFile", {}).items():
-        print(f"  {tool:<20} wall {r['wall']:.2f}s = builder (buildah build + push) {r['build']:.2f}s + regless "
-              f"{r['regless']:.2f}s ({100 * r['reglessShare']:.1f}%)")
+    report_one_file(out)
+
+
+def report_one_file(out: dict) -> None:
+    """The one-file-changed scenario's lines: regless's part against the builder's, per install and tool."""
+    print("\none file changed (one build): medians (share: median of each run's; vs first: regless's part "
+          "against the first install's in the same round)")
+    for name, r in out.get("oneFile", {}).items():
+        print(f"  {name:<28} wall {r['wall']:.3f}s = builder (buildah build + push) {r['build']:.3f}s + regless "
+              f"{r['regless']:.3f}s ({100 * r['reglessShare']:.1f}%; vs first {r['reglessVsFirst']:.2f})")

@@ -181,6 +181,9 @@ def main() -> None:
                          "and --help, with skopeo and crane (where on PATH); per-phase times and -X importtime "
                          "(default 20 artifacts x 500 files; --rounds)")
     ap.add_argument("--rounds", type=int, default=7, help="--restart: alternating rounds (medians)")
+    ap.add_argument("--one-file", action="store_true",
+                    help="with --restart: only the one-file-changed scenario (regless's part against buildah's "
+                         "build + push), this install and each --baseline in turn, --rounds rounds")
     ap.add_argument("--baseline", metavar="LABEL=REGLESS", action="append", default=[],
                     help="--restart: another regless executable (an older install) run alternately with this one, "
                          "its rows labelled LABEL; may be repeated")
@@ -191,7 +194,8 @@ def main() -> None:
         shape = Shape(artifacts=args.artifacts or 20, files=args.files or 500, size=args.size or 1024,
                       shared=0.2 if args.shared is None else args.shared, run_steps=args.run_steps)
         args.json.write_text(json.dumps({"restart": restart(shape, REGLESS, floor, storage_env, rounds=args.rounds,
-                                                            baselines=dict(b.split("=", 1) for b in args.baseline))}, indent=2))
+                                                            baselines=dict(b.split("=", 1) for b in args.baseline),
+                                                            one_file_only=args.one_file)}, indent=2))
         return
     if args.shares:
         from bench.fanout import lines
