@@ -108,8 +108,8 @@ class Runner:
                 self._inputs_record(p, digest, source=d.source)
             else:
                 asked = self._why_beside(p)
-                digest, secs = self._build(p, done)
-                why = asked()
+                digest, secs = self._build(p, done, started=asked.start)
+                why = asked.result()
                 outcome, source, saved = Outcome.BUILT, None, 0.0
             tags = self._tags(p, digest)
         except (BuildError, RegistryError) as exc:
@@ -124,7 +124,8 @@ class Runner:
                        seconds={"hash": p.seconds, **secs}, saved_seconds=saved,
                        why=why if outcome is Outcome.BUILT else ())
 
-    def _build(self, p: Prepared, done: dict[str, ArtifactResult]) -> tuple[str, dict[str, float]]:
+    def _build(self, p: Prepared, done: dict[str, ArtifactResult], started: Callable[[], None] = lambda: None
+               ) -> tuple[str, dict[str, float]]:
         a = p.artifact
         args = list(a.build_args) + [(r.alias, done[r.image].reference) for r in a.requires if r.alias]
         bases_insecure = any(self._insecure(parse(t.split(" ")[-1])) for t, _ in p.inputs.settings.bases) or any(
@@ -141,7 +142,11 @@ class Runner:
                 self.builds_started += 1
             self.emit(Event("build", a.name, f"building {p.target}"))
             t0 = time.perf_counter()
-            digest = self.builder.build(req, lambda line: self.emit(Event("line", a.name, line)))
+            def on_line(line: str) -> None:
+                started()  # the builder is running: work that can wait for it may start now
+                self.emit(Event("line", a.name, line))
+
+            digest = self.builder.build(req, on_line)
             seconds = time.perf_counter() - t0
         # never believe a push: the registry must now serve IMAGE:HASH
         there = self.registry.digest(p.target)
@@ -160,28 +165,12 @@ class Runner:
         self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
         return digest, {"build": seconds}
 
-    def _why_beside(self, p: Prepared) -> Callable[[], tuple[str, ...]]:
-        """_why on a thread of its own, started as the build starts: the answer is wanted only for the
-        report, once the build is done, so reading the earlier inputs and comparing them need not delay
-        the build. The returned call waits for it (and raises what it raised)."""
-        out: list[tuple[str, ...]] = []
-        failed: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                out.append(self._why(p))
-            except BaseException as exc:  # handed to the caller, as if _why had run on its thread
-                failed.append(exc)
-
-        thread = threading.Thread(target=work, name=f"regless-why-{p.artifact.name}", daemon=True)
-        thread.start()
-
-        def answer() -> tuple[str, ...]:
-            thread.join()
-            if failed:
-                raise failed[0]
-            return out[0]
-        return answer
+    def _why_beside(self, p: Prepared) -> _Beside:
+        """_why on a thread of its own, started (`start`) once the builder has started, at its first line of
+        output: the answer is wanted only for the report, once the build is done, so reading the earlier
+        inputs and comparing them need not delay the build, nor hold the interpreter while the build's
+        process is being started. `result` waits for it, or works it out there if it never started."""
+        return _Beside(lambda: self._why(p), f"regless-why-{p.artifact.name}")
 
     def _why(self, p: Prepared) -> tuple[str, ...]:
         """Why it is built: the first changes since its previous inputs (this index, else a record in
@@ -283,3 +272,46 @@ class Runner:
             self._records.shutdown()
         return results
 
+
+
+class _Beside:
+    """A call made on a thread of its own once `start` is called (the first call only), its answer taken with
+    `result` (which makes the call there, on the caller's thread, if nothing started it), its errors raised
+    there as if it had run on the caller's thread."""
+
+    def __init__(self, fn: Callable[[], tuple[str, ...]], name: str) -> None:
+        self.fn = fn
+        self.name = name
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._out: list[tuple[str, ...]] = []
+        self._failed: list[BaseException] = []
+
+    def _work(self) -> None:
+        try:
+            self._out.append(self.fn())
+        except BaseException as exc:  # handed to result()'s caller
+            self._failed.append(exc)
+
+    def start(self) -> None:
+        """Start the call on its thread, unless it was started already."""
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+                self._thread.start()
+
+    def result(self) -> tuple[str, ...]:
+        """The call's answer, once it is done (made here if it was never started)."""
+        with self._lock:
+            thread = self._thread
+            if thread is None:
+                self._thread = threading.current_thread()  # started no more: made below
+        if thread is None:
+            self._work()
+        else:
+            thread.join()
+        if self._failed:
+            raise self._failed[0]
+        return self._out[0]

@@ -216,22 +216,48 @@ def test_the_end_of_run_work_overlaps_the_inputs_records(graph):
 
 def test_why_an_artifact_is_built_is_worked_out_beside_its_build(graph):
     """The reasons for a build (its earlier inputs read and compared) are for the report only: they are
-    worked out on a thread of their own while the build runs, not before it starts, and still reported."""
+    worked out on a thread of their own once the builder has started (its first line of output), not
+    before, and still reported."""
     _, registry, _ = graph
     order: list[str] = []
-    builder = FakeBuilder(registry, on_start=lambda name: order.append(f"build {name}"))
+
+    def starting(name):  # the builder's process starting: nothing may compete with it for the interpreter
+        order.append(f"build {name}")
+        time.sleep(0.1)
+
+    builder = FakeBuilder(registry, on_start=starting)
     runner, prepared, decisions = _runner(graph, builder, concurrency=1)
 
     def slow_why(p):
-        time.sleep(0.3)
-        order.append(f"why {p.artifact.name}")
+        order.append(f"why starts {p.artifact.name}")
+        time.sleep(0.2)
+        order.append(f"why ends {p.artifact.name}")
         return (f"reasons of {p.artifact.name}",)
 
     runner._why = slow_why  # type: ignore[method-assign]
     results = {r.name: r for r in runner.execute(prepared, decisions)}
     assert {n: r.why for n, r in results.items()} == {n: (f"reasons of {n}",) for n in "abc"}
     for n in "abc":
-        assert order.index(f"build {n}") < order.index(f"why {n}"), order
+        assert order.index(f"build {n}") < order.index(f"why starts {n}"), order
+    assert [e for e in builder.events if e[1] == "a"] == [("start", "a"), ("end", "a")]
+
+
+def test_why_is_still_worked_out_for_a_builder_that_says_nothing(graph):
+    """A builder that prints no line never starts the thread: the reasons are worked out after the build."""
+    _, registry, _ = graph
+    inner = FakeBuilder(registry)
+
+    class Silent:
+        name = "silent"
+        multi_platform = False
+
+        def build(self, request, on_line):
+            return inner.build(request, lambda line: None)
+
+    runner, prepared, decisions = _runner(graph, Silent(), concurrency=1)  # type: ignore[arg-type]
+    runner._why = lambda p: (f"reasons of {p.artifact.name}",)  # type: ignore[method-assign]
+    results = {r.name: r for r in runner.execute(prepared, decisions)}
+    assert {n: r.why for n, r in results.items()} == {n: (f"reasons of {n}",) for n in "abc"}
 
 
 def test_a_failure_working_out_why_is_the_artifacts_failure_as_before(graph):
