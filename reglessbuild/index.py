@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
+from . import witness
 from .errors import IndexError_
 from .hashing import statmemo
 from .hashing.choose import engine
@@ -68,6 +69,9 @@ class Moved:
     reason: str
 
 
+# the tables whose entries a run's results depend on: a replay (replay.py) reads again the ones a kept run
+# read (the stat memo and the parse memo only spare work: their entries are checked against the files)
+WITNESSED = ("results", "inputs")
 DB_NAMES = ("results", "memo", "inputs", "meta", "parses", "replays")  # parses: parsememo.py; replays: replay.py
 OLD_DBS = (b"stat",)  # the per-file stat memo of earlier versions: dropped on open
 
@@ -216,6 +220,8 @@ class Index:
                 self.env.set_mapsize(0)
 
     def _read(self, db: str, key: bytes) -> bytes | None:
+        if db in WITNESSED and (w := witness.current()) is not None:
+            w.index_reads.add((db, key))
         try:
             with self.env.begin(db=self._db(db)) as txn:
                 return txn.get(key)

@@ -6,10 +6,10 @@ is kept instead (in the index, by its command line, working folder, user and env
 regless's and Python's own modules, the folders of PATH) with the `stat` of each, the registry's answers
 it got, and its results. A later run of the same command checks those and nothing else: every path's
 `stat` (device, inode, mode, size, mtime and ctime, in nanoseconds) the same, or still missing; every
-registry answer the same (a HEAD each, made in this process: registry/direct.py, or no replay); the index
-unchanged since (LMDB's transaction id). Then it prints the kept results with its own timings; any
-difference, or anything it cannot check this way, and the run is made in full, as if there were no
-replay (and kept in turn, where it can be).
+registry answer the same (a HEAD each, made in this process: manifesthttp.py, or no replay); every index
+entry the run read (its results and inputs tables: index.WITNESSED) the same. Then it prints the kept
+results with its own timings; any difference, or anything it cannot check this way, and the run is
+made in full, as if there were no replay (and kept in turn, where it can be).
 
 What makes this as safe as hashing: a kept `stat` was taken after the run and is older than the run's
 start by more than the stat memo's racy margin, so the run read exactly what that `stat` describes; a
@@ -94,7 +94,7 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
     why = _why_not(w, rep, moved)
     if why is not None:
         return why
-    # regless's own state is left out: the index (its transaction id says whether it was written) and the
+    # regless's own state is left out: the index (the entries the run read are kept instead) and the
     # cache folder, which every run writes; a file of it a run reads (storage.lock.pending) stays in
     cache = os.path.abspath(cache_dir)
     own = (cache, os.path.join(cache, "index"))
@@ -113,7 +113,7 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
         if k is not None and (k[4] >= limit or k[5] >= limit):
             return f"{p} changed within {RACY_NS / 1e9:g} s of the run's start"
         stats.extend(MISSING if k is None else k)
-    value = marshal.dumps((FORMAT, {
+    kept_run = {
         "paths": os.fsencode("".join(p + "\0" for p, _ in ordered)), "follow": bytes(f for _, f in ordered),
         "stats": stats.tobytes(),
         "answers": sorted(w.answers.items(), key=repr),
@@ -122,11 +122,14 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
         "builder": rep.builder, "builderSource": rep.builder_source,
         "insecure": list(registry.insecure), "caFile": str(registry.ca_file) if registry.ca_file else None,
         "timeout": registry.timeout, "concurrency": registry.concurrency,
-    }))
+    }
 
     def put(txn: lmdb.Transaction[bytes]) -> None:
         db = index.dbs["replays"]
-        txn.put(key_, marshal.dumps((txn.id(), value)), db=db)
+        # the index entries the run read, as they are at its end (with what it wrote itself): what a
+        # later run would read
+        kept_run["index"] = [(name, k, txn.get(k, db=index.dbs[name])) for name, k in sorted(w.index_reads)]
+        txn.put(key_, marshal.dumps((FORMAT, kept_run)), db=db)
         txn.put(b"when:" + key_, str(time.time_ns()).encode(), db=db)
         keep_at_most(txn, db, KEEP)
 
@@ -262,7 +265,7 @@ def _first_changed(paths: bytes, follow: bytes, want: bytes) -> int:
 
 
 def _read(path: Path, key_: bytes) -> dict[str, Any]:
-    """The kept run of `key_`, if the index has one and was not written since."""
+    """The kept run of `key_`, if the index has one and the entries it read are as they were."""
     if not (path / "data.mdb").is_file():
         raise _Miss("no index")
     import lmdb
@@ -281,16 +284,20 @@ def _read(path: Path, key_: bytes) -> dict[str, Any]:
             if raw is None:
                 raise _Miss("not kept")
             try:
-                written, value = marshal.loads(raw)
-                if written != txn.id():
-                    raise _Miss("the index was written since")
-                fmt, kept = marshal.loads(value)
+                fmt, kept = marshal.loads(raw)
             except (ValueError, EOFError, TypeError) as exc:  # not what save wrote: run in full
                 raise _Miss(f"a damaged kept run ({exc})") from None
+            if fmt != FORMAT or not isinstance(kept, dict):
+                raise _Miss("another format")
+            for name, k, value in kept["index"]:
+                try:
+                    table = env.open_db(name.encode(), txn=txn, create=False)
+                except lmdb.NotFoundError:
+                    raise _Miss(f"no {name} table") from None
+                if txn.get(k, db=table) != value:
+                    raise _Miss(f"the index's {name} entry {k!r} changed")
     finally:
         env.close()
-    if fmt != FORMAT or not isinstance(kept, dict):
-        raise _Miss("another format")
     return kept
 
 

@@ -36,6 +36,7 @@ class Witness:
         # (registry, repository, tag or digest, the digest it is pinned to) -> the digest the registry
         # answered (None: not there)
         self.answers: dict[tuple[str, str, str, str | None], str | None] = {}
+        self.index_reads: set[tuple[str, bytes]] = set()  # (table, key) of the index entries read (index.WITNESSED)
         self.spoiled: str | None = None
         self.cwd = os.getcwd()
         self.listed.add(self.cwd)  # where the config is looked for

@@ -120,7 +120,7 @@ def test_the_config_the_environment_and_the_command_line_are_part_of_what_is_kep
     assert replayed(demo)["replayed"] is False
 
 
-def test_a_written_index_is_not_replayed(demo: Project) -> None:
+def test_an_index_entry_the_run_read_removed_is_not_replayed(demo: Project) -> None:
     full = kept(demo)
     assert replayed(demo)["replayed"] is True
     web = next(a for a in full["artifacts"] if a["name"] == "web")
@@ -207,3 +207,15 @@ def test_an_index_keeps_the_most_recent_kept_runs_only(tmp_path: Path) -> None:
         left = sorted(k for k, _ in txn.cursor(db=db))
     index.close()
     assert left == [b"k2", b"k3", b"k4", b"when:k2", b"when:k3", b"when:k4"]
+
+
+def test_runs_kept_for_two_environments_replay_in_turn(demo: Project) -> None:
+    """Regression: each kept run was tied to the index's whole state (LMDB's transaction id), so keeping
+    one (a write) made every other kept run a run in full: two environments in turn never replayed."""
+    other = {**demo.env, "REGLESS_TEST_OTHER": "1"}
+    kept(demo)
+    assert demo.run("build", "--output", "json", env=other).json()["replayed"] is False  # kept too
+    for _ in range(2):
+        assert replayed(demo)["replayed"] is True
+        res = demo.run("build", "--output", "json", env=other)
+        assert res.returncode == 0 and res.json()["replayed"] is True
