@@ -47,6 +47,7 @@ FORMAT = 1
 DB = b"replays"  # the index's table of kept runs (index.DB_NAMES)
 RACY_NS = 2_000_000_000  # hashing/statmemo.RACY_SECONDS, in nanoseconds (a test holds them equal)
 OFF_ENV = "REGLESS_REPLAY"
+SLOW = 0.005  # seconds: a registry check taking longer is a registry far enough to ask several at once
 KEEP = 16  # kept runs in an index: one per command line, folder and environment replayed
 
 StatKey = tuple[int, int, int, int, int, int] | None  # dev, ino, mode, size, mtime_ns, ctime_ns; None: missing
@@ -302,8 +303,11 @@ def _read(path: Path, key_: bytes) -> dict[str, Any]:
 
 
 def _ask_registry(kept: Mapping[str, Any]) -> int:
-    """Ask each of the kept run's registry questions again: a HEAD each, on as many threads as the run's
-    registry.concurrency; any answer the direct client cannot give plainly is a miss."""
+    """Ask each of the kept run's registry questions again, a HEAD each; any answer the direct client cannot
+    give plainly is a miss. The first alone (it pings the registry), then on two threads a core (each its
+    kept-alive connection: a registry near by spends CPU on each answer, and more threads than that only
+    wait for the cores), and on as many as the run's registry.concurrency once an answer takes longer than
+    SLOW (a registry far away, whose answers are waited for, not worked out)."""
     answers: list[tuple[tuple[str, str, str, str | None], str]] = kept["answers"]
     if not answers:
         return 0
@@ -317,28 +321,39 @@ def _ask_registry(kept: Mapping[str, Any]) -> int:
     todo = iter(answers)
     lock = threading.Lock()
     changed: list[str] = []
+    threads: list[threading.Thread] = []
 
-    def work() -> None:
+    def more(n: int) -> None:
+        with lock:
+            new = [threading.Thread(target=work, daemon=True) for _ in range(min(n, len(answers)) - 1 - len(threads))]
+            threads.extend(new)
+        for t in new:
+            t.start()
+
+    def work(first: bool = False) -> None:
         while not changed:
             with lock:
                 item = next(todo, None)
             if item is None:
                 return
             (registry, repository, reference, pinned), want = item
+            t0 = time.perf_counter()
             try:
                 same = client.digest(registry, repository, reference, pinned) == want
             except Unhandled as exc:
                 same, reference = False, f"{reference}: {exc}"
             if not same:
                 changed.append(f"{registry}/{repository}:{reference}")
+            if first:  # pinged: the others may start
+                more(min(kept["concurrency"], 2 * len(os.sched_getaffinity(0))))
+            elif time.perf_counter() - t0 > SLOW:
+                more(kept["concurrency"])
+            first = False
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(kept["concurrency"],
-                                                                                     len(answers))) - 1)]
-    for t in threads:
-        t.start()
-    work()
-    for t in threads:
-        t.join()
+    work(first=True)
+    while running := [t for t in list(threads) if t.is_alive()]:  # one may start others while it is joined
+        for t in running:
+            t.join()
     if changed:
         raise _Miss(f"the registry's answer for {changed[0]} changed")
     return len(answers)

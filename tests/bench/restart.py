@@ -2,7 +2,8 @@
 
 One generated project is built once (cold), then these run alternately, round after round, so that
 each meets the same machine: the floor (stat every input file + one concurrent manifest HEAD per
-artifact), a bare `python -c pass` from regless's own venv, `regless version`, `regless --help`, and a
+artifact; again with each HEAD of the image a restart checks, which the registry answers from the manifest,
+where the first floor's HEADs of a tag it lacks are 404s), a bare `python -c pass` from regless's own venv, `regless version`, `regless --help`, and a
 restart (`regless build`, every artifact cached) with skopeo and, where it is on PATH, with crane; with
 `--baseline LABEL=REGLESS` (repeatable), the same commands of other regless installs too (e.g. made from
 older commits), for before/after figures from one run. Medians are reported, and ratios to the floor and to the
@@ -95,6 +96,7 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
             t0 = time.perf_counter()
             _, p = _wall([regless_exe, *build], cwd=project, env=tool_env["skopeo"])
             print(f"cold build of {shape.artifacts} artifacts: {time.perf_counter() - t0:.1f}s", flush=True)
+            tags = {a["name"]: a["hash"] for a in json.loads(p.stdout)["artifacts"]}
             if one_file_only:  # --one-file: that scenario alone, every install in turn, `rounds` rounds
                 out["oneFile"] = one_file(installs, project, build, tool_env, rounds)
                 report_one_file(out)
@@ -109,11 +111,12 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
                     cmds[f"{label}restart {tool} in full"] = ([exe, *build], {**tenv, "REGLESS_REPLAY": "0"})
                     cmds[f"{label}text restart {tool}"] = ([exe, *[a for a in build if a not in ("--output", "json")]],
                                                           tenv)
-            walls: dict[str, list[float]] = {k: [] for k in ["floor", *cmds]}
+            walls: dict[str, list[float]] = {k: [] for k in ["floor", "floor, images there", *cmds]}
             phases: dict[str, list[dict]] = {k: [] for k in cmds if "restart" in k and "text restart" not in k}
             replayed: dict[str, int] = dict.fromkeys(phases, 0)
             for _ in range(rounds):
                 walls["floor"].append(floor(project, shape, reg.address, "bench")["wall"])
+                walls["floor, images there"].append(floor(project, shape, reg.address, "bench", tags)["wall"])
                 for name, (argv, cenv) in cmds.items():
                     wall, p = _wall(argv, cwd=project, env=cenv)
                     walls[name].append(wall)
@@ -261,14 +264,17 @@ def one_file(installs: dict[str, str], project: Path, build: list[str], tool_env
 
 def report(out: dict) -> None:
     med, bare, floor_ = out["medians"], out["medians"]["python -c pass"], out["medians"]["floor"]
+    there = med.get("floor, images there", floor_)
     s = out["shape"]
     print(f"\n{s['artifacts']} artifacts x {s['files']} files ({s['totalFiles']} input files); medians of "
           f"{out['rounds']} alternating rounds")
-    print(f"{'command':<28} {'wall s':>7} {'- bare python':>14} {'x bare':>7} {'x floor':>8} {'imports':>16}")
+    print(f"{'command':<28} {'wall s':>7} {'- bare python':>14} {'x bare':>7} {'x floor':>8} {'x floor 200':>11} "
+          f"{'imports':>16}")
     for name, wall in med.items():
         imp = out["imports"].get(name)
         imp_s = "" if imp is None else (f"{imp:.1f} ms" if isinstance(imp, float) else f"{imp[0]:.1f} ms/{imp[1]}")
         print(f"{name:<28} {wall:7.3f} {1000 * (wall - bare):11.1f} ms {wall / bare:7.2f} {wall / floor_:8.2f} "
+              f"{wall / there:11.2f} "
               f"{imp_s:>16}")
     print(f"\n{'restart phases (s)':<28} " + " ".join(f"{p:>7}" for p in (*PHASES, "other")))
     for name, ph in out["phases"].items():

@@ -75,8 +75,10 @@ def peer(project: Path, shape: Shape, repo: str, base: str, env: dict[str, str])
     return {"wall": time.perf_counter() - t0, "builds": shape.artifacts, "registryCalls": None}
 
 
-def floor(project: Path, shape: Shape, registry: str, repo_path: str) -> dict:
-    """The least work: stat every input file, and one HEAD per artifact, all at once."""
+def floor(project: Path, shape: Shape, registry: str, repo_path: str, tags: dict[str, str] | None = None) -> dict:
+    """The least work: stat every input file, and one HEAD per artifact, all at once: of the tag `peer`,
+    which regless's registry does not have (a 404), or with `tags` (artifact -> tag) of the images there
+    (a 200: the registry reads the manifest to answer, as it does for a restart's checks)."""
     t0 = time.perf_counter()
     n = 0
     for dirpath, _dirs, files in os.walk(project):
@@ -85,7 +87,8 @@ def floor(project: Path, shape: Shape, registry: str, repo_path: str) -> dict:
             n += 1
 
     def head(a: int) -> int:
-        req = urllib.request.Request(f"http://{registry}/v2/{repo_path}/a{a:03d}/manifests/peer", method="HEAD",
+        tag = tags[f"a{a:03d}"] if tags else "peer"
+        req = urllib.request.Request(f"http://{registry}/v2/{repo_path}/a{a:03d}/manifests/{tag}", method="HEAD",
                                      headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
