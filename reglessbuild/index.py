@@ -6,6 +6,8 @@ carries a format version. A file LMDB cannot read is moved aside and replaced.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import struct
@@ -134,6 +136,20 @@ def inspect_data_file(data: Path) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _opening(lock: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `lock` (made if missing) for the block."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise IndexError_(f"cannot open {lock}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _set_aside(path: Path, reason: str) -> Moved:
     aside = path.with_name(f"index.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     path.rename(aside)
@@ -170,19 +186,24 @@ class Index:
     @classmethod
     def open(cls, cache_dir: Path) -> Index:
         """The index under `cache_dir` (made if missing). A file LMDB must not map (truncated, foreign,
-        corrupt) is moved aside and a new one made, listed in `moved` for the run to warn about."""
+        corrupt) is moved aside and a new one made, listed in `moved` for the run to warn about.
+
+        Runs that open one cache dir at once take turns here (an flock on `index.lock` beside the index):
+        one run's index being made, its data file not yet whole, looked damaged to another, which set it
+        aside with what the first then wrote."""
         _check_dir(cache_dir)
         path = cache_dir / "index"
         moved: list[Moved] = []
-        problem = inspect_data_file(path / "data.mdb")
-        if problem:
-            moved.append(_set_aside(path, problem))
-        try:
-            index = cls._open_checked(path)
-        except (*_CORRUPT, _Foreign) as exc:
-            moved.append(_set_aside(path, str(exc) if isinstance(exc, _Foreign) else
-                                    f"LMDB: {str(exc).split(':')[0]}"))
-            index = cls._open_checked(path)
+        with _opening(cache_dir / "index.lock"):
+            problem = inspect_data_file(path / "data.mdb")
+            if problem:
+                moved.append(_set_aside(path, problem))
+            try:
+                index = cls._open_checked(path)
+            except (*_CORRUPT, _Foreign) as exc:
+                moved.append(_set_aside(path, str(exc) if isinstance(exc, _Foreign) else
+                                        f"LMDB: {str(exc).split(':')[0]}"))
+                index = cls._open_checked(path)
         index.moved = moved
         index.env.reader_check()  # clear reader slots of processes that died holding them
         return index
