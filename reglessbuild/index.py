@@ -179,7 +179,7 @@ class Index:
             def drop(txn: lmdb.Transaction[bytes], db: Any = db) -> None:
                 txn.drop(db, delete=True)
 
-            self._write(drop)
+            self.write(drop)
 
     # -------------------------------------------------- opening
 
@@ -215,7 +215,7 @@ class Index:
             index = cls(path, env)
             raw = index._read("meta", b"format")
             if raw is None:
-                index._write(lambda txn: txn.put(b"format", str(FORMAT).encode(), db=index._db("meta")))
+                index.write(lambda txn: txn.put(b"format", str(FORMAT).encode(), db=index._db("meta")))
             elif raw != str(FORMAT).encode():
                 raise _Foreign(f"index format {raw.decode(errors='replace')!r}: this regless reads format {FORMAT}")
         except BaseException:
@@ -230,7 +230,8 @@ class Index:
     def _db(self, name: str) -> Any:
         return self.dbs[name]
 
-    def _write(self, fn: Callable[[lmdb.Transaction[bytes]], T]) -> T:
+    def write(self, fn: Callable[[lmdb.Transaction[bytes]], T]) -> T:
+        """`fn` in one write transaction (again in a larger map when the map is full); what it returns."""
         while True:
             try:
                 with self.env.begin(write=True) as txn:
@@ -265,7 +266,7 @@ class Index:
         data = _encode(result)
         if self._read("results", hash_.encode()) == data:
             return
-        self._write(lambda txn: txn.put(hash_.encode(), data, db=self._db("results")))
+        self.write(lambda txn: txn.put(hash_.encode(), data, db=self._db("results")))
 
     def drop(self, hash_: str) -> bool:
         """Remove one entry (a stale one: its image is gone from the registry); True if it was there."""
@@ -277,7 +278,7 @@ class Index:
         def run(txn: lmdb.Transaction[bytes]) -> list[str]:
             return [h for h in hashes if txn.delete(h.encode(), db=self._db("results"))]
 
-        return self._write(run)
+        return self.write(run)
 
     def merge_many(self, results: dict[str, Result]) -> tuple[int, int]:
         """Record many entries in one transaction, merging with what is there.
@@ -303,7 +304,7 @@ class Index:
                 written += 1
             return written, conflicts
 
-        return self._write(run)
+        return self.write(run)
 
     def items(self) -> Iterator[tuple[str, Result]]:
         """Every (hash, result) recorded, read in one transaction (`regless cache ls`, export, prune)."""
@@ -338,7 +339,7 @@ class Index:
                 merged.update(names)
                 txn.put(key, pack(merged), db=db)
 
-        self._write(put_all)
+        self.write(put_all)
 
     # -------------------------------------------------- Dockerfile analyses (parsememo.py)
 
@@ -348,7 +349,7 @@ class Index:
 
     def parses_put(self, records: dict[bytes, bytes]) -> None:
         """Keep analysis records, all in one transaction."""
-        self._write(lambda txn: [txn.put(k, v, db=self._db("parses")) for k, v in records.items()])
+        self.write(lambda txn: [txn.put(k, v, db=self._db("parses")) for k, v in records.items()])
 
     # -------------------------------------------------- last inputs per artifact
 
@@ -373,7 +374,7 @@ class Index:
             txn.put(artifact.encode(), data, db=self._db("inputs"))
             txn.put(mark, hash_.encode(), db=self._db("inputs"))
 
-        self._write(put)
+        self.write(put)
 
 
 def _encode(result: Result) -> bytes:

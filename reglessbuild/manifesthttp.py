@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import http1, plainauth
+from .hosts import registry_matches
 
 if TYPE_CHECKING:
     import ssl
@@ -35,13 +36,6 @@ ACCEPT = ", ".join((*MODERN, "application/vnd.docker.distribution.manifest.v1+pr
                     "application/vnd.docker.distribution.manifest.v1+json"))
 MAX_MANIFEST = 4 << 20  # bytes of a manifest read directly (CNCF Distribution's own limit)
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def matches(registry: str, patterns: Sequence[str]) -> bool:
-    """True when `registry` (host[:port]) is named by one of `patterns` (host or host:port): refs.registry_matches,
-    here too so that this module imports nothing of the image references' module."""
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    return any(p == registry or p == host for p in patterns)
 
 
 class Unhandled(Exception):
@@ -147,7 +141,7 @@ class ManifestClient:
         host.why = plainauth.unhandled_setup(registry, self.env, tool=self.tool)
         if host.why:
             return
-        schemes = ("http", "https") if matches(registry, self.insecure) else ("https",)
+        schemes = ("http", "https") if registry_matches(registry, self.insecure) else ("https",)
         for scheme in schemes:
             try:
                 status, headers, _ = self._request(scheme, registry, "GET", "/v2/", {})
@@ -195,7 +189,7 @@ class ManifestClient:
         if conn is not None and fresh:
             conn.close()
         if conn is None or fresh:
-            tls = self._context(matches(registry, self.insecure)) if scheme == "https" else None
+            tls = self._context(registry_matches(registry, self.insecure)) if scheme == "https" else None
             conn = http1.Connection(registry, scheme, timeout=self.timeout, tls=tls)
             conns[(scheme, registry)] = conn
         return conn

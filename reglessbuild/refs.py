@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from .hosts import registry_matches as registry_matches  # the tools' adapters and the runner ask it here
+
 DEFAULT_REGISTRY = "docker.io"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -104,12 +106,6 @@ def parse(text: str, *, default_repo: str | None = None) -> ImageRef:
             "letters, digits and separators (. _ - /)"
         )
     return ImageRef(host, path, tag, digest)
-
-
-def registry_matches(registry: str, patterns: tuple[str, ...] | list[str]) -> bool:
-    """True when `registry` (host[:port]) is named by one of `patterns` (host or host:port)."""
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    return any(p == registry or p == host for p in patterns)
 
 
 _ESCAPE_RE = re.compile(r"[/._:@]")

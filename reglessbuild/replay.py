@@ -89,7 +89,6 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
          registry: RegistrySettings, cache_dir: Path, *, moved: bool) -> str | None:
     """Keep this run for a replay, if it can be (the module's doc); else why not (None: kept)."""
     key_ = getattr(args, "replay_key", None)
-    warned = r.warned
     if key_ is None:
         return "replays are off"
     why = _why_not(w, rep, moved)
@@ -119,7 +118,7 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
         "stats": stats.tobytes(),
         "answers": sorted(w.answers.items(), key=repr),
         "results": [_result(x) for x in rep.results], "order": list(order), "width": r.width,
-        "warned": list(warned), "tool": rep.registry_tool, "toolSource": rep.registry_source,
+        "warned": list(r.warned), "tool": rep.registry_tool, "toolSource": rep.registry_source,
         "builder": rep.builder, "builderSource": rep.builder_source,
         "insecure": list(registry.insecure), "caFile": str(registry.ca_file) if registry.ca_file else None,
         "timeout": registry.timeout, "concurrency": registry.concurrency,
@@ -135,7 +134,7 @@ def save(index: Index, args: argparse.Namespace, w: Witness, rep: Report, order:
         keep_at_most(txn, db, KEEP)
 
     try:
-        index._write(put)
+        index.write(put)
     except OSError as exc:
         return f"the index could not be written ({exc})"
     return None
@@ -165,9 +164,9 @@ def _why_not(w: Witness, rep: Report, moved: bool) -> str | None:
                                                              and r.reason.code in (Why.UNSUPPORTED,
                                                                                    Why.REQUIRES_LEFT_OUT))):
             return f"{r.name} was {r.outcome}"
-    for ref, got in w.answers.items():
-        if got is None or not got.startswith("sha256:"):
-            return f"{ref}: {got or 'not found'}"
+    for ref, got in w.answers.items():  # a digest, or None (Witness.answer spoils a run on anything else)
+        if got is None:
+            return f"{ref}: not found"
     return None
 
 

@@ -99,7 +99,7 @@ def test_truncated_data_file_is_detected_before_mapping(tmp_path):
 def test_unknown_format_is_set_aside(tmp_path):
     _fill(tmp_path, 2)
     idx = Index.open(tmp_path)
-    idx._write(lambda txn: txn.put(b"format", b"99", db=idx._db("meta")))
+    idx.write(lambda txn: txn.put(b"format", b"99", db=idx._db("meta")))
     idx.close()
     idx = Index.open(tmp_path)
     assert "format '99'" in idx.moved[0].reason and list(idx.items()) == []
@@ -107,7 +107,7 @@ def test_unknown_format_is_set_aside(tmp_path):
 
 def test_records_of_another_version_are_not_trusted(tmp_path):
     idx = Index.open(tmp_path)
-    idx._write(lambda txn: txn.put(b"c" * 32, json.dumps({"v": 7, "digest": D}).encode(), db=idx._db("results")))
+    idx.write(lambda txn: txn.put(b"c" * 32, json.dumps({"v": 7, "digest": D}).encode(), db=idx._db("results")))
     assert idx.get("c" * 32) is None and list(idx.items()) == []
 
 
