@@ -1,12 +1,15 @@
 """One HTTP/1.1 request at a time over a kept-alive connection: what a registry's manifest checks need.
 
 The direct checks (manifesthttp.py) ask a registry for a status, a few headers and at most a manifest's
-bytes. The standard library's http.client does that, but importing it imports the email package with it,
-about a third of what a no-change restart imports when it is replayed (replay.py). This speaks the small
-part of HTTP/1.1 the checks use, strictly: a request without a body; a status line; header fields; a body
-of a stated Content-Length, none for HEAD, 204 or 304. Anything else — an interim 1xx answer, a chunked
-or unbounded body, a folded or malformed header line, a header section over 64 KiB — raises Malformed,
-and the direct client then leaves the question to the registry tool, which speaks the whole protocol.
+bytes; the direct push of an inputs record (registry/layoutpush.py) sends a few small blobs and
+manifests. The standard library's http.client does that, but importing it imports the email package with
+it, about a third of what a no-change restart imports when it is replayed (replay.py). This speaks the
+small part of HTTP/1.1 those use, strictly: a request with a body of a stated Content-Length (always
+stated for POST and PUT, 0 for none; no chunked bodies, no `Expect: 100-continue`); a status line;
+header fields; a body of a stated Content-Length, none for HEAD, 204 or 304. Anything else — an interim
+1xx answer, a chunked or unbounded body, a folded or malformed header line, a header section over
+64 KiB — raises Malformed, and the direct client then leaves the question to the registry tool, which
+speaks the whole protocol.
 """
 
 from __future__ import annotations
@@ -55,19 +58,30 @@ class Connection:
             self._sock.close()
         self._sock, self._buffer = None, b""
 
-    def request(self, method: str, path: str, headers: dict[str, str],
-                max_body: int) -> tuple[int, dict[str, str], bytes]:
-        """Send a request without a body; its answer's status, header fields (names in lower case; a
-        repeated field's values joined by ", ") and body (of at most `max_body` bytes: Malformed if more)."""
+    def request(self, method: str, path: str, headers: dict[str, str], max_body: int,
+                body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        """Send a request, with `body` (its Content-Length stated; always for POST and PUT); its answer's
+        status, header fields (names in lower case; a repeated field's values joined by ", ") and body (of
+        at most `max_body` bytes: Malformed if more). The caller's headers frame nothing: a Content-Length,
+        Transfer-Encoding or Expect among them is refused (ValueError), as are a body on GET or HEAD and a
+        path or field with a line break (a registry's Location header is sent back as a path)."""
+        if any(k.lower() in ("content-length", "transfer-encoding", "expect") for k in headers):
+            raise ValueError("the request's framing is this client's: no Content-Length, Transfer-Encoding or Expect")
+        if body and method in ("GET", "HEAD"):
+            raise ValueError(f"a {method} request has no body")
+        if any(c in text for text in (method, path, *headers, *headers.values()) for c in "\r\n\0") or " " in path:
+            raise ValueError("a request line or header field with a line break, NUL or (in the path) a space")
+        framing = [f"Content-Length: {len(body)}"] if body or method in ("POST", "PUT", "PATCH") else []
         reused = self._sock is not None
         if self._sock is None:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
             self._sock = sock
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.registry}", *(f"{k}: {v}" for k, v in headers.items())]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.registry}", *(f"{k}: {v}" for k, v in headers.items()),
+                 *framing]
         try:
-            self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
             status_line = self._line()
         except (BrokenPipeError, ConnectionResetError) as exc:
             self.close()

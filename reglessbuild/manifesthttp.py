@@ -1,4 +1,5 @@
-"""A registry's manifests over plain HTTP, in this process: the ping, a HEAD for a digest, a GET for the bytes.
+"""A registry's manifests over plain HTTP, in this process: the ping, a HEAD for a digest, a GET for the bytes
+(and, through `send`, the few uploads of an inputs record's push: registry/layoutpush.py).
 
 Where the answer is plain — anonymous access (the registry's ping, `GET /v2/`, says 200) or HTTP basic
 credentials written plainly in a config file the tools read — it answers; anything else raises
@@ -104,6 +105,25 @@ class ManifestClient:
             raise Unhandled("the manifest's bytes do not match its digest")
         return body
 
+    def send(self, method: str, registry: str, target: str, headers: Mapping[str, str] | None = None,
+             body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        """Any request to `registry` where its answers are plain (the module's doc), else Unhandled: what
+        the direct push of a layout (registry/layoutpush.py) sends. `target` is a path, or a URL on the same
+        scheme and host (what a registry's Location header may give); another host is Unhandled. The answer
+        is not judged here: the caller takes only the statuses it knows."""
+        host = self._host(registry)
+        if not host.usable:
+            raise Unhandled(host.why)
+        if target.startswith(("http://", "https://")):
+            origin = f"{host.scheme}://{registry}"
+            if not target.startswith(origin + "/"):
+                raise Unhandled(f"a URL on another host or scheme: {target[:80]!r}")
+            target = target[len(origin):]
+        if not target.startswith("/"):
+            raise Unhandled(f"a relative path {target[:80]!r}")
+        auth = {"Authorization": host.auth} if host.auth else {}
+        return self._request(host.scheme, registry, method, target, {**(headers or {}), **auth}, body)
+
     def _checked_digest(self, pinned: str | None, headers: Mapping[str, str]) -> str | None:
         kind = headers.get("content-type", "").split(";")[0].strip()
         if kind not in MODERN:
@@ -169,12 +189,12 @@ class ManifestClient:
             return
 
     def _request(self, scheme: str, registry: str, method: str, path: str,
-                 headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+                 headers: dict[str, str], body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
         """One request over this thread's kept-alive connection (a new one where the old was closed)."""
         for attempt in (1, 2):
             conn = self._connection(scheme, registry, fresh=attempt == 2)
             try:
-                return conn.request(method, path, {"User-Agent": "regless", **headers}, MAX_MANIFEST)
+                return conn.request(method, path, {"User-Agent": "regless", **headers}, MAX_MANIFEST, body)
             except http1.Closed as exc:  # a kept-alive connection the registry had closed: once more on a new one
                 if attempt == 2:
                     raise Unhandled(f"connection lost ({exc})") from exc

@@ -101,3 +101,56 @@ def test_addresses() -> None:
     assert http1.split_address("127.0.0.1:5000", "http") == ("127.0.0.1", 5000)
     assert http1.split_address("[::1]:5000", "https") == ("::1", 5000)
     assert http1.split_address("[::1]", "http") == ("::1", 80)
+
+
+def test_a_body_is_framed_by_its_content_length_and_the_connection_kept() -> None:
+    """POST and PUT state their Content-Length (0 for none), and the next request follows on the same
+    connection: the server reads each request's body by it, as a registry does."""
+    seen: list[tuple[bytes, bytes]] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            buf = b""
+            for _ in range(3):
+                while b"\r\n\r\n" not in buf:
+                    buf += conn.recv(4096)
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                length = int(next((ln.split(b":")[1] for ln in head.split(b"\r\n")
+                                   if ln.lower().startswith(b"content-length:")), b"0"))
+                while len(buf) < length:
+                    buf += conn.recv(4096)
+                seen.append((head, buf[:length]))
+                buf = buf[length:]
+                conn.sendall(b"HTTP/1.1 201 Created\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    conn = http1.Connection(f"127.0.0.1:{listener.getsockname()[1]}", "http", timeout=5)
+    assert conn.request("POST", "/v2/r/blobs/uploads/", {}, 100)[:2] == (201, {"location": "/x", "content-length": "0"})
+    assert conn.request("PUT", "/x?digest=sha256:1", {"Content-Type": "a/b"}, 100, b"\r\n\r\nbody")[0] == 201
+    assert conn.request("HEAD", "/v2/r/blobs/sha256:1", {}, 100)[0] == 201
+    t.join(5)
+    listener.close()
+    assert [(h.split(b"\r\n")[0], b"content-length" in h.lower(), b) for h, b in seen] == [
+        (b"POST /v2/r/blobs/uploads/ HTTP/1.1", True, b""),
+        (b"PUT /x?digest=sha256:1 HTTP/1.1", True, b"\r\n\r\nbody"),
+        (b"HEAD /v2/r/blobs/sha256:1 HTTP/1.1", False, b"")]
+    assert b"Content-Length: 0" in seen[0][0] and b"Content-Length: 8" in seen[1][0]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body"), [
+    ("PUT", "/x", {"Content-Length": "3"}, b"abc"),  # the framing is the client's own
+    ("PUT", "/x", {"Transfer-Encoding": "chunked"}, b"abc"),
+    ("PUT", "/x", {"Expect": "100-continue"}, b"abc"),
+    ("GET", "/x", {}, b"abc"),  # no body on GET or HEAD
+    ("HEAD", "/x", {}, b"abc"),
+    ("PUT", "/x HTTP/1.1\r\nX-Injected: 1\r\n", {}, b""),  # a Location sent back with a line break in it
+    ("PUT", "/x y", {}, b""),
+    ("PUT", "/x", {"X-A": "1\r\nX-B: 2"}, b""),
+])
+def test_a_request_it_does_not_frame_plainly_is_refused_before_sending(method, path, headers, body) -> None:
+    conn = http1.Connection("127.0.0.1:1", "http", timeout=1)  # nothing listens there: refused before connecting
+    with pytest.raises(ValueError):
+        conn.request(method, path, headers, 100, body)

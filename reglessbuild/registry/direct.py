@@ -5,8 +5,10 @@ small runner those starts, not the registry, are most of a restart's check time.
 chosen tool and answers `digest` (a HEAD of the manifest) and `manifest` (a GET) itself, through
 manifesthttp.ManifestClient, where the answer is plain (that module says when), and hands everything
 else to the tool, which has the whole of the registry's protocol. So a direct answer is one the tool
-would have given, and nothing can make a missing or stale image look present. Copies, pushes and pulls
-always run the tool (`registry.tool` means what it did). REGLESS_DIRECT_CHECKS=0 turns it off.
+would have given, and nothing can make a missing or stale image look present. An inputs record's push of
+an OCI layout (records.py) goes over HTTP too where that is plain (registry/layoutpush.py: the same
+requests and bytes as crane's push), as the tool's process was most of a one-file build's end; copies and
+pulls always run the tool (`registry.tool` means what it did). REGLESS_DIRECT_CHECKS=0 turns it all off.
 """
 
 from __future__ import annotations
@@ -71,8 +73,18 @@ class Direct:
         self.inner.copy(src, dst)
 
     def push_layout(self, layout: Path, ref: ImageRef, *, index_only: bool = False) -> None:
-        """The tool's push of an OCI layout."""
-        self.inner.push_layout(layout, ref, index_only=index_only)
+        """Push an OCI layout's one entry over HTTP (registry/layoutpush.py: an index's manifests that the
+        registry lacks with it, `index_only` or not, as crane does), else by the tool (the whole push
+        again: a push is idempotent)."""
+        from . import layoutpush  # only a build or a retag stores a record
+
+        try:
+            layoutpush.push(self.client, layout, ref.registry, ref.repository, _reference(ref))
+        except Unhandled:
+            self.fallbacks += 1
+            self.inner.push_layout(layout, ref, index_only=index_only)
+            return
+        self.direct += 1
 
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
         """The tool's pull into an OCI layout."""
