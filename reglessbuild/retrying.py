@@ -29,7 +29,6 @@ the next attempt comes); the core prints nothing, the user interface turns notic
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -85,6 +84,8 @@ def wait(policy: Policy, midway: Predicate) -> Callable[[tenacity.RetryCallState
     contact gets longer and longer pauses, while a flaky one that fails a ping now and then does not.
     A registry that said how long to wait (an exception's `retry_after`, read by faults.retry_after)
     gets at least that, up to what is left of the deadline: a longer wait ends the retries there."""
+    import random  # only once an operation failed: a run whose calls all succeed never needs it
+
     streak = 0
 
     def next_wait(state: tenacity.RetryCallState) -> float:

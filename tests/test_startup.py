@@ -84,3 +84,43 @@ def test_a_replayed_restart_imports_less_again(demo):
     assert '"replayed": true' in p.stdout
     assert {"lmdb", "reglessbuild.replay", "reglessbuild.http1"} <= mods  # the log was read
     assert sorted(m for m in mods if m in NOT_AT_REPLAY or m.startswith(tuple(x + "." for x in NOT_AT_REPLAY))) == []
+
+
+# what a build must not have imported when its `buildah build` starts, as the builder's start waits for every
+# import before it: why it is built (previous, records: gzip, hashlib) runs beside the build, an inputs
+# record after it, a retry's pauses (random) only after a failure, the multi-platform build's names (uuid,
+# and platform with it) and a Dockerfile's temporary copy (tempfile) only where used
+NOT_BEFORE_THE_BUILD = ("reglessbuild.previous", "reglessbuild.records", "gzip", "hashlib", "_hashlib", "uuid",
+                        "platform", "tempfile", "random", "tenacity", "reglessbuild.multiplatform",
+                        "reglessbuild.manifests")
+# run as `python -c`: an audit hook writes the modules loaded when the first `buildah build` is started
+_AT_THE_BUILD = """\
+import json, os, sys
+out = sys.argv.pop(1)
+def hook(event, args):
+    if event == "subprocess.Popen" and args[1] and str(args[1][0]).endswith("buildah") and "build" in args[1]:
+        if not os.path.exists(out):
+            with open(out, "w") as f:
+                json.dump(sorted(sys.modules), f)
+sys.addaudithook(hook)
+from reglessbuild.cli import main
+sys.exit(main())
+"""
+
+
+def test_a_build_starts_its_builder_before_importing_what_only_comes_after(demo, tmp_path):
+    import json
+    import sys
+
+    demo.build()
+    (demo.path / "web" / "index.html").write_text("<p>changed</p>\n")
+    seen = tmp_path / "modules.json"
+    p = subprocess.run([sys.executable, "-c", _AT_THE_BUILD, str(seen), "build", "--output", "json",
+                        "--default-repo", demo.repo], cwd=demo.path, env=demo.env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["buildsStarted"] == 1
+    mods = set(json.loads(seen.read_text()))
+    assert {"yaml", "reglessbuild.run", "reglessbuild.builders.buildah"} <= mods  # taken as the build started
+    assert sorted(m for m in mods if m in NOT_BEFORE_THE_BUILD
+                  or m.startswith(tuple(x + "." for x in NOT_BEFORE_THE_BUILD))) == []

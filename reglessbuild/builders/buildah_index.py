@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -68,6 +66,8 @@ def failed(message: str, done: proc.Completed, platform: str | None) -> BuildErr
 
 def build_index(b: Session, req: BuildRequest, on_line: Callable[[str], None]) -> str:
     """Build every platform of `req`, push them as one image index; returns the index's digest."""
+    import uuid  # here: a single-platform build (declared, failed) need not import it, nor platform with it
+
     manifest = f"regless-index-{uuid.uuid4().hex[:12]}"
     with declared(req) as req:
         return _build_index(b, req, on_line, manifest)
@@ -89,6 +89,8 @@ def _build_index(b: Session, req: BuildRequest, on_line: Callable[[str], None], 
             if not done.ok:
                 raise failed(f"buildah build for {platform} exited {done.returncode}", done, platform)
             built += [names[platform]] if platform in names else []
+        import tempfile  # once built: a single-platform build need not import it before buildah starts
+
         with tempfile.TemporaryDirectory(prefix="regless-push-") as tmp:
             digestfile = os.path.join(tmp, "digest")
             pushed = b.again(manifest_push_argv(req, b.settings, manifest, digestfile), on_line, push_failed)
@@ -119,6 +121,8 @@ def declared(req: BuildRequest) -> Iterator[BuildRequest]:
     if changed is None:
         yield req
         return
+    import tempfile  # only a Dockerfile that needs the ARGs declared: most builds start without it
+
     with tempfile.TemporaryDirectory(prefix="regless-dockerfile-") as tmp:
         path = Path(tmp) / req.dockerfile.name
         path.write_text(changed, encoding="utf-8")
