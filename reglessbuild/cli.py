@@ -46,7 +46,19 @@ def _jobs(text: str) -> int:
     return int(text)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command `argv` names before any option (the top level takes only -h and --version), else None."""
+    return argv[0] if argv and argv[0] in (*COMMANDS, "version") else None
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. Given the `command` the arguments name, only that command's own parser
+    gets its arguments; the others are there by name and help only (what the top level's choices and its
+    errors list), since argparse uses only the named command's parser: building every command's
+    arguments took longer than parsing one command line."""
+    def full(name: str) -> bool:
+        return command is None or command == name
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-f", "--file", type=Path,
                         help="config file (default: regless.yaml, else skaffold.yaml, in this folder)")
@@ -74,7 +86,30 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"regless {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    b = sub.add_parser("build", parents=[common], help="build and push what changed, skip the rest",
+    for name, add in (("build", _build_parser), ("plan", _plan_parser), ("explain", _explain_parser),
+                      ("hash", _inputs_parser), ("deps", _inputs_parser)):
+        if full(name):
+            add(sub, common, name)
+        else:
+            sub.add_parser(name, help=HELP[name])
+    sub.add_parser("version", help="print the version", epilog="example: regless version")
+    if full("cache"):
+        _cache_parser(sub, common)
+    else:
+        sub.add_parser("cache", help=HELP["cache"])
+    return p
+
+
+Sub = argparse._SubParsersAction  # the top level's commands
+HELP = {"build": "build and push what changed, skip the rest", "plan": "what build would do and why, doing nothing",
+        "explain": "why an artifact would rebuild: what changed since its last build",
+        "hash": "print an artifact's workspace hash", "deps": "list an artifact's input files",
+        "cache": "inspect and share the local index"}
+
+
+def _build_parser(sub: Sub[argparse.ArgumentParser], common: argparse.ArgumentParser, name: str) -> None:
+    """`regless build` and its arguments."""
+    b = sub.add_parser(name, parents=[common], help=HELP[name],
                        epilog="example: regless build --file-output builds.json",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("artifacts", nargs="*", metavar="ARTIFACT", help="image names from the config (default: all)")
@@ -90,8 +125,11 @@ def _parser() -> argparse.ArgumentParser:
                    "(regless plan --save FILE) rather than working it out again")
     b.add_argument("--wait-timeout", default="30m", metavar="DURATION",
                    help="with --share: how long to wait for an artifact another share builds (default 30m)")
-    pl = sub.add_parser("plan", parents=[common], help="what build would do and why, doing nothing",
-                        epilog="example: regless plan --output json")
+
+
+def _plan_parser(sub: Sub[argparse.ArgumentParser], common: argparse.ArgumentParser, name: str) -> None:
+    """`regless plan` and its arguments."""
+    pl = sub.add_parser(name, parents=[common], help=HELP[name], epilog="example: regless plan --output json")
     pl.add_argument("artifacts", nargs="*", metavar="ARTIFACT")
     pl.add_argument("--no-cache", action="store_true", help="plan as if every hit were ignored")
     pl.add_argument("--jobs", type=_jobs, default=1, metavar="N",
@@ -100,22 +138,25 @@ def _parser() -> argparse.ArgumentParser:
                     "strategy.matrix or GitLab's parallel:matrix (in the JSON; alone on stdout with text output)")
     pl.add_argument("--save", type=Path, metavar="FILE", help="also write the JSON plan here, for "
                     "regless build --share K/N --plan FILE")
-    ex = sub.add_parser("explain", parents=[common], help="why an artifact would rebuild: what changed since its "
-                        "last build", epilog="example: regless explain app")
+
+
+def _explain_parser(sub: Sub[argparse.ArgumentParser], common: argparse.ArgumentParser, name: str) -> None:
+    """`regless explain` and its arguments."""
+    ex = sub.add_parser(name, parents=[common], help=HELP[name], epilog="example: regless explain app")
     ex.add_argument("artifact", metavar="ARTIFACT")
     ex.add_argument("--against", metavar="REF", help="compare with the inputs record of this image: a tag or a "
                     "digest of the artifact's image, or a full reference (default: the last build this cache "
                     "knows, else the record of the first of the artifact's tags that has one)")
-    for name, text in (("hash", "print an artifact's workspace hash"), ("deps", "list an artifact's input files")):
-        s = sub.add_parser(name, parents=[common], help=text, epilog=f"example: regless {name} app")
-        s.add_argument("artifact", metavar="ARTIFACT")
-        if name == "deps":
-            s.add_argument("--json", action="store_true", help="the same as --output json")
-            s.add_argument("--offline", action="store_true", help="ask no registry: base image digests are "
-                           "listed as unresolved (as when the registry cannot be reached)")
-    sub.add_parser("version", help="print the version", epilog="example: regless version")
-    _cache_parser(sub, common)
-    return p
+
+
+def _inputs_parser(sub: Sub[argparse.ArgumentParser], common: argparse.ArgumentParser, name: str) -> None:
+    """`regless hash` or `regless deps` and its arguments."""
+    s = sub.add_parser(name, parents=[common], help=HELP[name], epilog=f"example: regless {name} app")
+    s.add_argument("artifact", metavar="ARTIFACT")
+    if name == "deps":
+        s.add_argument("--json", action="store_true", help="the same as --output json")
+        s.add_argument("--offline", action="store_true", help="ask no registry: base image digests are "
+                       "listed as unresolved (as when the registry cannot be reached)")
 
 
 CACHE_EPILOG = """\
@@ -129,8 +170,9 @@ examples:
 """
 
 
-def _cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    c = sub.add_parser("cache", help="inspect and share the local index", epilog=CACHE_EPILOG,
+def _cache_parser(sub: Sub[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """`regless cache`, its actions and their arguments."""
+    c = sub.add_parser("cache", help=HELP["cache"], epilog=CACHE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     cs = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     ls = cs.add_parser("ls", parents=[common], help="list entries: hash, references, digest, age")
@@ -178,8 +220,8 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line; the exit code: 0 done, 1 an artifact failed, 2 bad input, 3 registry."""
-    parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(_command_of(argv))
     args = parser.parse_args(argv)
     if args.command == "version":
         from .hashing.choose import describe as engine
