@@ -123,9 +123,10 @@ class Claim:
 
 def remove(refs: list[str], driver: str) -> None:
     """Remove these images from buildah's storage where they are (a required artifact pulled by digest for
-    another's FROM carries the earlier run's name; its content is the registry's): failures are no error."""
-    for ref in refs:
-        proc.run(["buildah", "--storage-driver", driver, "rmi", ref])
+    another's FROM carries the earlier run's name; its content is the registry's): failures are no error.
+    One process for them all: `buildah rmi` goes on past a name it does not find."""
+    if refs:
+        proc.run(["buildah", "--storage-driver", driver, "rmi", *refs])
 
 
 def empty(store: Storage, driver: str) -> int:
