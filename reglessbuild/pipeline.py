@@ -2,15 +2,19 @@
 
 `make` computes a Plan once: every artifact of the run (the named ones and what they require, in
 dependency order) hashed, its IMAGE:HASH checked in the registry (each check started as soon as its
-hash is known, checks.py) and decided (plan.decide). `build` carries a Plan out with the Runner;
-`plan` and `explain` (cli) read one. `hashed` is the first step alone, for `hash` and `deps`, which
-need no decision (and `deps` none of the registry). Nothing here prints: it emits events.
+hash is known, checks.py) and decided (plan.decide); `plan` and `explain` (cli) read one. `build` hands
+each artifact to the Runner as soon as it is decided (feed.py), while the rest are still hashed, so that
+a changed artifact's build need not wait for every hash; with --share it makes the whole Plan first (a
+share is chosen from every decision), then carries it out. `hashed` is the first step alone, for `hash`
+and `deps`, which need no decision (and `deps` none of the registry). Nothing here prints: it emits events.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -20,6 +24,7 @@ from .builders.protocol import Builder
 from .config import Project
 from .errors import InputError
 from .events import Event, Sink
+from .feed import Feed
 from .index import Index
 from .registry.protocol import RegistryService
 from .report import ArtifactResult, Report
@@ -81,8 +86,9 @@ def build(project: Project, index: Index, registry: RegistryService, builder: Bu
           names: Iterable[str] | None = None, no_cache: bool = False, registry_source: str = "",
           builder_source: str = "", select: Select | None = None, procs: proc.Processes = proc.LOCAL,
           after_acts: Callable[[list[ArtifactResult]], None] | None = None) -> Report:
-    """Make the plan, then carry it out: retag, build and push in dependency order, and record.
-    `select` (--share) narrows the run, once decided, to one share's artifacts and what they require,
+    """Decide each artifact and carry it out: retag, build and push in dependency order, and record; each
+    act starts as soon as its artifact is decided (`_streamed`). `select` (--share) makes the whole plan
+    first, then narrows the run to one share's artifacts and what they require,
     waiting for those another share builds. The registry and the builder are ports (the real ones, or
     tests/fakes.py); `procs` is the subprocess seam a cancel stops tools through. `after_acts` is
     called with the results once every artifact is done, beside the inputs records still being pushed
@@ -92,12 +98,28 @@ def build(project: Project, index: Index, registry: RegistryService, builder: Bu
         raise InputError(f"{builder.name} builds one platform per run, and {', '.join(several)} "
                          f"list{'s' if len(several) == 1 else ''} several platforms",
                          hint="use builder.kind: buildah for multi-platform images, or give each artifact one platform")
+    if select is None:
+        results, phases, runner = _streamed(project, index, registry, builder, emit, names, no_cache=no_cache,
+                                            procs=procs, after_acts=after_acts)
+    else:
+        results, phases, runner = _planned(project, index, registry, builder, emit, names, no_cache=no_cache,
+                                           procs=procs, after_acts=after_acts, select=select)
+    phases |= {"retag": sum(r.seconds.get("retag", 0.0) for r in results),
+               "build": sum(r.seconds.get("build", 0.0) for r in results), "record": runner.record_seconds}
+    return Report(tuple(results), phases, registry.name, builder.name, registry.calls, runner.builds_started,
+                  registry_source=registry_source, builder_source=builder_source)
+
+
+def _planned(project: Project, index: Index, registry: RegistryService, builder: Builder, emit: Sink,
+             names: Iterable[str] | None, *, no_cache: bool, procs: proc.Processes,
+             after_acts: Callable[[list[ArtifactResult]], None] | None, select: Select
+             ) -> tuple[list[ArtifactResult], dict[str, float], run.Runner]:
+    """--share: the whole plan first (a share is chosen from every decision), then carried out."""
     the_plan = make(project, index, registry, emit, names, no_cache=no_cache)
     t2 = time.perf_counter()
     decisions = dict(the_plan.decisions)
-    chosen = select(list(the_plan.prepared), decisions) if select else None  # --share: may wait for others
-    if chosen is not None:
-        the_plan = the_plan.narrowed(chosen.keep)
+    chosen = select(list(the_plan.prepared), decisions)  # may wait for others
+    the_plan = the_plan.narrowed(chosen.keep)
     for p in the_plan.prepared:
         d = the_plan.decision(p.artifact.name)
         emit(Event("decision", p.artifact.name, d.outcome.value, {"decision": d}))
@@ -106,9 +128,64 @@ def build(project: Project, index: Index, registry: RegistryService, builder: Bu
     results = runner.execute(list(the_plan.prepared), decisions)
     # wall seconds of each step (README "Performance": where a restart's time goes); decide is the plan
     # and its events, act the retags, builds, tags and index records (retag, build, record: their shares)
-    phases = {"hash": the_plan.phases["hash"], "check": the_plan.phases["check"],
-              "decide": the_plan.phases["decide"] + t3 - t2, "act": time.perf_counter() - t3,
-              "retag": sum(r.seconds.get("retag", 0.0) for r in results),
-              "build": sum(r.seconds.get("build", 0.0) for r in results), "record": runner.record_seconds}
-    return Report(tuple(results), phases, registry.name, builder.name, registry.calls, runner.builds_started,
-                  registry_source=registry_source, builder_source=builder_source)
+    return results, {"hash": the_plan.phases["hash"], "check": the_plan.phases["check"],
+                     "decide": the_plan.phases["decide"] + t3 - t2, "act": time.perf_counter() - t3}, runner
+
+
+def _streamed(project: Project, index: Index, registry: RegistryService, builder: Builder, emit: Sink,
+              names: Iterable[str] | None, *, no_cache: bool, procs: proc.Processes,
+              after_acts: Callable[[list[ArtifactResult]], None] | None
+              ) -> tuple[list[ArtifactResult], dict[str, float], run.Runner]:
+    """Each artifact carried out as soon as it is decided (feed.py): hashing goes on here, on the caller's
+    thread (an interrupt stops it as it stops a plan), while the Runner acts on its own thread. An error
+    while hashing (bad input) or a check the registry failed starts nothing more: what is under way
+    finishes and is recorded, then the error is raised. Phases: hash is the hashing's wall time (the acts
+    started meanwhile overlap it), check the wait for the checks after it, act the time after both."""
+    runner = run.Runner(project, index, registry, builder, emit, None, procs=procs, after_acts=after_acts)
+    fed = Feed()
+    out: list[list[ArtifactResult]] = []
+    failed: list[BaseException] = []
+    decided: list[float] = []
+
+    def carry() -> None:
+        try:
+            out.append(runner.carry_out(fed))
+        except BaseException as exc:  # raised on the caller's thread below
+            failed.append(exc)
+
+    def decides(p: run.Prepared, check: Future[str | None] | None) -> Callable[[], plan.Decision]:
+        def decide() -> plan.Decision:
+            found = None if check is None else check.result()
+            d = plan.decide(run.fact(p, found, index, registry, no_cache=no_cache))
+            decided.append(time.perf_counter())
+            return d
+        return decide
+
+    acts = threading.Thread(target=carry, name="regless-acts")
+    earlier: dict[str, run.Prepared] = {}
+    t0 = time.perf_counter()
+    emit(Event("phase", None, "hash"))
+    acts.start()
+    try:
+        with checks.EarlyChecks(registry, project.registry.concurrency, enabled=not no_cache) as early:
+            def hashed_one(p: run.Prepared) -> None:
+                early.start(p.artifact.name, p.target)
+                fed.put(inputdigest.tagged(p, earlier), decides(p, early.started.get(p.artifact.name)))
+
+            hashed(project, index, registry, emit, names, on_hashed=hashed_one)
+            t1 = time.perf_counter()
+            emit(Event("phase", None, "check"))
+            fed.close()
+        acts.join()
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            runner.cancel()  # an interrupt: stop every tool now
+        fed.close(error=exc)
+        acts.join()
+        raise
+    if failed:
+        raise failed[0]
+    if runner.error is not None:
+        raise runner.error
+    t2 = max([t1, *decided])
+    return out[0], {"hash": t1 - t0, "check": t2 - t1, "decide": 0.0, "act": time.perf_counter() - t2}, runner

@@ -23,7 +23,7 @@ from .refs import ImageRef, RefError, parse
 from .registry.protocol import RegistryService
 from .runner import Runner
 
-__all__ = ["Prepared", "Runner", "closure", "facts", "prepare", "record_of"]
+__all__ = ["Prepared", "Runner", "closure", "fact", "facts", "prepare", "record_of"]
 
 
 def closure(project: Project, names: Iterable[str] | None) -> list[Artifact]:
@@ -210,6 +210,16 @@ def facts(prepared: list[Prepared], index: Index, registry: RegistryService, *, 
         out[name] = plan.Facts(p.target, found[name], e,
                                {r: live.get(r) for r in (e.refs if e else ()) if r in live})
     return out
+
+
+def fact(p: Prepared, found: str | None, index: Index, registry: RegistryService, *, no_cache: bool) -> plan.Facts:
+    """One artifact's facts, as `facts` gathers them, its check's answer `found` in hand (a build that
+    starts each artifact as soon as it is decided: pipeline.build)."""
+    if no_cache:
+        return plan.Facts(p.target, None, no_cache=True)
+    e = index.get(p.inputs.hash)
+    live = _first_live(registry, p.target, e) if found is None and e is not None else {}
+    return plan.Facts(p.target, found, e, {r: live.get(r) for r in (e.refs if e else ()) if r in live})
 
 
 def _first_live(registry: RegistryService, target: ImageRef, entry: Result) -> dict[str, str | None]:

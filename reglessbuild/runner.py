@@ -16,14 +16,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import explain, plan, proc
 from .builders.protocol import Builder, BuildRequest
-from .errors import BuildError, RegistryError
+from .errors import BuildError, RegistryError, ReglessError
 from .events import Event, Sink
+from .feed import Decides, Feed
 from .index import Index, Result
 from .outcomes import Failure, Outcome, Reason, Why
 from .prepared import Prepared, record_of
@@ -59,6 +60,7 @@ class Runner:
         self._recording, self._record_start = 0, 0.0
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
+        self.error: Exception | None = None  # a decision that could not be made (carry_out)
         # inputs records are pushed beside the next builds rather than before the artifact counts as done:
         # a dependent need not wait for its requirement's record (execute waits for them all at the end)
         self._records = ThreadPoolExecutor(max_workers=2, thread_name_prefix="regless-records")
@@ -236,34 +238,65 @@ class Runner:
                     self.record_seconds += time.perf_counter() - self._record_start
 
     def execute(self, prepared: list[Prepared], decisions: dict[str, plan.Decision]) -> list[ArtifactResult]:
-        """Carry out the decisions, each artifact once all it requires is done; then `after_acts` (with
-        the results, in `prepared`'s order) while the inputs records are still being pushed."""
+        """Carry out the decisions, each artifact once all it requires is done (carry_out over a feed
+        holding them all)."""
+        fed = Feed()
+        for p in prepared:
+            fed.put(p, decisions[p.artifact.name])
+        fed.close()
+        return self.carry_out(fed)
+
+    def carry_out(self, fed: Feed) -> list[ArtifactResult]:
+        """Carry out the artifacts `fed` hands over as they come, each once all it requires is done, until it
+        is closed; then `after_acts` (with the results, in the feed's order) while the inputs records are
+        still being pushed. Once the feed is closed with an error, or a decision could not be made
+        (`error`: the registry failed a check), nothing more starts: the acts under way finish and are
+        recorded, and the caller raises the error. A cancel (`cancel`, or an interrupt on this thread)
+        stops every tool and records nothing more."""
         done: dict[str, ArtifactResult] = {}
-        later = {p.artifact.name: p for p in prepared}
+        order: list[Prepared] = []
+        later: dict[str, tuple[Prepared, Decides]] = {}
         running: dict[Future[ArtifactResult], str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, min(len(prepared), 16))) as pool:
+        with ThreadPoolExecutor(max_workers=16) as pool:  # threads start as acts do: no more than run at once
             try:
-                while later or running:
-                    for name, p in list(later.items()):
+                while True:
+                    items, more, closed = fed.take()
+                    for p, d in items:
+                        order.append(p)
+                        later[p.artifact.name] = (p, d)
+                    if fed.error is not None or self.error is not None:
+                        later.clear()  # start nothing more
+                    for name, (p, d) in list(later.items()):
                         if all(r.image in done for r in p.artifact.requires):
                             del later[name]
-                            running[pool.submit(self.act, p, decisions[name], done)] = name
-                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                            running[pool.submit(self._decided, p, d, done)] = name
+                    if closed and not running:
+                        break
+                    waits: list[Future[Any]] = [*running] if closed else [*running, more]
+                    finished, _ = wait(waits, return_when=FIRST_COMPLETED)
                     for fut in finished:
+                        if fut not in running:  # `more`: the feed has more
+                            continue
                         name = running.pop(fut)
-                        res = fut.result()
+                        try:
+                            res = fut.result()
+                        except ReglessError as exc:  # no decision (a check the registry failed): the run's error
+                            self.error = self.error or exc
+                            continue
+                        except CancelledError:  # its check was dropped, the feed closed on an error: not started
+                            continue
                         done[name] = res
                         self.emit(Event("outcome", name, res.outcome, {"result": res}))
             except BaseException:
-                # cancelled (SIGINT/SIGTERM): start nothing more, stop every builder's process group,
-                # then let the workers finish; a killed build fails and so records nothing
-                self.cancelled.set()
+                self.cancel()
                 for fut in running:
                     fut.cancel()
-                self.procs.terminate_all()
                 self._records.shutdown(wait=False, cancel_futures=True)
                 raise
-        results = [done[p.artifact.name] for p in prepared]
+        results = [done[p.artifact.name] for p in order if p.artifact.name in done]
+        if self.cancelled.is_set():  # cancelled from another thread: as above, nothing more
+            self._records.shutdown(wait=False, cancel_futures=True)
+            return results
         try:
             if self.after_acts is not None:
                 self.after_acts(results)
@@ -272,6 +305,19 @@ class Runner:
             self._records.shutdown()
         return results
 
+    def cancel(self) -> None:
+        """Start nothing more, stop every builder's process group; a killed build fails and so records
+        nothing (SIGINT/SIGTERM)."""
+        self.cancelled.set()
+        self.procs.terminate_all()
+
+    def _decided(self, p: Prepared, d: Decides, done: dict[str, ArtifactResult]) -> ArtifactResult:
+        """act, once the decision is made where the feed gave the call that makes it (it waits for the
+        artifact's check)."""
+        if callable(d):
+            d = d()
+            self.emit(Event("decision", p.artifact.name, d.outcome.value, {"decision": d}))
+        return self.act(p, d, done)
 
 
 class _Beside:

@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT
 from fakes import FakeBuilder, FakeProcesses, FakeRegistry, fake_digest
 from reglessbuild import config, pipeline, plan, run
+from reglessbuild.errors import DockerfileError, RegistryError
 from reglessbuild.index import Index
 from reglessbuild.refs import parse
 from reglessbuild.runner import Runner
@@ -293,3 +294,64 @@ def test_a_builds_inputs_record_is_under_way_before_its_index_write(graph):
     runner.execute(prepared, decisions)
     assert sorted(n for n, _ in seen) == ["a", "b", "c"]
     assert [pending for _, pending in seen] == [1, 2, 3], seen  # its own record's push submitted already
+
+
+def _hold_hashing_of(monkeypatch, name: str, until: threading.Event) -> list[bool]:
+    """Hashing of the artifact whose context is `name` waits (up to 10 s) for `until`: whether it came."""
+    from reglessbuild.hashing import inputs
+
+    came: list[bool] = []
+    collect = inputs.collect
+
+    def held(context: Path, *args, **kwargs):
+        if context.name == name:
+            came.append(until.wait(timeout=10))
+        return collect(context, *args, **kwargs)
+
+    monkeypatch.setattr(inputs, "collect", held)
+    return came
+
+
+def test_a_build_starts_while_the_artifacts_after_it_are_hashed(graph, monkeypatch):
+    # a build need not wait for every hash: a's build starts while b is still being hashed (feed.py)
+    build, registry, index = graph
+    started = threading.Event()
+    came = _hold_hashing_of(monkeypatch, "b", started)
+    results, builder, _ = build(builder=FakeBuilder(registry, on_start=lambda name: started.set()))
+    assert came == [True]  # a's build started before b's hashing went on
+    assert {r.outcome for r in results.values()} == {"built"}
+    assert builder.events.index(("end", "a")) < builder.events.index(("start", "c"))  # c still waits for a and b
+
+
+def test_bad_input_found_while_hashing_lets_the_build_under_way_finish_and_record(graph, monkeypatch, tmp_path):
+    build, registry, index = graph
+    (tmp_path / "graph" / "b" / "b.txt").unlink()  # b's COPY finds nothing: found while b is hashed
+    started = threading.Event()
+    came = _hold_hashing_of(monkeypatch, "b", started)
+    builder = FakeBuilder(registry, seconds=0.3, on_start=lambda name: started.set())
+    with pytest.raises(DockerfileError, match="not in the build context"):
+        build(builder=builder)
+    assert came == [True] and builder.events == [("start", "a"), ("end", "a")]  # nothing more started
+    target = builder.requests["a"].destination
+    assert registry.digest(target) is not None
+    assert index.get(str(target.tag)) is not None  # the build under way was recorded, not lost
+
+
+def test_a_check_the_registry_fails_ends_the_run_once_what_is_under_way_is_done(graph):
+    _, registry, index = graph
+    build = graph[0]
+
+    class Refusing(FakeRegistry):
+        def digest(self, ref):
+            if ref.repository.endswith("/b") and ref.tag and len(ref.tag) > 20:  # b's IMAGE:HASH
+                raise RegistryError("fake registry: the check of b failed")
+            return super().digest(ref)
+
+    refusing = Refusing(tags=dict(registry.tags))
+    builder = FakeBuilder(refusing, seconds=0.2)
+    with pytest.raises(RegistryError, match="the check of b failed"):
+        pipeline.build(build.project(), index, refusing, builder, lambda ev: None, procs=FakeProcesses())
+    assert ("start", "b") not in builder.events and ("start", "c") not in builder.events
+    assert [n for kind, n in builder.events if kind == "start"] == [n for kind, n in builder.events if kind == "end"]
+    for name, request in builder.requests.items():  # what started (a, if its check came first) was recorded
+        assert index.get(str(request.destination.tag)) is not None, name

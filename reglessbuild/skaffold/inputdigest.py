@@ -53,19 +53,23 @@ def digest(paths: Iterable[str], workspace: Path, cwd: Path) -> str:
 
 def apply(prepared: list[Any]) -> list[Any]:
     """Set the inputDigest tag of each artifact whose tag policy asks for it, from the files hashing listed."""
-    by_name = {p.artifact.name: p for p in prepared}
+    earlier: dict[str, Any] = {}
+    return [tagged(p, earlier) for p in prepared]
 
+
+def tagged(p: Any, earlier: dict[str, Any]) -> Any:
+    """`p` with its inputDigest tag set if its tag policy asks for it; `earlier` holds the artifacts before
+    it in dependency order (what it requires among them), and `p` is added to it."""
     def files(name: str) -> list[str]:
-        p = by_name[name]
-        own = {str(p.artifact.context / f.path) for f in p.inputs.files} | {str(p.artifact.dockerfile)}
-        return sorted(own) + [f for r in p.artifact.requires if r.image in by_name for f in files(r.image)]
+        q = earlier[name]
+        own = {str(q.artifact.context / f.path) for f in q.inputs.files} | {str(q.artifact.dockerfile)}
+        return sorted(own) + [f for r in q.artifact.requires if r.image in earlier for f in files(r.image)]
 
-    out = []
-    for p in prepared:
-        a = p.artifact
-        if a.input_digest is not None:
-            written, cwd = a.input_digest
-            tag = digest([*files(a.name), written], a.context, cwd)
-            p = replace(p, artifact=replace(a, deploy_tag=tag, tags=(*a.tags, tag)))
-        out.append(p)
-    return out
+    earlier[p.artifact.name] = p
+    a = p.artifact
+    if a.input_digest is not None:
+        written, cwd = a.input_digest
+        tag = digest([*files(a.name), written], a.context, cwd)
+        p = replace(p, artifact=replace(a, deploy_tag=tag, tags=(*a.tags, tag)))
+        earlier[a.name] = p
+    return p
