@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -61,6 +62,18 @@ def _leave(claim: storage.Claim, project: Project, builder: object, r: Console
     return leave
 
 
+def _collecting_once_hashed(r: Console) -> Callable[[Event], None]:
+    """`r`, and the cyclic garbage collector back on (cli.main turned it off for the start) once every
+    artifact is hashed (the check phase's event), with what was made before frozen (gc.freeze: kept, never
+    walked again): the builds already started, and those to come, wait on processes for the rest of the run."""
+    def emit(event: Event) -> None:
+        if event.kind == "phase" and event.message == "check" and not gc.isenabled():
+            gc.freeze()
+            gc.enable()
+        r(event)
+    return emit
+
+
 def cmd_build(args: argparse.Namespace, r: Console) -> int:
     """Build and push what changed, skip the rest; the results in the config's order, then the summary."""
     started = time.perf_counter()  # imports and arguments done: startup before, config from here to the pipeline
@@ -91,7 +104,8 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     configured = time.perf_counter()
     leave = None if claim is None else _leave(claim, project, builder.builder, r)
     try:
-        rep = pipeline.build(project, index, reg, builder.builder, r, names=args.artifacts, no_cache=args.no_cache,
+        rep = pipeline.build(project, index, reg, builder.builder, _collecting_once_hashed(r), names=args.artifacts,
+                             no_cache=args.no_cache,
                              registry_source=reg_source, builder_source=builder.source, select=_share(args),
                              after_acts=leave)
         skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome=Outcome.SKIPPED,
