@@ -194,3 +194,33 @@ def test_a_broken_record_in_the_registry_is_passed_over_with_a_warning(demo, tmp
     assert res.returncode == 0, res.stderr
     assert "inputs record of" in res.stderr and "is ignored" in res.stderr
     assert "web is cached" in res.stdout
+
+
+def test_a_build_pushes_its_records_without_a_tool_process_where_the_registry_is_plain(demo, tool, tmp_path):
+    """The record and its referrers index go over regless's own HTTP client (registry/layoutpush.py) where
+    the direct checks' conditions hold (the demo's loopback registry, anonymous), so a build starts no
+    crane or skopeo process for them; with REGLESS_DIRECT_CHECKS=0 the tool pushes them, as before. Either
+    way `explain` on a fresh runner reads the record."""
+    import harness
+
+    cfg = demo.path / "regless.yaml"
+    cfg.write_text(cfg.read_text().replace("insecure: [127.0.0.1]", f"insecure: [127.0.0.1]\n  tool: {tool}"))
+    log = harness.counting_shim(tmp_path / "shim", tool)
+    demo.env["PATH"] = f"{tmp_path / 'shim'}:{demo.env['PATH']}"
+
+    def pushes() -> list[str]:  # the tool's pushes of a layout
+        return [c for c in harness.calls(log) if (" push " if tool == "crane" else " oci:") in f" {c} "]
+
+    for direct in ("1", "0"):
+        demo.env["REGLESS_DIRECT_CHECKS"] = direct
+        (demo.path / "web" / "index.html").write_text(f"<p>{direct}</p>\n")
+        before = len(pushes())
+        built = demo.build("web")
+        web = next(a for a in built.json()["artifacts"] if a["name"] == "web")
+        assert web["outcome"] == "built" and "inputs record" not in built.stderr, built.stderr
+        pushed = len(pushes()) - before
+        assert (pushed == 0) if direct == "1" else (pushed >= 1), harness.calls(log)
+        demo.env["REGLESS_CACHE_DIR"] = str(tmp_path / f"fresh-{direct}")
+        res = demo.run("explain", "web", "--against", f"{demo.repo}/web@{web['digest']}", "--output", "json")
+        assert res.returncode == 0 and res.json()["comparedWith"] == f"{demo.repo}/web@{web['digest']}", res.stderr
+        assert res.json()["changes"] == []
