@@ -147,11 +147,16 @@ def _streamed(project: Project, index: Index, registry: RegistryService, builder
     failed: list[BaseException] = []
     decided: list[float] = []
 
+    finished = threading.Event()  # waited for, not the thread joined: Python 3.11 takes a thread whose join
+    # was interrupted (Ctrl-C) for stopped while it runs, and the run would end before the tools it stops
+
     def carry() -> None:
         try:
             out.append(runner.carry_out(fed))
         except BaseException as exc:  # raised on the caller's thread below
             failed.append(exc)
+        finally:
+            finished.set()
 
     def decides(p: run.Prepared, check: Future[str | None] | None) -> Callable[[], plan.Decision]:
         def decide() -> plan.Decision:
@@ -176,12 +181,12 @@ def _streamed(project: Project, index: Index, registry: RegistryService, builder
             t1 = time.perf_counter()
             emit(Event("phase", None, "check"))
             fed.close()
-        acts.join()
+        finished.wait()
     except BaseException as exc:
         if not isinstance(exc, Exception):
             runner.cancel()  # an interrupt: stop every tool now
         fed.close(error=exc)
-        acts.join()
+        finished.wait()  # the acts under way end (or, cancelled, their tools' output ends)
         raise
     if failed:
         raise failed[0]
