@@ -96,9 +96,14 @@ def start() -> Witness:
     return _current
 
 
+# the events Witness._audit looks at: the hook sees every audit event of the process (each import's, each
+# id() and sys._getframe() call), so it passes on only these
+_AUDITED = frozenset({"open", "os.listdir", "os.scandir", "subprocess.Popen", "os.system", "os.exec",
+                      "os.posix_spawn", "os.spawn", "os.fork"})
+
+
 def _dispatch(event: str, args: tuple[Any, ...]) -> None:
-    w = _current
-    if w is not None:
+    if event in _AUDITED and (w := _current) is not None:
         w._audit(event, args)
 
 
