@@ -214,10 +214,22 @@ class Runner:
                             f"({getattr(exc, 'message', exc)}); the image stands"))
 
     def _tags(self, p: Prepared, digest: str) -> tuple[str, ...]:
+        """Point the artifact's own tags (latest, ...) at `digest`. A tag that, checked after the copy, names
+        another image is an error, unless that image is what IMAGE:HASH now serves: another build of the
+        same inputs (a second CI job, builds not reproducible) tagged it after this one, and the last
+        push of those inputs wins, as it does for IMAGE:HASH (_build)."""
         for tag in p.artifact.tags:
             dst = p.artifact.ref.with_tag(tag)
             if self.registry.digest(dst) != digest:
-                self.registry.copy(p.target.bare().with_digest(digest), dst)
+                try:
+                    self.registry.copy(p.target.bare().with_digest(digest), dst)
+                except RegistryError:
+                    now = self.registry.digest(dst)
+                    if now is None or now == digest or now != self.registry.digest(p.target):
+                        raise
+                    self.emit(Event("warning", p.artifact.name, f"{dst} was tagged again by another build of the "
+                                    f"same inputs; it names {now}"))
+                    continue
                 self.emit(Event("tag", p.artifact.name, f"tagged {dst}"))
         return p.artifact.tags
 

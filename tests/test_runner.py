@@ -355,3 +355,52 @@ def test_a_check_the_registry_fails_ends_the_run_once_what_is_under_way_is_done(
     assert [n for kind, n in builder.events if kind == "start"] == [n for kind, n in builder.events if kind == "end"]
     for name, request in builder.requests.items():  # what started (a, if its check came first) was recorded
         assert index.get(str(request.destination.tag)) is not None, name
+
+
+@dataclasses.dataclass
+class _TagRace(FakeRegistry):
+    """A registry where another build of the same inputs pushes its own image (`other`) to IMAGE:HASH and
+    to `tag` just after this run's copy to `tag` (the second of two CI jobs, builds not reproducible):
+    the copy's check then finds `other` there, and the copy fails as Reliable.copy's check fails it. With
+    `same_inputs` False the other image goes to `tag` only (an image of other inputs)."""
+
+    tag: str = "latest"
+    same_inputs: bool = True
+    other: str = fake_digest("the other job's image")
+
+    def copy(self, src, dst):
+        got = super().copy(src, dst)
+        if dst.tag != self.tag:
+            return got
+        with self._lock:
+            for ref in list(self.tags):  # latest, and with the same inputs IMAGE:HASH too
+                repo, tag = ref.rsplit(":", 1)
+                if repo == str(dst.bare()) and (tag == self.tag or self.same_inputs):
+                    self.tags[ref] = self.other
+        raise RegistryError(f"copy of {src} to {dst} gave digest {self.other}, expected {got}")
+
+
+def _tagged(graph, same_inputs: bool):
+    build, registry, index = graph
+    project = build.project()
+    a = next(x for x in project.artifacts if x.name == "a")
+    project = dataclasses.replace(project, artifacts=tuple(dataclasses.replace(x, tags=("latest",)) if x is a else x
+                                                           for x in project.artifacts))
+    racing = _TagRace(tags=dict(registry.tags), same_inputs=same_inputs)
+    events: list = []
+    report = pipeline.build(project, index, racing, FakeBuilder(racing), events.append, procs=FakeProcesses())
+    return {r.name: r for r in report.results}, events, racing
+
+
+def test_a_tag_another_build_of_the_same_inputs_moved_after_this_ones_copy_is_no_failure(graph):
+    # two jobs build the same inputs at once: each copies its image to latest, and the loser's check of the
+    # copy finds the winner's image there (test_reproducible's racing jobs, 1 run in ~12 before)
+    results, events, racing = _tagged(graph, same_inputs=True)
+    assert results["a"].outcome == "built", results["a"].error
+    assert any(e.kind == "warning" and "tagged again by another build of the same inputs" in e.message
+               for e in events)
+
+
+def test_a_tag_that_names_an_image_of_other_inputs_after_the_copy_still_fails(graph):
+    results, _, _ = _tagged(graph, same_inputs=False)
+    assert results["a"].outcome == "failed" and "gave digest" in str(results["a"].error)
