@@ -106,11 +106,16 @@ def _check_dir(cache_dir: Path) -> None:
 
 
 def inspect_data_file(data: Path) -> str | None:
-    """Why LMDB must not map this file, or None. A truncated file would kill the process with SIGBUS."""
+    """Why LMDB must not map this file, or None. A truncated file would kill the process with SIGBUS.
+
+    The header is read before the size: another run may be writing (Index.open's lock orders opens, not
+    writes), and LMDB writes a transaction's pages before the meta page that names them, so a size read
+    after the meta covers its pages. Read the other way round, a commit in between made a whole index
+    look truncated, and it was set aside with every other run's entries."""
     try:
-        size = data.stat().st_size
         with open(data, "rb") as f:
             head = f.read(2 * 65536)
+        size = data.stat().st_size
     except FileNotFoundError:
         return None
     except OSError as exc:
