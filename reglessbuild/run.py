@@ -205,10 +205,7 @@ def facts(prepared: list[Prepared], index: Index, registry: RegistryService, *, 
         for checked in pool.map(lambda te: _first_live(registry, *te), misses):
             live |= checked
     for p in prepared:
-        name = p.artifact.name
-        e = entries[name]
-        out[name] = plan.Facts(p.target, found[name], e,
-                               {r: live.get(r) for r in (e.refs if e else ()) if r in live})
+        out[p.artifact.name] = _facts_of(p.target, found[p.artifact.name], entries[p.artifact.name], live)
     return out
 
 
@@ -218,8 +215,14 @@ def fact(p: Prepared, found: str | None, index: Index, registry: RegistryService
     if no_cache:
         return plan.Facts(p.target, None, no_cache=True)
     e = index.get(p.inputs.hash)
-    live = _first_live(registry, p.target, e) if found is None and e is not None else {}
-    return plan.Facts(p.target, found, e, {r: live.get(r) for r in (e.refs if e else ()) if r in live})
+    return _facts_of(p.target, found, e, _first_live(registry, p.target, e) if found is None and e is not None
+                     else {})
+
+
+def _facts_of(target: ImageRef, found: str | None, entry: Result | None, live: Mapping[str, str | None]
+              ) -> plan.Facts:
+    """The facts of IMAGE:HASH `target` from its check, its index entry and the entry's references checked."""
+    return plan.Facts(target, found, entry, {r: live.get(r) for r in (entry.refs if entry else ()) if r in live})
 
 
 def _first_live(registry: RegistryService, target: ImageRef, entry: Result) -> dict[str, str | None]:
