@@ -16,14 +16,14 @@ from conftest import ROOT
 from faultproxy import FaultProxy, Rule
 
 DOUBLE = ROOT / "tests" / "doubles" / "bin" / "crane"
-REFERENCE = ROOT.parent / "shared" / "reference"
+# what the real crane was recorded saying under registry faults: shared/reference/crane-faults.md, copied
+# unchanged beside the double so that CI (a clone without shared/ beside it) holds the double to it too
+REFERENCE = ROOT / "tests" / "doubles"
 OURS = ROOT / "tests" / "doubles" / "crane-recorded.md"
 
 
 def recorded(path: Path, section: str, case: str) -> list[str]:
     """The stderr lines of one recorded call: `## section`, then `### case`, then its code block."""
-    if not path.exists():
-        pytest.skip(f"{path} is not beside the checkout (it comes with shared/)")
     text = path.read_text()
     at = text.index(f"## {section}\n")
     block = text[text.index(f"### {case}\n", at) if case else at:]
