@@ -181,6 +181,7 @@ def _streamed(project: Project, index: Index, registry: RegistryService, builder
             t1 = time.perf_counter()
             emit(Event("phase", None, "check"))
             fed.close()
+        checked = time.perf_counter()  # every check answered (leaving the block waits for them)
         finished.wait()
     except BaseException as exc:
         if not isinstance(exc, Exception):
@@ -192,5 +193,5 @@ def _streamed(project: Project, index: Index, registry: RegistryService, builder
         raise failed[0]
     if runner.error is not None:
         raise runner.error
-    t2 = max([t1, *decided])
+    t2 = max([checked, *decided])
     return out[0], {"hash": t1 - t0, "check": t2 - t1, "decide": 0.0, "act": time.perf_counter() - t2}, runner
