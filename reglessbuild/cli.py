@@ -296,5 +296,29 @@ def _main(argv: Sequence[str] | None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def entry() -> None:
+    """The `regless` console script: main, then the end of the process without the interpreter's teardown.
+
+    Once a command has returned, all that is left is Python's own finalization: every module's dict
+    cleared, the last collection, each object freed one by one, all of it released with the process
+    anyway. What must happen at an end still happens first: the standard streams are flushed, and the
+    exit handlers run (atexit: the temporary TLS folders of registry/tls.py). Where that cannot be
+    done safely (a stream that does not flush, a thread still running), the interpreter ends as usual."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or broken stream: Python's own end reports it as it always did
+        sys.exit(code)
+    import threading
+
+    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)  # the interpreter waits for it, as before
+    import atexit
+
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
