@@ -45,18 +45,20 @@ def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
     return lambda prepared, _decisions: fanout.select(k_n, prepared, saved=saved, timeout=timeout)
 
 
-def _leave(claim: storage.Claim, project: Project, builder: object, r: Console
+def _leave(claim: storage.Claim, project: Project, builder: object, r: Console, detach: bool
            ) -> Callable[[list[report.ArtifactResult]], None]:
     """The run's end for buildah's storage, once every artifact is done (while the inputs records are still
     pushed: pipeline.build's after_acts): this run's built images and the required artifacts it pulled leave
-    the storage, or stay for a later run where another run holds it (storage.Claim)."""
+    the storage, or stay for a later run where another run holds it (storage.Claim); `detach` (regless's own
+    storage): by a removal left running after the run (storage.Claim.release)."""
     def leave(results: list[report.ArtifactResult]) -> None:
         # what a build of this run pulled for its FROM: required artifacts of those built (a restart pulls none)
         built_now = {x.name for x in results if x.outcome in (Outcome.BUILT, Outcome.FAILED)}
         required = {q.image for a in project.artifacts if a.name in built_now for q in a.requires if q.alias}
         pulled = [f"{x.image}@{x.digest}" for x in results if x.name in required and x.digest]
         built: list[str] = list(getattr(builder, "leftovers", []))  # buildah's names for what it pushed
-        if not claim.release([*built, *pulled], project.builder.buildah.storage_driver) and (built or pulled):
+        if not claim.release([*built, *pulled], project.builder.buildah.storage_driver, detach=detach) and (
+                built or pulled):
             r(Event("note", None, "another regless run uses buildah's storage: this run's images stay in it until "
                     "a run that finds it alone removes them"))
     return leave
@@ -90,11 +92,11 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     r.width = max(len(n) for n in (*(a.name for a in project.artifacts), *(s.name for s in project.skipped)))
     r.logs = BuildLogs((args.cache_dir or default_cache_dir()) / "logs")
     claim = None  # held from before the first build to the removal below: see storage.Claim
+    own = None
     if project.builder.kind == "buildah":
         own = storage.choose(project.builder.buildah.storage_driver)
-        if not args.keep_images:
-            claim = storage.Claim(own.conf.parent / "regless.lock" if own.own
-                                  else (args.cache_dir or default_cache_dir()) / "storage.lock")
+        # --keep-images removes nothing, but waits as any run for a removal under way (an earlier run's)
+        claim = storage.Claim(storage.lock_path(own, args.cache_dir or default_cache_dir()))
         if own.own:  # else CONTAINERS_STORAGE_CONF: the user's choice
             os.environ["CONTAINERS_STORAGE_CONF"] = str(own.conf)
             r(Event("note", None, f"buildah's images go to regless's own storage {own.graph}"
@@ -102,7 +104,8 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
     builder = choose_builder(project.builder, push_deadline=project.registry.timeout, keep_images=args.keep_images)
     index, reg, reg_source = connect(args, r, project)
     configured = time.perf_counter()
-    leave = None if claim is None else _leave(claim, project, builder.builder, r)
+    leave = (_leave(claim, project, builder.builder, r, detach=own.own)
+             if claim is not None and own is not None and not args.keep_images else None)
     try:
         rep = pipeline.build(project, index, reg, builder.builder, _collecting_once_hashed(r), names=args.artifacts,
                              no_cache=args.no_cache,

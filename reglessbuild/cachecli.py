@@ -19,6 +19,7 @@ import yaml
 from . import cache, config, documents, settings, storage
 from .console import Console
 from .errors import ConfigError, InputError
+from .events import Event
 from .index import Index
 from .registry import Reliable
 from .wiring import open_index, reliable, writable
@@ -133,15 +134,21 @@ def _prune(args: argparse.Namespace, r: Console, index: Index, now: float) -> in
 
 
 def _empty_builder_storage(r: Console) -> None:
-    """Every image of regless's own buildah storage removed, for each driver it was used with."""
+    """Every image of regless's own buildah storage removed, for each driver it was used with, once no
+    regless run uses it (storage.empty waits for the storage's lock: a build, an earlier run's removal)."""
     top = storage.folder()
     confs = sorted(top.glob("storage-*.conf")) if top.is_dir() else []
+
+    def waiting() -> None:  # waiting is never silent
+        r(Event("wait", None, f"waiting for the regless run using buildah's storage {top} to end (its builds, "
+                "or the removal of its images)"))
+
     if os.environ.get("CONTAINERS_STORAGE_CONF") or not confs:
-        storage.empty(storage.choose("vfs"), "vfs")  # refuses the user's storage; an empty one has nothing
+        storage.empty(storage.choose("vfs"), "vfs", waiting)  # refuses the user's storage; an empty one has nothing
     removed = 0
     for conf in confs:
         driver = conf.name.removeprefix("storage-").removesuffix(".conf")
-        removed += storage.empty(storage.Storage(conf, own=True, graph=top / driver), driver)
+        removed += storage.empty(storage.Storage(conf, own=True, graph=top / driver), driver, waiting)
     print(f"emptied regless's buildah storage {top}: {removed} images removed", file=r.out)
 
 

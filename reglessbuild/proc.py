@@ -1,4 +1,4 @@
-"""The one place regless starts subprocesses: argv lists only, a kept stderr tail, group kill.
+"""The one place regless starts subprocesses: argv lists only, a kept stderr tail, group kill, detached housekeeping.
 
 Each child runs in its own session so that cancelling regless can stop the child
 and everything it started (buildah's own children included).
@@ -103,6 +103,22 @@ def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: dict[str
     finally:
         _forget(p)
     return Completed(tuple(argv), p.returncode, b"", tuple(tail))
+
+
+def detach(argv: Sequence[str], *, keep_fd: int = -1) -> bool:
+    """Start `argv` and leave it running after this process: housekeeping the run does not wait for.
+
+    Its own session (no terminal's Ctrl-C reaches it), stdin, stdout and stderr to /dev/null (a caller
+    reading this process's output, a pipe, is not kept waiting for it) and not in the table of children
+    that a cancel stops (terminate_all). `keep_fd`, where given, stays open in it: a lock it then holds
+    until it exits (an flock belongs to the open file, which the two processes share). Whether it started
+    (a tool not found starts nothing, and is no error here)."""
+    try:
+        subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, pass_fds=(keep_fd,) if keep_fd >= 0 else ())
+    except OSError:
+        return False
+    return True
 
 
 def _kill_group(p: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:

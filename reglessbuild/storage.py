@@ -6,7 +6,9 @@ ID), nothing cleans it, and each buildah call slows down as it lists them. So re
 storage of its own, `<data home>/regless/containers` (through CONTAINERS_STORAGE_CONF, to a storage.conf it
 writes there), unless CONTAINERS_STORAGE_CONF is already set: then the user chose, and that is used. The
 images regless built are removed once the run is over (unless --keep-images; the registry holds them, and buildah's
-layer cache stays), and `regless cache prune --builder-storage` empties regless's own storage.
+layer cache stays), and `regless cache prune --builder-storage` empties regless's own storage. On regless's own
+storage the removal is left running after the run (Claim.release); anything that must see the storage settled
+takes the storage's lock first (Claim, settled).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,17 +75,14 @@ class Claim:
     while it builds; a run removes images only where it can make that lock exclusive,
     that is when no other run holds it, and otherwise leaves them for a later run to remove. Where the
     lock file cannot be made (a folder that is not the user's), runs are not told apart: the images
-    are removed, as before there was a claim.
+    are removed, as before there was a claim. Taking the claim waits while the lock is held exclusively:
+    by a removal (a run's end, one an earlier run left running on regless's own storage, `cache prune
+    --builder-storage`), so that a run never builds while images leave under it.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_SH)
-        except OSError:
-            self._fd = -1
+        self._fd = _locked(path, fcntl.LOCK_SH)  # waits while a removal holds it exclusively (release, empty)
 
     def alone(self) -> bool:
         """Whether no other regless run holds the storage now (the claim is then exclusive until closed)."""
@@ -95,10 +94,18 @@ class Claim:
             return False
         return True
 
-    def release(self, names: list[str], driver: str) -> bool:
+    def release(self, names: list[str], driver: str, *, detach: bool = False) -> bool:
         """Remove this run's images `names` from buildah's storage, with those earlier runs left for later,
         where no other regless run holds the storage; else add them to that list (`<lock>.pending`) for
-        a later run to remove. Whether they were removed."""
+        a later run to remove. Whether they were removed (`detach`: are being removed).
+
+        `detach` (regless's own storage): by one `buildah rmi` left running after this run (proc.detach),
+        which holds this claim, exclusive, until it exits, as `git gc --auto` runs in the background
+        (gc.autoDetach): the run's end does not wait for housekeeping, and nothing waits for it but what
+        must see the storage settled (the next run's Claim, `cache prune --builder-storage`). Not where
+        the user chose the storage: this lock is then the cache folder's, which does not tell apart runs
+        given other cache folders, and a user who gives a storage or a cache folder per run may delete
+        it right after the run: there the run ends once its images are gone, as before."""
         pending = self.path.with_name(self.path.name + ".pending")
         if not self.alone():
             if names:
@@ -109,7 +116,9 @@ class Claim:
             earlier = pending.read_text(encoding="utf-8").split()
         except OSError:
             earlier = []
-        remove([*earlier, *names], driver)
+        refs = [*earlier, *names]
+        if not (detach and refs and self._fd >= 0 and proc.detach(_rmi(refs, driver), keep_fd=self._fd)):
+            remove(refs, driver)
         with contextlib.suppress(OSError):
             pending.unlink()
         return True
@@ -121,19 +130,63 @@ class Claim:
             self._fd = -1
 
 
+def _locked(path: Path, how: int) -> int:
+    """`path` opened (made, 0600, in a 0700 folder) and flock-ed `how` (BlockingIOError: LOCK_NB, and another
+    holds it); -1 where it cannot be made (a folder that is not the user's): runs are then not told apart."""
+    fd = -1
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, how)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        if isinstance(exc, BlockingIOError):  # LOCK_NB, and another holds it
+            raise
+        return -1
+    return fd
+
+
+def lock_path(store: Storage, cache_dir: Path) -> Path:
+    """The lock that tells regless's runs on this storage apart (Claim): `regless.lock` beside regless's own
+    storage, `storage.lock` in the cache folder where the user chose the storage."""
+    return store.conf.parent / "regless.lock" if store.own else cache_dir / "storage.lock"
+
+
+def _rmi(refs: list[str], driver: str) -> list[str]:
+    return ["buildah", "--storage-driver", driver, "rmi", *refs]
+
+
 def remove(refs: list[str], driver: str) -> None:
     """Remove these images from buildah's storage where they are (a required artifact pulled by digest for
     another's FROM carries the earlier run's name; its content is the registry's): failures are no error.
     One process for them all: `buildah rmi` goes on past a name it does not find."""
     if refs:
-        proc.run(["buildah", "--storage-driver", driver, "rmi", *refs])
+        proc.run(_rmi(refs, driver))
 
 
-def empty(store: Storage, driver: str) -> int:
-    """Remove every image and working container from regless's own storage; returns the images removed."""
+def empty(store: Storage, driver: str, waiting: Callable[[], None] | None = None) -> int:
+    """Remove every image and working container from regless's own storage; returns the images removed.
+    First the storage's lock, exclusive: a run building on it, or the removal an earlier run left running
+    (Claim.release), ends before (`waiting` is called where it must wait)."""
     if not store.own:
         raise InputError(f"buildah uses your storage (CONTAINERS_STORAGE_CONF={store.conf}); regless empties only "
                          "its own", hint="unset CONTAINERS_STORAGE_CONF to use regless's, or use `buildah rmi`")
+    lock = lock_path(store, store.conf.parent)
+    try:
+        fd = _locked(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if waiting is not None:
+            waiting()
+        fd = _locked(lock, fcntl.LOCK_EX)
+    try:
+        return _empty(store, driver)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _empty(store: Storage, driver: str) -> int:
     env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(store.conf)}
     base = ["buildah", "--storage-driver", driver]
     listed = proc.run([*base, "images", "--all", "--quiet", "--noheading"], env=env,

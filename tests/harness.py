@@ -104,6 +104,35 @@ def storage_conf(folder: Path) -> str:
     return str(conf)
 
 
+def own_storage_lock(data_home: Path) -> Path:
+    """The lock of regless's own buildah storage for XDG_DATA_HOME=`data_home` (storage.Claim)."""
+    return data_home / "regless" / "containers" / "regless.lock"
+
+
+def settled(lock: Path, deadline: float = 300.0) -> float:
+    """Wait, as the next regless run's claim does, until no process holds the storage lock `lock` exclusively:
+    the removal a run left running on regless's own storage (storage.Claim.release) holds it until it ends.
+    Polled, not slept on: a lock still held after `deadline` seconds is an error. The seconds waited (0 where
+    there is no lock)."""
+    if not lock.exists():
+        return 0.0
+    import fcntl
+
+    t0 = time.monotonic()
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return time.monotonic() - t0
+            except BlockingIOError:
+                if time.monotonic() - t0 > deadline:
+                    raise RuntimeError(f"{lock} still held after {deadline} s") from None
+                time.sleep(0.005)
+    finally:
+        os.close(fd)
+
+
 def make_base_image(registry: str, name: str = "base/busybox:stable") -> str:
     """Build a busybox image FROM scratch (no network) and push it; returns REF@DIGEST."""
     if not os.path.exists(BUSYBOX):

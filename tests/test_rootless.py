@@ -103,6 +103,7 @@ def test_demo_scenario_as_an_unprivileged_user(registry, base_image):
         assert "XDG_RUNTIME_DIR" not in said[1]  # said with -v only
         # the images were built in regless's own storage of the user, not root's
         assert (Path(pw.pw_dir) / ".local/share/regless/containers/vfs").is_dir()
+        harness.settled(harness.own_storage_lock(Path(pw.pw_dir) / ".local/share"))  # its removal, before cleanup
         assert (top / "cache" / "index" / "data.mdb").stat().st_uid == pw.pw_uid
     finally:
         shutil.rmtree(top, ignore_errors=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import harness
+from conftest import REGLESS
 
 
 def _own(demo, tmp_path: Path) -> dict[str, str]:
@@ -16,6 +19,12 @@ def _own(demo, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in demo.env.items() if k != "CONTAINERS_STORAGE_CONF"}
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     return env
+
+
+def _settled(lock: Path) -> None:
+    """Wait, as the next run's claim does, for the removal a run left running on regless's own storage
+    (harness.settled: the lock polled, never sleep-and-hope)."""
+    harness.settled(lock)
 
 
 def _listing(conf: Path, fmt: str) -> list[str]:
@@ -38,6 +47,7 @@ def test_images_live_in_reglesss_own_storage_and_leave_it_once_pushed(demo, tmp_
     assert f'graphroot = "{conf.parent / "vfs"}"' in conf.read_text()
     assert (conf.parent / "vfs").is_dir()
     # what it built was pushed, so removed, and so is tools as pulled by digest for app's FROM
+    _settled(conf.parent / "regless.lock")
     assert not [n for n in _names(conf) if demo.repo in n], _names(conf)
     kept = demo.run("build", "--no-cache", "--keep-images", env=env)
     assert kept.returncode == 0, kept.stderr
@@ -75,6 +85,7 @@ def test_a_multi_platform_build_leaves_no_image_behind_once_pushed(demo, tmp_pat
     res = demo.run("build", "-v", *several, env=env)
     assert res.returncode == 0, res.stderr
     assert "leaves buildah's storage at the end of the run" in res.stderr and "-linux-arm64-" in res.stderr, res.stderr
+    _settled(conf.parent / "regless.lock")
     assert _images(conf) == [], res.stderr[-3000:]
     kept = demo.run("build", "--no-cache", "--keep-images", *several, env=env)
     assert kept.returncode == 0, kept.stderr
@@ -117,6 +128,7 @@ def test_a_run_leaves_the_pulled_required_artifact_while_another_run_uses_the_st
         os.close(fd)  # that run ended
     again = demo.run("build", "-v", env=env)
     assert again.returncode == 0 and "another regless run" not in again.stderr, again.stderr
+    _settled(lock)
     assert not [n for n in _names(conf) if demo.repo in n], _names(conf)
 
 
@@ -155,3 +167,124 @@ def test_a_runs_images_leave_in_one_buildah_process_past_those_it_cannot_remove(
     assert _names(conf) == ["localhost/used:t"]
     storage.remove([], "vfs")
     assert len(calls) == 1  # nothing to remove: no process
+
+
+def _gate(folder: Path, demo) -> tuple[dict[str, str], Path]:
+    """regless's own storage, with a `buildah` first on PATH whose `rmi` waits for the file `go` (then runs
+    the demo's counting shim, so the real buildah): a run's removal held open for as long as the test
+    needs. The environment and the `go` file."""
+    folder.mkdir()
+    go = folder / "go"
+    shim = folder / "buildah"
+    shim.write_text(f'#!/bin/sh\nif [ "$3" = rmi ]; then\n  while [ ! -e "{go}" ]; do sleep 0.02; done\nfi\n'
+                    f'exec "{demo.builds_log.parent / "buildah"}" "$@"\n')
+    shim.chmod(0o755)
+    env = _own(demo, folder.parent)
+    env["PATH"] = f"{folder}:{env['PATH']}"
+    return env, go
+
+
+def _waits_on(lock: Path, pid: int, deadline: float = 300.0) -> None:
+    """Until process `pid` waits for the flock on `lock` (a blocked waiter in /proc/locks: "->"), or fail."""
+    ino = f":{lock.stat().st_ino} "
+    end = time.monotonic() + deadline
+    while not any("->" in ln and ino in ln and f" {pid} " in ln for ln in Path("/proc/locks").read_text().splitlines()):
+        assert time.monotonic() < end, f"process {pid} never waited for {lock}"
+        time.sleep(0.02)
+
+
+def _held(lock: Path) -> bool:
+    """Whether another holds `lock` exclusively now."""
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _lines(log: Path) -> list[str]:
+    return log.read_text().splitlines()
+
+
+def _rmi_ended_at(log: Path) -> int | None:
+    """The index in the counting shim's log of the line saying the (one) `buildah rmi` ended, or None."""
+    lines = _lines(log)
+    pid = next(ln.split()[0] for ln in lines if not ln.startswith("end ") and ln.split()[3:4] == ["rmi"])
+    return next((i for i, ln in enumerate(lines) if ln.startswith(f"end {pid} ")), None)
+
+
+def test_on_reglesss_own_storage_the_removal_outlives_the_run_and_the_next_run_waits_for_it(demo, tmp_path):
+    """On regless's own storage the run's `buildah rmi` is left running after the run (the run does not wait
+    for it), holding the storage's lock exclusively until it ends: the images are gone once the lock is
+    free, and a run started at once waits for the removal before its first buildah process, so no image
+    leaves from under its builds. The old code waited for the removal: this run never ended with it held."""
+    env, go = _gate(tmp_path / "gate", demo)
+    lock = tmp_path / "data" / "regless" / "containers" / "regless.lock"
+    conf = lock.parent / "storage-vfs.conf"
+    try:
+        first = subprocess.run([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert _held(lock)  # by the removal, still waiting at the gate
+        assert {n.split("/")[-1].split(":")[0] for n in _names(conf) if demo.repo in n} == {"web", "tools", "app"}
+        before = len(_lines(demo.builds_log))  # the rmi is not there yet: the gate is before the counting shim
+        second = subprocess.Popen([REGLESS, "build", "--output", "json", "--no-cache", "--default-repo", demo.repo],
+                                  cwd=demo.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _waits_on(lock, second.pid)
+            assert len(_lines(demo.builds_log)) == before  # no buildah process of the second run while it waits
+        finally:
+            go.touch()
+            out, err = second.communicate(timeout=300)
+        assert second.returncode == 0, err[-3000:]
+        assert {a["outcome"] for a in json.loads(out)["artifacts"]} == {"built"}
+        lines = _lines(demo.builds_log)
+        first_build = next(i for i, ln in enumerate(lines) if i >= before and ln.split()[3:4] == ["build"])
+        assert (_rmi_ended_at(demo.builds_log) or len(lines)) < first_build, lines[before:]
+        _settled(lock)
+        assert not [n for n in _names(conf) if demo.repo in n], _names(conf)
+    finally:
+        go.touch()
+        if lock.exists():
+            _settled(lock)
+
+
+def test_prune_of_the_builder_storage_waits_for_a_removal_under_way(demo, tmp_path):
+    """`cache prune --builder-storage` empties regless's own storage only once its lock is free: a removal
+    an earlier run left running (or a run building) ends first, and the wait is said."""
+    env, go = _gate(tmp_path / "gate", demo)
+    lock = tmp_path / "data" / "regless" / "containers" / "regless.lock"
+    try:
+        first = subprocess.run([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr[-3000:]
+        before = len(_lines(demo.builds_log))
+        prune = subprocess.Popen([REGLESS, "cache", "prune", "--builder-storage"], cwd=demo.path, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _waits_on(lock, prune.pid)
+            assert len(_lines(demo.builds_log)) == before  # prune has listed nothing yet
+        finally:
+            go.touch()
+            out, err = prune.communicate(timeout=300)
+        assert prune.returncode == 0 and "emptied regless's buildah storage" in out, err
+        assert "waiting for the regless run using buildah's storage" in err, err
+        lines = _lines(demo.builds_log)
+        listed = next(i for i, ln in enumerate(lines) if i >= before and "images --all" in ln)
+        assert (_rmi_ended_at(demo.builds_log) or len(lines)) < listed, lines[before:]
+        assert _names(lock.parent / "storage-vfs.conf") == []
+    finally:
+        go.touch()
+
+
+def test_a_storage_the_user_chose_sees_its_images_removed_before_the_run_ends(demo):
+    """Where the user chose the storage (CONTAINERS_STORAGE_CONF) the removal stays synchronous: a user who
+    gives a storage or a cache folder per run may delete it right after the run. The `buildah rmi` has
+    ended when the run has, and the claim (the cache folder's storage.lock) is free."""
+    res = demo.run("build", env=demo.env)  # the session's storage: the user's choice
+    assert res.returncode == 0, res.stderr
+    assert _rmi_ended_at(demo.builds_log) is not None, _lines(demo.builds_log)
+    assert not _held(demo.cache_dir / "storage.lock")

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.restart import settle
+
 
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -44,6 +46,7 @@ def run(project: Path, registry: str, base: str, tmp: Path, shares: int, regless
     cpu0 = _cpu()
     one = finish(*start("one", "one"))
     one["cpu"] = _cpu() - cpu0
+    settle(env("one"))  # its removal, left running on its own storage, ends before the runners start
 
     cpu0, t0 = _cpu(), time.perf_counter()
     plan = tmp / "plan.json"
@@ -55,6 +58,8 @@ def run(project: Path, registry: str, base: str, tmp: Path, shares: int, regless
     runners = [finish(p, t) for p, t in started]
     fan_wall = time.perf_counter() - t0
     fan_cpu = _cpu() - cpu0
+    for name in (f"share{k}" for k in range(1, total + 1)):
+        settle(env(name))  # a removal left running (regless's own storage), before the folder goes
     return {"shares": total, "one": one, "plan": plan_wall, "runners": runners, "fanWall": fan_wall,
             "sumOfRunnerWalls": sum(r["wall"] for r in runners), "fanCpu": fan_cpu,
             "builds": sum(r["builds"] for r in runners)}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import harness
 from bench.generate import Shape, generate
+from bench.restart import settle
 from reglessbuild import platforms
 
 
@@ -59,6 +60,7 @@ def run(shape: Shape, regless: Callable[..., dict], storage_env: Callable[[Path]
                           "restartCalls": rs[-1]["registryCalls"],
                           "checkSeconds": statistics.median(r["phases"]["check"] for r in rs),
                           "hashSeconds": statistics.median(r["phases"]["hash"] for r in rs)}
+            settle(env)  # a removal left running (regless's own storage), before the folder goes
     s, m = out["single"], out["multi"]
     out["multiVsSingle"] = m["restartWall"] / s["restartWall"]
     print(f"\n{shape.artifacts} artifacts x {shape.files} files, FROM a busybox index with a RUN step; "

@@ -73,6 +73,17 @@ def site_ms(python: str, runs: int = 5) -> float:
     return min(once() for _ in range(runs))
 
 
+def settle(env: dict[str, str]) -> float:
+    """Wait until the removal a run left running on regless's own storage (storage.Claim.release) has ended,
+    where `env` gives regless its own storage; the seconds waited. Before each timed build, so that every
+    install meets a settled storage (an older install's run would otherwise wait, in its claim, for the
+    removal of the run before it); what it waited says how long a removal outlived its run."""
+    home = env.get("XDG_DATA_HOME")
+    if not home or env.get("CONTAINERS_STORAGE_CONF"):
+        return 0.0
+    return harness.settled(harness.own_storage_lock(Path(home)))
+
+
 def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env: Callable[[Path], dict[str, str]],
         rounds: int = 7, baselines: dict[str, str] | None = None, one_file_only: bool = False) -> dict:
     python = str(Path(regless_exe).with_name("python"))
@@ -97,8 +108,10 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
             _, p = _wall([regless_exe, *build], cwd=project, env=tool_env["skopeo"])
             print(f"cold build of {shape.artifacts} artifacts: {time.perf_counter() - t0:.1f}s", flush=True)
             tags = {a["name"]: a["hash"] for a in json.loads(p.stdout)["artifacts"]}
+            settle(env)  # the cold build's removal of its images, before anything is timed
             if one_file_only:  # --one-file: that scenario alone, every install in turn, `rounds` rounds
                 out["oneFile"] = one_file(installs, project, build, tool_env, rounds)
+                settle(env)  # the last run's removal, before the folder goes
                 report_one_file(out)
                 return out
             cmds: dict[str, tuple[list[str], dict[str, str]]] = {"python -c pass": ([python, "-c", "pass"], env)}
@@ -136,6 +149,7 @@ def run(shape: Shape, regless_exe: str, floor: Callable[..., dict], storage_env:
             out["concurrency"] = concurrency_sweep(regless_exe, project, build, tool_env, min(rounds, 5))
             out["rename"] = rename(regless_exe, project, reg.address, build, tool_env, min(rounds, 3))
             out["oneFile"] = one_file(installs, project, build, tool_env, min(rounds, 3))
+            settle(env)
     report(out)
     return out
 
@@ -241,6 +255,8 @@ def one_file(installs: dict[str, str], project: Path, build: list[str], tool_env
     victims = {"": next((folders[0] / "src").rglob("*.dat")), ", last": next((folders[-1] / "src").rglob("*.dat"))}
     originals = {k: v.read_bytes() for k, v in victims.items()}
     out: dict = {}
+    prior: list[tuple[str | None, float]] = []  # (the install of the run before, the wait for its removal)
+    prev: str | None = None
     try:
         for r in range(rounds):
             for label, exe in installs.items():
@@ -250,10 +266,13 @@ def one_file(installs: dict[str, str], project: Path, build: list[str], tool_env
                             if where and v:
                                 continue  # the last artifact's case with records only
                             victim.write_bytes(originals[where] + f"changed {label}{tool}{v} {r}".encode())
+                            waited = settle(env)  # the run before's removal, where left running
                             wall, p = _wall([exe, *build, *extra], cwd=project, env=env)
                             res = json.loads(p.stdout)
                             assert res["buildsStarted"] == 1, res["buildsStarted"]
                             out.setdefault((label, tool + v + where), []).append({"wall": wall, **res["phases"]})
+                            prior.append((prev, waited))
+                            prev = label
     finally:
         for where, victim in victims.items():
             victim.write_bytes(originals[where])
@@ -267,6 +286,11 @@ def one_file(installs: dict[str, str], project: Path, build: list[str], tool_env
                          "reglessShare": statistics.median((x["wall"] - x["build"]) / x["wall"] for x in runs),
                          "reglessVsFirst": statistics.median((x["wall"] - x["build"]) / (y["wall"] - y["build"])
                                                              for x, y in zip(runs, mine, strict=True))}
+    for label in installs:  # how long each install's removals outlived their runs (0: not left running)
+        waits = sorted(w for p, w in prior if p == label)
+        if waits:
+            summary.setdefault("removalAfterRun", {})[label.strip() or "this"] = {
+                "median": statistics.median(waits), "max": waits[-1], "runs": len(waits)}
     return summary
 
 
@@ -309,5 +333,11 @@ def report_one_file(out: dict) -> None:
     print("\none file changed (one build): medians (share: median of each run's; vs first: regless's part "
           "against the first install's in the same round)")
     for name, r in out.get("oneFile", {}).items():
+        if name == "removalAfterRun":
+            continue
         print(f"  {name:<28} wall {r['wall']:.3f}s = builder (buildah build + push) {r['build']:.3f}s + regless "
               f"{r['regless']:.3f}s ({100 * r['reglessShare']:.1f}%; vs first {r['reglessVsFirst']:.2f})")
+    for label, w in out.get("oneFile", {}).get("removalAfterRun", {}).items():
+        print(f"  {label}: the storage's lock still held at the next run's start (a removal left running) "
+              f"median {1000 * w['median']:.1f} ms, max {1000 * w['max']:.1f} ms over {w['runs']} runs (waited out, "
+              "untimed)")

@@ -39,15 +39,31 @@ STORAGE = ["--storage-driver", "vfs"]
 
 
 def storage_env(folder: Path) -> dict[str, str]:
-    """Environment giving buildah its own image storage under `folder`, so runs never share a layer cache."""
+    """Environment giving buildah its own image storage under `folder`, so runs never share a layer cache:
+    a storage the user chose (CONTAINERS_STORAGE_CONF), for the peer's buildah loop."""
     return {**os.environ, "CONTAINERS_STORAGE_CONF": harness.storage_conf(folder)}
+
+
+def own_storage_env(folder: Path) -> dict[str, str]:
+    """Environment for regless's runs: regless's own buildah storage, as a user who chose none has, under
+    `folder` (XDG_DATA_HOME; CONTAINERS_STORAGE_CONF unset), so that runs given other folders never share
+    a layer cache. On its own storage regless leaves the removal of a run's images running after the run
+    (storage.Claim.release), which a storage the user chose would not show."""
+    env = {k: v for k, v in os.environ.items() if k != "CONTAINERS_STORAGE_CONF"}
+    env["XDG_DATA_HOME"] = str(folder)
+    return env
 
 
 REGLESS_ENV: dict[str, str] = {}
 
 
 def regless(project: Path, repo: str, cache: Path, base: str, *extra: str) -> dict:
+    """One timed `regless build` (JSON out): its wall time, builds, registry calls, outcomes and phases, on a
+    settled storage (the removal the run before left running waited out first, untimed: bench.restart.settle)."""
+    from bench.restart import settle
+
     env = {**REGLESS_ENV, "REGLESS_CACHE_DIR": str(cache), "REGLESS_BASE_IMAGE": base, "NO_COLOR": "1"}
+    settle(env)
     t0 = time.perf_counter()
     p = subprocess.run([REGLESS, "build", "-q", "--output", "json", "--default-repo", repo, *extra], cwd=project,
                        env=env, capture_output=True, text=True)
@@ -196,7 +212,7 @@ def main() -> None:
 
         shape = Shape(artifacts=args.artifacts or 20, files=args.files or 500, size=args.size or 1024,
                       shared=0.2 if args.shared is None else args.shared, run_steps=args.run_steps)
-        args.json.write_text(json.dumps({"restart": restart(shape, REGLESS, floor, storage_env, rounds=args.rounds,
+        args.json.write_text(json.dumps({"restart": restart(shape, REGLESS, floor, own_storage_env, rounds=args.rounds,
                                                             baselines=dict(b.split("=", 1) for b in args.baseline),
                                                             one_file_only=args.one_file)}, indent=2))
         return
@@ -212,7 +228,7 @@ def main() -> None:
             generate(Path(tmp_s) / "project", shape)
             try:
                 r = fanout_bench(Path(tmp_s) / "project", reg.address, harness.make_base_image(reg.address),
-                                 Path(tmp_s) / "runs", args.shares, REGLESS, storage_env)
+                                 Path(tmp_s) / "runs", args.shares, REGLESS, own_storage_env)
             finally:
                 reg.stop()
         print("\n".join(lines(r)))
@@ -223,7 +239,7 @@ def main() -> None:
 
         shape = Shape(artifacts=args.artifacts or 10, files=args.files or 200, size=args.size or 1024,
                       shared=0.2 if args.shared is None else args.shared, run_steps=True)
-        args.json.write_text(json.dumps({"platforms": platforms_bench(shape, regless, storage_env, REGLESS_ENV)},
+        args.json.write_text(json.dumps({"platforms": platforms_bench(shape, regless, own_storage_env, REGLESS_ENV)},
                                         indent=2))
         return
     if args.retries:
@@ -275,17 +291,17 @@ def main() -> None:
             print(f"generated {shape.artifacts} artifacts, {shape.total_files} input files "
                   f"({time.perf_counter() - t0:.1f}s)", flush=True)
             repo, cache = f"{reg.address}/bench", tmp / "cache"
-            REGLESS_ENV.update(storage_env(tmp / "storage-regless"))
+            REGLESS_ENV.update(own_storage_env(tmp / "storage-regless"))
             sc = results["scenarios"]
             # cold without inputs records first, into a registry, image storage and cache of their own (so
             # that neither run finds layers of the other): what records add to a cold build
             (tmp / "registry-norecords").mkdir()
             with harness.LocalRegistry(tmp / "registry-norecords") as bare_reg:
-                REGLESS_ENV.update(storage_env(tmp / "storage-norecords"))
+                REGLESS_ENV.update(own_storage_env(tmp / "storage-norecords"))
                 bare_base = harness.make_base_image(bare_reg.address)
                 sc["cold-no-records"] = regless(project, f"{bare_reg.address}/bench", tmp / "cache-norecords",
                                                 bare_base, "--no-records")
-            REGLESS_ENV.update(storage_env(tmp / "storage-regless"))
+            REGLESS_ENV.update(own_storage_env(tmp / "storage-regless"))
             sc["cold"] = regless(project, repo, cache, base)
             print(f"cold with inputs records / without: {sc['cold']['wall'] / sc['cold-no-records']['wall']:.3f}",
                   flush=True)
@@ -309,6 +325,10 @@ def main() -> None:
                 results["peer"] = peer(project, shape, f"{peer_reg.address}/peer", base, peer_env)
                 results["floor"] = floor(project, shape, peer_reg.address, "peer")
             results["registryChecks64"] = registry_checks(reg.address, base)
+            from bench.restart import settle
+
+            settle(own_storage_env(tmp / "storage-regless"))
+            settle(own_storage_env(tmp / "storage-norecords"))
     peer_wall, floor_wall = results["peer"]["wall"], results["floor"]["wall"]
     rows = [("scenario", "wall s", "builds", "registry calls", "× peer", "× floor")]
     for name, r in results["scenarios"].items():
