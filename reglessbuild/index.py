@@ -74,6 +74,7 @@ class Moved:
 # the tables whose entries a run's results depend on: a replay (replay.py) reads again the ones a kept run
 # read (the stat memo and the parse memo only spare work: their entries are checked against the files)
 WITNESSED = ("results", "inputs")
+_CHANGED = b"\0changed"  # an artifact's key in the inputs table + this: when its inputs last changed
 DB_NAMES = ("results", "memo", "inputs", "meta", "parses", "replays")  # parses: parsememo.py; replays: replay.py
 OLD_DBS = (b"stat",)  # the per-file stat memo of earlier versions: dropped on open
 
@@ -369,7 +370,8 @@ class Index:
 
     def put_inputs(self, artifact: str, hash_: str, record: Callable[[], dict[str, Any]]) -> None:
         """Keep `record()` as the artifact's last inputs, unless they are already those of `hash_`: a
-        restart with nothing changed does not serialise every input file again."""
+        restart with nothing changed does not serialise every input file again. When they change, the
+        time of it too (changed_since)."""
         mark = artifact.encode() + b"\0hash"
         if self._read("inputs", mark) == hash_.encode():
             return
@@ -378,8 +380,28 @@ class Index:
         def put(txn: lmdb.Transaction[bytes]) -> None:
             txn.put(artifact.encode(), data, db=self._db("inputs"))
             txn.put(mark, hash_.encode(), db=self._db("inputs"))
+            txn.put(artifact.encode() + _CHANGED, repr(time.time()).encode(), db=self._db("inputs"))
 
         self.write(put)
+
+    def changed_since(self, artifacts: list[str]) -> dict[str, float]:
+        """When each of `artifacts` last had new inputs recorded (put_inputs), as a Unix time, for those
+        this index knows: which artifacts a user is changing now, to hash first (run.recent_first)."""
+        keys = [a.encode() + _CHANGED for a in artifacts]
+        if (w := witness.current()) is not None:
+            w.index_reads.update(("inputs", k) for k in keys)
+        try:
+            with self.env.begin(db=self._db("inputs")) as txn:
+                raw = [txn.get(k) for k in keys]
+        except lmdb.MapResizedError:
+            self.env.set_mapsize(0)
+            return self.changed_since(artifacts)
+        found: dict[str, float] = {}
+        for a, r in zip(artifacts, raw, strict=True):
+            with contextlib.suppress(ValueError):
+                if r is not None:
+                    found[a] = float(r)
+        return found
 
 
 def _encode(result: Result) -> bytes:

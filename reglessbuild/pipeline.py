@@ -139,7 +139,8 @@ def _streamed(project: Project, index: Index, registry: RegistryService, builder
     """Each artifact carried out as soon as it is decided (feed.py): hashing goes on here, on the caller's
     thread (an interrupt stops it as it stops a plan), while the Runner acts on its own thread. An error
     while hashing (bad input) or a check the registry failed starts nothing more: what is under way
-    finishes and is recorded, then the error is raised. Phases: hash is the hashing's wall time (the acts
+    finishes and is recorded, then the error is raised. The artifacts are hashed those changed most
+    recently first (run.recent_first), each after what it requires. Phases: hash is the hashing's wall time (the acts
     started meanwhile overlap it), check the wait for the checks after it, act the time after both."""
     runner = run.Runner(project, index, registry, builder, emit, None, procs=procs, after_acts=after_acts)
     fed = Feed()
@@ -177,7 +178,9 @@ def _streamed(project: Project, index: Index, registry: RegistryService, builder
                 early.start(p.artifact.name, p.target)
                 fed.put(inputdigest.tagged(p, earlier), decides(p, early.started.get(p.artifact.name)))
 
-            hashed(project, index, registry, emit, names, on_hashed=hashed_one)
+            # the artifacts changed most recently first: a build started early overlaps more of the hashing
+            run.prepare(project, run.recent_first(run.closure(project, names), index), index, registry, emit,
+                        on_hashed=hashed_one)
             t1 = time.perf_counter()
             emit(Event("phase", None, "check"))
             fed.close()

@@ -323,6 +323,24 @@ def test_a_build_starts_while_the_artifacts_after_it_are_hashed(graph, monkeypat
     assert builder.events.index(("end", "a")) < builder.events.index(("start", "c"))  # c still waits for a and b
 
 
+def test_the_artifacts_changed_last_are_hashed_first(graph, tmp_path):
+    # the artifact a user changed last time is hashed first (run.recent_first), so that its build need
+    # not wait for the others' hashing; each still after what it requires, and no result changes
+    build, _, index = graph
+    build()
+    changed = tmp_path / "graph" / "b" / "b.txt"
+    changed.write_text("b, once\n")
+    build()  # b and c (which requires it) built again: changed after a
+    changed.write_text("b, twice\n")
+    results, builder, events = build()
+    assert [e.artifact for e in events if e.kind == "hashed"] == ["b", "a", "c"]
+    assert {n: r.outcome for n, r in results.items()} == {"a": "cached", "b": "built", "c": "built"}
+    assert set(builder.requests) == {"b", "c"}
+    when = index.changed_since(["fake.registry/t/a", "fake.registry/t/b", "fake.registry/t/nothing"])
+    assert set(when) == {"fake.registry/t/a", "fake.registry/t/b"}  # nothing known of an artifact never recorded
+    assert when["fake.registry/t/b"] > when["fake.registry/t/a"]
+
+
 def test_bad_input_found_while_hashing_lets_the_build_under_way_finish_and_record(graph, monkeypatch, tmp_path):
     build, registry, index = graph
     (tmp_path / "graph" / "b" / "b.txt").unlink()  # b's COPY finds nothing: found while b is hashed
