@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from . import artifactspec as spec
-from . import refs, skaffold
+from . import refs
 from .errors import ConfigError
 from .project import Artifact, Project, Requirement, Skipped, check_requires
 from .settings import BuildahSettings, BuilderSettings, KanikoSettings, RegistrySettings
@@ -73,6 +73,8 @@ def load(path: Path, *, default_repo: str | None = None, env: dict[str, str] | N
         raise ConfigError("config file not found", path=str(path), hint="check the path given to -f")
     docs = read_docs(path)
     if path.name in SKAFFOLD_NAMES or _is_skaffold(docs):
+        from . import skaffold  # only a skaffold.yaml: a regless.yaml build does not load the package
+
         return skaffold.load(path, docs, default_repo=default_repo, env=os.environ if env is None else env,
                              profiles=profiles, skip_unsupported=skip_unsupported)
     if profiles:

@@ -29,8 +29,10 @@ COLOURS: dict[str, str] = {Outcome.CACHED: "34", Outcome.RETAGGED: "36", Outcome
                            Outcome.SKIPPED: "33"}
 TICK = 0.5
 SHORT_DIGEST = 12  # hex digits of a digest in a result line on a terminal
-_STEP = re.compile(r"^(STEP \d+(/\d+)?:|INFO\[\d+\] )")  # buildah's and kaniko's step lines
-_BUILT = re.compile(r"^(Successfully tagged |[0-9a-f]{64}$|INFO\[\d+\] Pushing image)")  # build done: pushing next
+# the builder's lines: patterns compiled by `re` (and kept in its cache) at the first line, once a builder
+# runs, not while regless starts
+_STEP = r"^(STEP \d+(/\d+)?:|INFO\[\d+\] )"  # buildah's and kaniko's step lines
+_BUILT = r"^(Successfully tagged |[0-9a-f]{64}$|INFO\[\d+\] Pushing image)"  # build done: pushing next
 
 
 @dataclass
@@ -200,9 +202,9 @@ class Console:
         r = self.running.get(name)
         if r is None or not text.strip():
             return
-        if _BUILT.match(text) and r.phase == "building":
+        if r.phase == "building" and re.match(_BUILT, text):
             r.phase, r.step = "pushing", ""
-        elif r.phase != "building" or _STEP.match(text):
+        elif r.phase != "building" or re.match(_STEP, text):
             r.step = text.strip()
 
     def _retry(self, data: dict[str, object]) -> None:

@@ -31,7 +31,7 @@ from .platforms import Platform, PlatformError
 # A `requires` alias stands for IMAGE:HASH@DIGEST, which is known only once the
 # required artifact exists; analysis sees this placeholder in its place.
 PENDING_PREFIX = "regless.invalid/required/"
-_URL_RE = re.compile(r"^(?:https?://|git@|git://|ssh://)")
+_URL_RE = r"^(?:https?://|git@|git://|ssh://)"  # compiled by `re` (its cache) when a Dockerfile is analysed
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ def _copy(ins: DockerfileInstruction, name: str, st: _Stage, by_name: dict[str, 
         if raw.startswith("<<") and raw.lstrip("<-").strip("'\"") in heredocs:
             continue  # heredoc body: in the Dockerfile bytes already
         src = raw if ins.json else lx.process_word(raw)
-        if name == "ADD" and _URL_RE.match(src):
+        if name == "ADD" and re.match(_URL_RE, src):
             st.remote.append(src)
             if not any(f.startswith("--checksum=") for f in ins.flags):
                 st.unchecked.append(src)

@@ -28,7 +28,6 @@ from .feed import Feed
 from .index import Index
 from .registry.protocol import RegistryService
 from .report import ArtifactResult, Report
-from .skaffold import inputdigest
 
 if TYPE_CHECKING:  # --share's waits: imported by fanout.py, not by a run of every artifact
     from . import waiting
@@ -52,6 +51,22 @@ class Plan:
         return replace(self, prepared=tuple(p for p in self.prepared if p.artifact.name in kept))
 
 
+def _input_digests(project: Project) -> bool:
+    """Whether an artifact's tag policy is skaffold.yaml's inputDigest: only then is skaffold/inputdigest.py
+    imported (a regless.yaml project's build need not load the skaffold package before its builder starts)."""
+    return any(a.input_digest is not None for a in project.artifacts)
+
+
+def _tagger(project: Project) -> Callable[[run.Prepared, dict[str, run.Prepared]], run.Prepared]:
+    """inputdigest.tagged for a project with inputDigest tags; else each artifact as it is, which is what
+    tagged gives an artifact without one."""
+    if not _input_digests(project):
+        return lambda p, _earlier: p
+    from .skaffold import inputdigest
+
+    return inputdigest.tagged
+
+
 def hashed(project: Project, index: Index, registry: RegistryService, emit: Sink, names: Iterable[str] | None = None, *,
            offline: bool = False, on_hashed: Callable[[run.Prepared], None] | None = None) -> list[run.Prepared]:
     """The named artifacts (all when none) and what they require, hashed in dependency order
@@ -68,7 +83,10 @@ def make(project: Project, index: Index, registry: RegistryService, emit: Sink, 
     with checks.EarlyChecks(registry, project.registry.concurrency, enabled=not no_cache) as early:
         prepared = hashed(project, index, registry, emit, names,
                           on_hashed=lambda p: early.start(p.artifact.name, p.target))
-        prepared = inputdigest.apply(prepared)  # skaffold.yaml's inputDigest tags (the targets stay)
+        if _input_digests(project):  # skaffold.yaml's inputDigest tags (the targets stay)
+            from .skaffold import inputdigest
+
+            prepared = inputdigest.apply(prepared)
         t1 = time.perf_counter()
         emit(Event("phase", None, "check"))
         facts = run.facts(prepared, index, registry, no_cache=no_cache, concurrency=project.registry.concurrency,
@@ -169,6 +187,7 @@ def _streamed(project: Project, index: Index, registry: RegistryService, builder
 
     acts = threading.Thread(target=carry, name="regless-acts")
     earlier: dict[str, run.Prepared] = {}
+    tagged = _tagger(project)
     t0 = time.perf_counter()
     emit(Event("phase", None, "hash"))
     acts.start()
@@ -176,7 +195,7 @@ def _streamed(project: Project, index: Index, registry: RegistryService, builder
         with checks.EarlyChecks(registry, project.registry.concurrency, enabled=not no_cache) as early:
             def hashed_one(p: run.Prepared) -> None:
                 early.start(p.artifact.name, p.target)
-                fed.put(inputdigest.tagged(p, earlier), decides(p, early.started.get(p.artifact.name)))
+                fed.put(tagged(p, earlier), decides(p, early.started.get(p.artifact.name)))
 
             # the artifacts changed most recently first: a build started early overlaps more of the hashing
             run.prepare(project, run.recent_first(run.closure(project, names), index), index, registry, emit,

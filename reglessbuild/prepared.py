@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import explain
 from .config import Artifact
 from .hashing import inputs
 from .refs import ImageRef
@@ -31,4 +30,6 @@ class Prepared:
 
 def record_of(p: Prepared) -> dict[str, Any]:
     """The inputs record of a prepared artifact: explain's snapshot, the hash recipe and the artifact."""
+    from . import explain  # a record is made once an image is built or retagged, while or after the builder runs
+
     return {**explain.snapshot(p.inputs), "recipe": inputs.RECIPE, "artifact": p.artifact.name}

@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPo
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import explain, plan, proc
+from . import plan, proc
 from .builders.protocol import Builder, BuildRequest
 from .errors import BuildError, RegistryError, ReglessError
 from .events import Event, Sink
@@ -177,7 +177,7 @@ class Runner:
     def _why(self, p: Prepared) -> tuple[str, ...]:
         """Why it is built: the first changes since its previous inputs (this index, else a record in
         the registry found through its tags). Data for the report; a lookup that fails says so."""
-        from . import previous  # only a build asks: a restart that builds nothing need not import it
+        from . import explain, previous  # only a build asks: a restart that builds nothing need not import them
 
         try:
             prev = previous.find(p.artifact.ref, p.artifact.tags, None, self.index, self.registry,
@@ -242,7 +242,7 @@ class Runner:
                 self._record_start = time.perf_counter()
         try:
             self.index.put(p.inputs.hash, result)
-            self.index.put_inputs(str(p.artifact.ref), p.inputs.hash, lambda: explain.snapshot(p.inputs))
+            self.index.put_inputs(str(p.artifact.ref), p.inputs.hash, lambda: _snapshot(p))
         finally:
             with self._lock:
                 self._recording -= 1
@@ -330,6 +330,14 @@ class Runner:
             d = d()
             self.emit(Event("decision", p.artifact.name, d.outcome.value, {"decision": d}))
         return self.act(p, d, done)
+
+
+def _snapshot(p: Prepared) -> dict[str, Any]:
+    """explain's snapshot of `p`'s inputs, for the index's inputs table: explain is imported when a record
+    is made, after a build has started, not before the builder."""
+    from . import explain
+
+    return explain.snapshot(p.inputs)
 
 
 class _Beside:

@@ -21,8 +21,9 @@ NOT_AT_START = ("yaml", "lmdb", "tenacity", "e2b_dockerfile_utils", "xxhash", "j
 # with http.client, which the direct checks use (registry/direct.py) instead of a tool process per check.
 # Inputs records and previous inputs (gzip), a build's push folder and a CA's folder (tempfile), and every
 # sha256/md5 of manifest bytes or skaffold's inputDigest (hashlib) only come with a build, a record or a GET;
-# multi-platform artifacts or --platform bring multiplatform and manifests, --share's waits bring waiting
-NOT_AT_RESTART = ("tenacity", "difflib", "jsonpatch", "reglessbuild.skaffold.loader",
+# multi-platform artifacts or --platform bring multiplatform and manifests, --share's waits bring waiting;
+# explain's snapshot only where an artifact's inputs record is new; the skaffold package only for skaffold.yaml
+NOT_AT_RESTART = ("tenacity", "difflib", "jsonpatch", "reglessbuild.skaffold", "reglessbuild.explain",
                   "reglessbuild.cache", "reglessbuild.builders.kaniko", "multiprocessing", "pickle", "platform",
                   "reglessbuild.records", "reglessbuild.previous", "gzip", "tempfile", "hashlib", "_hashlib",
                   "reglessbuild.multiplatform", "reglessbuild.manifests", "reglessbuild.waiting")
@@ -89,10 +90,12 @@ def test_a_replayed_restart_imports_less_again(demo):
 # what a build must not have imported when its `buildah build` starts, as the builder's start waits for every
 # import before it: why it is built (previous, records: gzip, hashlib) runs beside the build, an inputs
 # record after it, a retry's pauses (random) only after a failure, the multi-platform build's names (uuid,
-# and platform with it) and a Dockerfile's temporary copy (tempfile) only where used
+# and platform with it) and a Dockerfile's temporary copy (tempfile) only where used. explain's snapshot
+# only once a result or record is kept; the skaffold package (its inputDigest tags, its loader) only for a
+# skaffold.yaml
 NOT_BEFORE_THE_BUILD = ("reglessbuild.previous", "reglessbuild.records", "gzip", "hashlib", "_hashlib", "uuid",
                         "platform", "tempfile", "random", "tenacity", "reglessbuild.multiplatform",
-                        "reglessbuild.manifests")
+                        "reglessbuild.manifests", "reglessbuild.explain", "reglessbuild.skaffold")
 # run as `python -c`: an audit hook writes the modules loaded when the first `buildah build` is started, and
 # the garbage collector's collections since cli.main was called
 _AT_THE_BUILD = """\

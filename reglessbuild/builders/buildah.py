@@ -32,7 +32,7 @@ class _Transient(Exception):
     def __init__(self, done: proc.Completed, retry_after: float | None) -> None:
         super().__init__(done)
         self.retry_after = retry_after  # seconds the registry asked for: retrying.wait honours it
-        m = _PINGED.search(done.stderr_text)
+        m = re.search(_PINGED, done.stderr_text)
         self.registry = m.group(1) if m else ""  # for the notice of the next attempt
 
     def __str__(self) -> str:
@@ -43,14 +43,15 @@ def _debug_line(line: str) -> bool:
     return "level=debug " in line
 
 
-_PINGED = re.compile(r"pinging container registry ([^\s:]+(?::\d+)?)")
+# read in a failed call's output only: compiled by `re` (its cache) then, not while regless starts
+_PINGED = r"pinging container registry ([^\s:]+(?::\d+)?)"
 
 
 def _refused(done: proc.Completed, registry: str, action: str) -> None:
     """A build or push that a registry refused (TLS, credentials) fails as the registry's fault, exit 3,
     with the same words and hints as a refused check; the registry is the one buildah was talking to."""
     if classify(done.stderr_text) in (Fault.TLS, Fault.AUTH):
-        m = _PINGED.search(done.stderr_text)
+        m = re.search(_PINGED, done.stderr_text)
         raise_for(done.stderr_text, registry=m.group(1) if m else registry, action=action)
 
 

@@ -54,14 +54,15 @@ def push_argv(req: BuildRequest, settings: BuildahSettings, digestfile: str, sou
             source or str(req.destination), f"docker://{req.destination}"]
 
 
-# a build that failed while pulling its base is worth another try; one whose own steps failed is not
-_PULL_FAILURE = re.compile(r"creating build container|Error fetching blob|pulling image|initializing source|"
-                           r"reading manifest|trying to pull|copying system image", re.IGNORECASE)
+# a build that failed while pulling its base is worth another try; one whose own steps failed is not (read
+# in a failed build's output only: compiled by `re`, into its cache, then, not while regless starts)
+_PULL_FAILURE = (r"(?i)creating build container|Error fetching blob|pulling image|initializing source|"
+                 r"reading manifest|trying to pull|copying system image")
 
 
 def pull_failed(done: proc.Completed) -> bool:
     """A build that failed while pulling its base on a transient registry fault: worth running again."""
-    return classify(done.stderr_text) is Fault.TRANSIENT and bool(_PULL_FAILURE.search(done.stderr_text))
+    return classify(done.stderr_text) is Fault.TRANSIENT and bool(re.search(_PULL_FAILURE, done.stderr_text))
 
 
 def push_failed(done: proc.Completed) -> bool:
