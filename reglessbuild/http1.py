@@ -41,6 +41,17 @@ def split_address(registry: str, scheme: str) -> tuple[str, int]:
     return host, int(port) if port else default
 
 
+def _ascii_host(host: str) -> str | bytes:
+    """The host as getaddrinfo takes it. A str is encoded with the idna codec first, whose import (with
+    stringprep's) a check would pay for before a build's builder starts; an ASCII name is the same bytes
+    (the codec's fast path), so those are given as bytes, except where the codec refuses a label (empty,
+    or 64 characters or more), whose error stays the codec's."""
+    labels = host.split(".")
+    if host.isascii() and all(0 < len(x) < 64 for x in labels[:-1]) and len(labels[-1]) < 64:
+        return host.encode("ascii")
+    return host
+
+
 class Connection:
     """A connection to one registry (`host:port`, as written in an image reference), opened on first use."""
 
@@ -74,7 +85,9 @@ class Connection:
         framing = [f"Content-Length: {len(body)}"] if body or method in ("POST", "PUT", "PATCH") else []
         reused = self._sock is not None
         if self._sock is None:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            # getaddrinfo takes a host as bytes too (typeshed's create_connection says str only)
+            sock = socket.create_connection((_ascii_host(self.host), self.port),  # type: ignore[arg-type]
+                                            timeout=self.timeout)
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
             self._sock = sock

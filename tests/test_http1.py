@@ -103,6 +103,22 @@ def test_addresses() -> None:
     assert http1.split_address("[::1]", "http") == ("::1", 80)
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "registry.example.com", "[::1]", "a" * 63 + ".io",
+                                  "trailing.dot.", "a" * 64, "two..dots", "b\u00fccher.example", "x." + "a" * 64])
+def test_a_host_reaches_getaddrinfo_as_the_idna_codec_makes_it(host: str) -> None:
+    # an ASCII name goes as bytes (no idna codec to import before a build's builder starts): the codec's bytes;
+    # any other name, and a label the codec refuses, stays a str, so the codec encodes it, or refuses it, as before
+    got = http1._ascii_host(host)
+    try:
+        want: bytes | None = host.encode("idna")
+    except UnicodeError:
+        want = None
+    if isinstance(got, bytes):
+        assert got == want and host.isascii()
+    else:
+        assert got == host and (want is None or not host.isascii())
+
+
 def test_a_body_is_framed_by_its_content_length_and_the_connection_kept() -> None:
     """POST and PUT state their Content-Length (0 for none), and the next request follows on the same
     connection: the server reads each request's body by it, as a registry does."""

@@ -92,10 +92,11 @@ def test_a_replayed_restart_imports_less_again(demo):
 # record after it, a retry's pauses (random) only after a failure, the multi-platform build's names (uuid,
 # and platform with it) and a Dockerfile's temporary copy (tempfile) only where used. explain's snapshot
 # only once a result or record is kept; the skaffold package (its inputDigest tags, its loader) only for a
-# skaffold.yaml
+# skaffold.yaml; the idna codec (with stringprep) only for a TLS registry's name or a name that is not ASCII
 NOT_BEFORE_THE_BUILD = ("reglessbuild.previous", "reglessbuild.records", "gzip", "hashlib", "_hashlib", "uuid",
                         "platform", "tempfile", "random", "tenacity", "reglessbuild.multiplatform",
-                        "reglessbuild.manifests", "reglessbuild.explain", "reglessbuild.skaffold")
+                        "reglessbuild.manifests", "reglessbuild.explain", "reglessbuild.skaffold", "encodings.idna",
+                        "stringprep")
 # run as `python -c`: an audit hook writes the modules loaded when the first `buildah build` is started, and
 # the garbage collector's collections since cli.main was called
 _AT_THE_BUILD = """\
