@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import lmdb
 
@@ -23,6 +23,9 @@ from . import witness
 from .errors import IndexError_
 from .hashing import statmemo
 from .hashing.choose import engine
+
+if TYPE_CHECKING:
+    from .indexaside import Moved
 
 FORMAT = 1
 MAP_SIZE = 1 << 30  # virtual: the file grows with use
@@ -61,14 +64,6 @@ def result_from_json(rec: dict[str, Any]) -> Result:
         raise TypeError("refs is not a list")
     return Result(rec["digest"], tuple(rec["refs"]), str(rec.get("builder", "unknown")), float(built_at),
                   float(seconds))
-
-
-@dataclass(frozen=True)
-class Moved:
-    """A corrupt or foreign index that was set aside."""
-
-    path: Path
-    reason: str
 
 
 # the tables whose entries a run's results depend on: a replay (replay.py) reads again the ones a kept run
@@ -142,6 +137,14 @@ def inspect_data_file(data: Path) -> str | None:
     return None
 
 
+def _set_aside(path: Path, reason: str) -> Moved:
+    """Move a damaged or foreign index aside (indexaside.py, imported only then: its Moved is not created
+    by a run that opens a sound index)."""
+    from .indexaside import set_aside
+
+    return set_aside(path, reason)
+
+
 @contextlib.contextmanager
 def _opening(lock: Path) -> Iterator[None]:
     """Hold an exclusive flock on `lock` (made if missing) for the block."""
@@ -154,12 +157,6 @@ def _opening(lock: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _set_aside(path: Path, reason: str) -> Moved:
-    aside = path.with_name(f"index.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    path.rename(aside)
-    return Moved(aside, reason)
 
 
 @dataclass
@@ -208,7 +205,7 @@ class Index:
                 index = cls._open_checked(path)
             except (*_CORRUPT, _Foreign) as exc:
                 moved.append(_set_aside(path, str(exc) if isinstance(exc, _Foreign) else
-                                        f"LMDB: {str(exc).split(':')[0]}"))
+                                         f"LMDB: {str(exc).split(':')[0]}"))
                 index = cls._open_checked(path)
         index.moved = moved
         index.env.reader_check()  # clear reader slots of processes that died holding them

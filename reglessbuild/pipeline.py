@@ -1,4 +1,4 @@
-"""The one pipeline that build, plan and explain share: hash, check, decide, into a frozen Plan.
+"""The one pipeline that build, plan and explain share: hash, check, decide, into a frozen Plan (planned.py).
 
 `make` computes a Plan once: every artifact of the run (the named ones and what they require, in
 dependency order) hashed, its IMAGE:HASH checked in the registry (each check started as soon as its
@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -31,24 +30,7 @@ from .report import ArtifactResult, Report
 
 if TYPE_CHECKING:  # --share's waits: imported by fanout.py, not by a run of every artifact
     from . import waiting
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What build would do: each artifact prepared (hashed) and decided, in dependency order."""
-
-    prepared: tuple[run.Prepared, ...]
-    decisions: Mapping[str, plan.Decision]  # by artifact name (read-only)
-    phases: Mapping[str, float]  # wall seconds of hash, check and decide
-
-    def decision(self, name: str) -> plan.Decision:
-        """The decision for the artifact named `name`."""
-        return self.decisions[name]
-
-    def narrowed(self, keep: Iterable[str]) -> Plan:
-        """The same plan for the artifacts in `keep` only (--share), in the same order."""
-        kept = set(keep)
-        return replace(self, prepared=tuple(p for p in self.prepared if p.artifact.name in kept))
+    from .planned import Plan
 
 
 def _input_digests(project: Project) -> bool:
@@ -93,6 +75,8 @@ def make(project: Project, index: Index, registry: RegistryService, emit: Sink, 
                           started=early.started)
     t2 = time.perf_counter()
     decisions = {name: plan.decide(f) for name, f in facts.items()}
+    from .planned import Plan  # only plan, explain and --share make one: a build need not create the class
+
     return Plan(tuple(prepared), MappingProxyType(decisions),
                 MappingProxyType({"hash": t1 - t0, "check": t2 - t1, "decide": time.perf_counter() - t2}))
 

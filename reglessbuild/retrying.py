@@ -36,8 +36,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .faults import short_cause
 
-if TYPE_CHECKING:  # imported when an operation first fails: a run whose calls all succeed never needs it
+if TYPE_CHECKING:  # imported when an operation first fails: a run whose calls all succeed never needs them
     import tenacity
+
+    from .retrynotice import Notice as Notice
 
 T = TypeVar("T")
 
@@ -54,23 +56,13 @@ class Policy:
     soon: float = 0.25  # the longest wait after a fault midway through an operation (faults.midway)
 
 
-@dataclass(frozen=True)
-class Notice:
-    """An attempt that failed and will be made again: what failed, and when the next attempt comes."""
-
-    registry: str  # host[:port]
-    error: str  # the cause in a few words: "connection refused", "503 Service Unavailable"
-    attempt: int  # the attempt that failed, from 1
-    wait: float  # seconds until the next attempt
-    elapsed: float  # seconds since the operation's first attempt
-    deadline: float  # seconds all attempts may take
-
-
-OnRetry = Callable[[Notice], None]
+OnRetry = Callable[["Notice"], None]
 
 
 def notice(state: tenacity.RetryCallState, policy: Policy) -> Notice:
     """The Notice of the attempt that just failed, from tenacity's state before its pause."""
+    from .retrynotice import Notice
+
     exc = state.outcome.exception() if state.outcome is not None else None
     return Notice(registry=str(getattr(exc, "registry", "") or "?"), error=short_cause(str(exc or "")),
                   attempt=state.attempt_number, wait=state.next_action.sleep if state.next_action else 0.0,

@@ -22,8 +22,11 @@ NOT_AT_START = ("yaml", "lmdb", "tenacity", "e2b_dockerfile_utils", "xxhash", "j
 # Inputs records and previous inputs (gzip), a build's push folder and a CA's folder (tempfile), and every
 # sha256/md5 of manifest bytes or skaffold's inputDigest (hashlib) only come with a build, a record or a GET;
 # multi-platform artifacts or --platform bring multiplatform and manifests, --share's waits bring waiting;
-# explain's snapshot only where an artifact's inputs record is new; the skaffold package only for skaffold.yaml
+# explain's snapshot only where an artifact's inputs record is new; the skaffold package only for skaffold.yaml;
+# the classes of values made only on other paths: a whole plan (plan, explain, --share), a retry's notice, an
+# index set aside
 NOT_AT_RESTART = ("tenacity", "difflib", "jsonpatch", "reglessbuild.skaffold", "reglessbuild.explain",
+                  "reglessbuild.planned", "reglessbuild.retrynotice", "reglessbuild.indexaside",
                   "reglessbuild.cache", "reglessbuild.builders.kaniko", "multiprocessing", "pickle", "platform",
                   "reglessbuild.records", "reglessbuild.previous", "gzip", "tempfile", "hashlib", "_hashlib",
                   "reglessbuild.multiplatform", "reglessbuild.manifests", "reglessbuild.waiting")
@@ -92,11 +95,12 @@ def test_a_replayed_restart_imports_less_again(demo):
 # record after it, a retry's pauses (random) only after a failure, the multi-platform build's names (uuid,
 # and platform with it) and a Dockerfile's temporary copy (tempfile) only where used. explain's snapshot
 # only once a result or record is kept; the skaffold package (its inputDigest tags, its loader) only for a
-# skaffold.yaml; the idna codec (with stringprep) only for a TLS registry's name or a name that is not ASCII
+# skaffold.yaml; the idna codec (with stringprep) only for a TLS registry's name or a name that is not ASCII;
+# the modules of values a build makes only on other paths: a whole plan, a retry's notice, an index set aside
 NOT_BEFORE_THE_BUILD = ("reglessbuild.previous", "reglessbuild.records", "gzip", "hashlib", "_hashlib", "uuid",
                         "platform", "tempfile", "random", "tenacity", "reglessbuild.multiplatform",
                         "reglessbuild.manifests", "reglessbuild.explain", "reglessbuild.skaffold", "encodings.idna",
-                        "stringprep")
+                        "stringprep", "reglessbuild.planned", "reglessbuild.retrynotice", "reglessbuild.indexaside")
 # run as `python -c`: an audit hook writes the modules loaded when the first `buildah build` is started, and
 # the garbage collector's collections since cli.main was called
 _AT_THE_BUILD = """\
