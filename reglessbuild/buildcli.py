@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import IMPORTED, buildout, pipeline, replay, report, storage, witness
+from . import IMPORTED, buildout, pipeline, proc, replay, report, storage, witness
 from .builders import choose as choose_builder
 from .buildlog import BuildLogs
 from .cachedir import default_cache_dir
@@ -91,7 +91,7 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
         raise InputError(f"{project.path}: every artifact was left out by --skip-unsupported; nothing to build")
     r.width = max(len(n) for n in (*(a.name for a in project.artifacts), *(s.name for s in project.skipped)))
     r.logs = BuildLogs((args.cache_dir or default_cache_dir()) / "logs")
-    claim = None  # held from before the first build to the removal below: see storage.Claim
+    claim = None  # held from the first build to the removal below: see storage.Claim
     own = None
     if project.builder.kind == "buildah":
         own = storage.choose(project.builder.buildah.storage_driver)
@@ -101,7 +101,10 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
             os.environ["CONTAINERS_STORAGE_CONF"] = str(own.conf)
             r(Event("note", None, f"buildah's images go to regless's own storage {own.graph}"
                     + ("" if args.keep_images else "; what it builds leaves at the run's end (--keep-images)")))
-    builder = choose_builder(project.builder, push_deadline=project.registry.timeout, keep_images=args.keep_images)
+    # the claim is taken when the builder first starts buildah (storage.Claiming): a run that builds nothing
+    # never waits for an earlier run's removal
+    builder = choose_builder(project.builder, push_deadline=project.registry.timeout, keep_images=args.keep_images,
+                             procs=storage.Claiming(claim) if claim is not None else proc.LOCAL)
     index, reg, reg_source = connect(args, r, project)
     configured = time.perf_counter()
     leave = (_leave(claim, project, builder.builder, r, detach=own.own)

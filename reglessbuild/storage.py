@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,12 +78,27 @@ class Claim:
     lock file cannot be made (a folder that is not the user's), runs are not told apart: the images
     are removed, as before there was a claim. Taking the claim waits while the lock is held exclusively:
     by a removal (a run's end, one an earlier run left running on regless's own storage, `cache prune
-    --builder-storage`), so that a run never builds while images leave under it.
+    --builder-storage`), so that a run never builds while images leave under it. A run takes it when it
+    first starts buildah (Claiming), not at its start: one that builds nothing (a restart, retags) never
+    waits for an earlier run's removal.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = _locked(path, fcntl.LOCK_SH)  # waits while a removal holds it exclusively (release, empty)
+        self._fd = _locked(path, 0)  # opened; locked when the run first uses the storage (take)
+        self._taken = False
+        self._taking = threading.Lock()
+
+    def take(self) -> None:
+        """Hold the storage, shared, from now to the run's end, waiting while a removal holds it exclusively
+        (release, empty). Once: later calls return at once; one from another thread while the first waits,
+        waits with it (builds start on several threads)."""
+        with self._taking:
+            if self._taken or self._fd < 0:
+                return
+            with contextlib.suppress(OSError):  # no lock to be had: runs are not told apart, as without a file
+                fcntl.flock(self._fd, fcntl.LOCK_SH)
+            self._taken = True
 
     def alone(self) -> bool:
         """Whether no other regless run holds the storage now (the claim is then exclusive until closed)."""
@@ -130,14 +146,44 @@ class Claim:
             self._fd = -1
 
 
+class Claiming:
+    """The subprocess seam (proc.Processes) of a run's builder: each process starts once the run's claim on
+    buildah's storage is taken (Claim.take), so the claim is taken when the run first uses the storage.
+    A run that starts no builder process then never waits for the removal an earlier run left running,
+    which after a build of many images outlives that run; the builder's every process, pulls and pushes
+    included, comes after the claim."""
+
+    def __init__(self, claim: Claim, procs: proc.Processes = proc.LOCAL) -> None:
+        self.claim = claim
+        self.procs = procs
+
+    def run(self, argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float | None = None,
+            install_hint: str = "") -> proc.Completed:
+        """proc.run, once the claim is taken."""
+        self.claim.take()
+        return self.procs.run(argv, env=env, timeout=timeout, install_hint=install_hint)
+
+    def stream(self, argv: Sequence[str], on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
+               install_hint: str = "", aside: Callable[[str], bool] | None = None) -> proc.Completed:
+        """proc.stream, once the claim is taken."""
+        self.claim.take()
+        return self.procs.stream(argv, on_line, env=env, install_hint=install_hint, aside=aside)
+
+    def terminate_all(self, grace: float = 5.0) -> None:
+        """Stop every tool still running (a cancelled run), as the wrapped seam does."""
+        self.procs.terminate_all(grace)
+
+
 def _locked(path: Path, how: int) -> int:
-    """`path` opened (made, 0600, in a 0700 folder) and flock-ed `how` (BlockingIOError: LOCK_NB, and another
-    holds it); -1 where it cannot be made (a folder that is not the user's): runs are then not told apart."""
+    """`path` opened (made, 0600, in a 0700 folder) and flock-ed `how` (0: not locked; BlockingIOError: LOCK_NB,
+    and another holds it); -1 where it cannot be made (a folder that is not the user's): runs are then not
+    told apart."""
     fd = -1
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, how)
+        if how:
+            fcntl.flock(fd, how)
     except OSError as exc:
         if fd >= 0:
             os.close(fd)

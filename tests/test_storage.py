@@ -252,6 +252,28 @@ def test_on_reglesss_own_storage_the_removal_outlives_the_run_and_the_next_run_w
             _settled(lock)
 
 
+def test_a_run_that_builds_nothing_does_not_wait_for_an_earlier_runs_removal(demo, tmp_path):
+    """A run takes its claim when it first starts buildah (storage.Claiming), not at its start: a restart
+    right after a build (run in full: a run that built is not kept for a replay) builds nothing, so it never
+    waits for the removal that build left running (which, after many images, outlives the build). With the
+    claim taken at the start, this restart waited for the gate and never ended."""
+    env, go = _gate(tmp_path / "gate", demo)
+    lock = tmp_path / "data" / "regless" / "containers" / "regless.lock"
+    try:
+        first = subprocess.run([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr[-3000:]
+        restart = subprocess.run([REGLESS, "build", "--output", "json", "--default-repo", demo.repo], cwd=demo.path,
+                                 env=env, capture_output=True, text=True, timeout=300)
+        assert restart.returncode == 0, restart.stderr[-3000:]
+        assert {a["outcome"] for a in json.loads(restart.stdout)["artifacts"]} == {"cached"}
+        assert _held(lock)  # the first run's removal, still at the gate
+    finally:
+        go.touch()
+        if lock.exists():
+            _settled(lock)
+
+
 def test_prune_of_the_builder_storage_waits_for_a_removal_under_way(demo, tmp_path):
     """`cache prune --builder-storage` empties regless's own storage only once its lock is free: a removal
     an earlier run left running (or a run building) ends first, and the wait is said."""
