@@ -15,6 +15,7 @@ refused with RecordError, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -34,6 +35,7 @@ EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 CREATED = "org.opencontainers.image.created"
+BUILD_SECONDS = "dev.regless.buildSeconds"  # the image's build time, in seconds (store)
 MAX_COMPRESSED = 8 << 20  # bytes of a record's blob regless reads at most
 MAX_JSON = 64 << 20  # bytes of a record once decompressed
 
@@ -127,11 +129,11 @@ def _layout(folder: Path, top: dict[str, Any]) -> Path:
     return folder
 
 
-def write_record(folder: Path, record: dict[str, Any], subject: dict[str, Any],
+def write_record(folder: Path, record: dict[str, Any] | Staged, subject: dict[str, Any],
                  annotations: dict[str, str]) -> tuple[Path, dict[str, Any], bytes]:
     """An OCI layout of the record's artifact manifest with its blobs; its descriptor and bytes."""
     config = _blob(folder, b"{}", EMPTY_TYPE)
-    layer = _blob(folder, encode(record), LAYER_TYPE)
+    layer = _blob(folder, record.layer if isinstance(record, Staged) else encode(record), LAYER_TYPE)
     manifest = {"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "artifactType": ARTIFACT_TYPE, "config": config,
                 "layers": [layer], "subject": subject, "annotations": annotations}
     raw = json.dumps(manifest, separators=(",", ":")).encode()
@@ -155,17 +157,48 @@ def _list(registry: Store, image: ImageRef, digest: str, desc: dict[str, Any], r
     registry.push_layout(_layout(folder, top), image.bare().with_tag(referrers_tag(digest)), index_only=True)
 
 
-def store(registry: Store, image: ImageRef, digest: str, record: dict[str, Any], *, artifact: str) -> str:
-    """Push `record` for the image `image@digest` and list it at the image's referrers tag; returns the
-    record manifest's digest ("" when a record of the same hash is listed there already)."""
+@dataclass(frozen=True)
+class Staged:
+    """A record encoded (its layer's bytes) before its image exists, its blobs perhaps in the registry
+    already (stage): what store then pushes of it is its manifest and the referrers index."""
+
+    hash: str  # the record's workspace hash
+    layer: bytes  # encode(record)
+
+
+def stage(registry: Store, image: ImageRef, record: dict[str, Any]) -> Staged:
+    """Encode `record` and push its blobs (the empty config and the layer) to `image`'s repository, while
+    the image is still being built: a one-file build then waits at its end only for the record's manifest
+    and the referrers index. The blobs go only where the registry is answered in this process (a Store
+    with `push_blobs`, registry/direct.py); elsewhere, or on any failure, store pushes them as before. A
+    blob of a build that then fails stays in the repository unnamed, as a push cut short leaves one."""
+    staged = Staged(str(record.get("hash", "")), encode(record))
+    push = getattr(registry, "push_blobs", None)
+    if push is not None:
+        with tempfile.TemporaryDirectory(prefix="regless-record-") as tmp:
+            blobs = [_blob(Path(tmp), b"{}", EMPTY_TYPE), _blob(Path(tmp), staged.layer, LAYER_TYPE)]
+            push(Path(tmp), image.bare(), [str(b["digest"]) for b in blobs])
+    return staged
+
+
+def store(registry: Store, image: ImageRef, digest: str, record: dict[str, Any] | Staged, *, artifact: str,
+          build_seconds: float | None = None) -> str:
+    """Push `record` (or the record staged for it) for the image `image@digest` and list it at the
+    image's referrers tag; returns the record manifest's digest ("" when a record of the same hash is
+    listed there already). `build_seconds`, the image's build time, goes into the record's annotations
+    (load gives it back as the record's buildSeconds): it is known only once the image is, after the
+    record's layer was made."""
     subject_manifest = registry.manifest(image.bare().with_digest(digest))
     if subject_manifest is None:
         raise RecordError(f"{image.bare()}@{digest} is not in the registry")
     existing = registry.manifest(image.bare().with_tag(referrers_tag(digest)))
-    if existing is not None and _lists(existing, record):
+    hash_ = record.hash if isinstance(record, Staged) else str(record.get("hash", ""))
+    if existing is not None and _lists(existing, hash_):
         return ""
     annotations = {CREATED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dev.regless.artifact": artifact,
-                   "dev.regless.hash": str(record.get("hash", ""))}
+                   "dev.regless.hash": hash_}
+    if build_seconds is not None:
+        annotations[BUILD_SECONDS] = f"{build_seconds:.1f}"
     subject = subject_of(subject_manifest, digest)
     with tempfile.TemporaryDirectory(prefix="regless-record-") as tmp:
         if getattr(registry, "index_children", False):
@@ -237,9 +270,9 @@ def _ours(entry: Any) -> bool:
                                         or "dev.regless.hash" in (entry.get("annotations") or {}))
 
 
-def _lists(index: bytes, record: dict[str, Any]) -> bool:
-    """Whether the referrers index already lists a record of the same hash."""
-    return any(_ours(m) and m.get("annotations", {}).get("dev.regless.hash") == record.get("hash")
+def _lists(index: bytes, hash_: str) -> bool:
+    """Whether the referrers index already lists a record of the workspace hash `hash_`."""
+    return any(_ours(m) and m.get("annotations", {}).get("dev.regless.hash") == hash_
                for m in _entries_or_none(index))
 
 
@@ -256,7 +289,12 @@ def load(registry: Store, image: ImageRef, digest: str) -> Found | None:
         layout = Path(tmp) / "layout"
         registry.pull_layout(image.bare().with_digest(str(newest["digest"])), layout)
         record = decode(_layer(layout, str(newest["digest"])))
-    return Found(f"{image.bare()}@{digest}", str(newest.get("annotations", {}).get(CREATED, "")), record)
+    annotations = newest.get("annotations")
+    annotations = annotations if isinstance(annotations, dict) else {}
+    if "buildSeconds" not in record:  # a record stored since the layer is made during the build: store
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            record["buildSeconds"] = float(annotations[BUILD_SECONDS])
+    return Found(f"{image.bare()}@{digest}", str(annotations.get(CREATED, "")), record)
 
 
 def _layer(layout: Path, manifest_digest: str) -> bytes:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import plan, proc
+from .beside import Beside
 from .builders.protocol import Builder, BuildRequest
 from .errors import BuildError, RegistryError, ReglessError
 from .events import Event, Sink
@@ -36,6 +37,7 @@ from .report import ArtifactResult
 if TYPE_CHECKING:
     from . import waiting
     from .config import Project
+    from .records import Staged
 
 
 class Runner:
@@ -110,7 +112,13 @@ class Runner:
                 self._inputs_record(p, digest, source=d.source)
             else:
                 asked = self._why_beside(p)
-                digest, secs = self._build(p, done, started=asked.start)
+                staged = Beside(lambda: self._stage(p), f"regless-stage-{p.artifact.name}")
+
+                def started() -> None:  # the builder runs: the report's why and the record's blobs beside it
+                    asked.start()
+                    staged.start()
+
+                digest, secs = self._build(p, done, started=started, staged=staged)
                 why = asked.result()
                 outcome, source, saved = Outcome.BUILT, None, 0.0
             tags = self._tags(p, digest)
@@ -126,8 +134,8 @@ class Runner:
                        seconds={"hash": p.seconds, **secs}, saved_seconds=saved,
                        why=why if outcome is Outcome.BUILT else ())
 
-    def _build(self, p: Prepared, done: dict[str, ArtifactResult], started: Callable[[], None] = lambda: None
-               ) -> tuple[str, dict[str, float]]:
+    def _build(self, p: Prepared, done: dict[str, ArtifactResult], started: Callable[[], None] = lambda: None,
+               staged: Beside[Staged | None] | None = None) -> tuple[str, dict[str, float]]:
         a = p.artifact
         args = list(a.build_args) + [(r.alias, done[r.image].reference) for r in a.requires if r.alias]
         bases_insecure = any(self._insecure(parse(t.split(" ")[-1])) for t, _ in p.inputs.settings.bases) or any(
@@ -163,16 +171,16 @@ class Runner:
         self.emit(Event("push", a.name, f"pushed {p.target}@{digest}"))
         # the inputs record (pushes) first, the index write (a disk flush) beside it: both only now, once
         # the registry serves the push
-        self._inputs_record(p, digest, seconds=seconds)
+        self._inputs_record(p, digest, seconds=seconds, staged=staged)
         self._record(p, Result(digest, (str(p.target),), self.project.builder.kind, time.time(), seconds))
         return digest, {"build": seconds}
 
-    def _why_beside(self, p: Prepared) -> _Beside:
+    def _why_beside(self, p: Prepared) -> Beside[tuple[str, ...]]:
         """_why on a thread of its own, started (`start`) once the builder has started, at its first line of
         output: the answer is wanted only for the report, once the build is done, so reading the earlier
         inputs and comparing them need not delay the build, nor hold the interpreter while the build's
         process is being started. `result` waits for it, or works it out there if it never started."""
-        return _Beside(lambda: self._why(p), f"regless-why-{p.artifact.name}")
+        return Beside(lambda: self._why(p), f"regless-why-{p.artifact.name}")
 
     def _why(self, p: Prepared) -> tuple[str, ...]:
         """Why it is built: the first changes since its previous inputs (this index, else a record in
@@ -188,15 +196,28 @@ class Runner:
         return previous.why(prev, explain.snapshot(p.inputs))
 
     def _inputs_record(self, p: Prepared, digest: str, *, source: ImageRef | None = None,
-                       seconds: float | None = None) -> None:
+                       seconds: float | None = None, staged: Beside[Staged | None] | None = None) -> None:
         """Store the image's inputs record beside it (records.py), or link the source's after a retag, in
         the background. A record is for explanations only: failing to store one warns and never fails
         the build."""
         if self.project.registry.records and not self.cancelled.is_set():
             with self._lock:
-                self._pending.append(self._records.submit(self._store_record, p, digest, source, seconds))
+                self._pending.append(self._records.submit(self._store_record, p, digest, source, seconds, staged))
 
-    def _store_record(self, p: Prepared, digest: str, source: ImageRef | None, seconds: float | None = None) -> None:
+    def _stage(self, p: Prepared) -> Staged | None:
+        """The artifact's inputs record encoded, its blobs pushed while its build runs (records.stage);
+        None where there is to be no record, or staging failed (store then does it all, as before)."""
+        if not self.project.registry.records or self.cancelled.is_set():
+            return None
+        from . import records
+
+        try:
+            return records.stage(self.registry, p.target, record_of(p))
+        except (RegistryError, records.RecordError, OSError):
+            return None
+
+    def _store_record(self, p: Prepared, digest: str, source: ImageRef | None, seconds: float | None = None,
+                      staged: Beside[Staged | None] | None = None) -> None:
         """Store or link one inputs record (on the records pool); a failure warns and never fails the build."""
         if self.cancelled.is_set():
             return
@@ -205,8 +226,9 @@ class Runner:
         try:
             if source is None:
                 # with the build's seconds: the cost a later plan balances CI jobs on (fanout.py), on any runner
-                record = record_of(p) | ({"buildSeconds": round(seconds, 1)} if seconds is not None else {})
-                records.store(self.registry, p.target, digest, record, artifact=p.artifact.name)
+                record = (staged.result() if staged is not None else None) or record_of(p)
+                records.store(self.registry, p.target, digest, record, artifact=p.artifact.name,
+                              build_seconds=seconds)
             elif not records.link(self.registry, self.registry.copy, source, p.target, digest):
                 records.store(self.registry, p.target, digest, record_of(p), artifact=p.artifact.name)
         except (RegistryError, records.RecordError, OSError) as exc:
@@ -338,46 +360,3 @@ def _snapshot(p: Prepared) -> dict[str, Any]:
     from . import explain
 
     return explain.snapshot(p.inputs)
-
-
-class _Beside:
-    """A call made on a thread of its own once `start` is called (the first call only), its answer taken with
-    `result` (which makes the call there, on the caller's thread, if nothing started it), its errors raised
-    there as if it had run on the caller's thread."""
-
-    def __init__(self, fn: Callable[[], tuple[str, ...]], name: str) -> None:
-        self.fn = fn
-        self.name = name
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._out: list[tuple[str, ...]] = []
-        self._failed: list[BaseException] = []
-
-    def _work(self) -> None:
-        try:
-            self._out.append(self.fn())
-        except BaseException as exc:  # handed to result()'s caller
-            self._failed.append(exc)
-
-    def start(self) -> None:
-        """Start the call on its thread, unless it was started already."""
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
-                self._thread.start()
-
-    def result(self) -> tuple[str, ...]:
-        """The call's answer, once it is done (made here if it was never started)."""
-        with self._lock:
-            thread = self._thread
-            if thread is None:
-                self._thread = threading.current_thread()  # started no more: made below
-        if thread is None:
-            self._work()
-        else:
-            thread.join()
-        if self._failed:
-            raise self._failed[0]
-        return self._out[0]

@@ -96,6 +96,36 @@ def test_a_record_pushed_directly_is_what_the_tool_pushes(registry, base_image, 
     assert found is not None and found.record == {**RECORD, "hash": "h2"}
 
 
+def test_a_record_staged_while_its_image_builds_leaves_its_manifest_and_listing_for_the_end(
+        registry, base_image, tmp_path, same_second):
+    """records.stage pushes the record's blobs ahead (the image still being built); store then sends no
+    blob, and the registry holds byte for byte what a store without staging leaves. The build's seconds
+    are an annotation of the record (known only at the end), and load gives them back."""
+    digest = parse(base_image).digest
+    assert digest is not None
+    d = direct.Direct(_tool("skopeo"), insecure=("127.0.0.1",), env={"HOME": str(tmp_path)})
+    sent: list[tuple[str, str]] = []
+    real = d.client.send
+    d.client.send = lambda method, reg, target, *a, **kw: (sent.append((method, target)),  # type: ignore[method-assign]
+                                                           real(method, reg, target, *a, **kw))[1]
+    reg = Reliable(d, retry.Policy(deadline=10))
+    ahead = _copy_of(base_image, registry.address, "layoutpush/staged")
+    plain = _copy_of(base_image, registry.address, "layoutpush/unstaged")
+    staged = records.stage(reg, ahead, RECORD)
+    assert [m for m, _ in sent] == ["HEAD", "POST", "PUT", "HEAD", "POST", "PUT"]  # the config and the layer
+    at = len(sent)
+    assert records.store(reg, ahead, digest, staged, artifact="a", build_seconds=12.34).startswith("sha256:")
+    assert [x for x in sent[at:] if "/blobs/" in x[1]] == []  # no blob asked for or sent again
+    assert records.store(reg, plain, digest, RECORD, artifact="a", build_seconds=12.34).startswith("sha256:")
+    assert _held(reg, ahead, digest) == _held(reg, plain, digest)
+    found = records.load(reg, ahead, digest)
+    assert found is not None and found.record == {**RECORD, "buildSeconds": 12.3}
+    old = {**RECORD, "hash": "h-old", "buildSeconds": 5.0}  # as records were stored before: in the layer
+    records.store(reg, plain, digest, old, artifact="a")
+    found = records.load(reg, plain, digest)
+    assert found is not None and found.record == old
+
+
 @pytest.fixture
 def proxy(registry) -> Iterator[FaultProxy]:
     with FaultProxy(registry.address) as p:

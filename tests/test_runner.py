@@ -296,6 +296,38 @@ def test_a_builds_inputs_record_is_under_way_before_its_index_write(graph):
     assert [pending for _, pending in seen] == [1, 2, 3], seen  # its own record's push submitted already
 
 
+@pytest.mark.parametrize("records", [True, False])
+def test_a_builds_inputs_record_is_encoded_and_its_blobs_pushed_while_it_builds(graph, records):
+    """The record's layer is made and its blobs pushed (records.stage, where the registry takes them
+    ahead: push_blobs) once the builder has started, so the build's end waits only for the record's
+    manifest and listing; with records off nothing is staged."""
+    build, registry, _ = graph
+    staged: list[tuple[str, list[str]]] = []
+
+    class Ahead(FakeRegistry):
+        def push_blobs(self, layout, ref, digests):
+            name = ref.repository.rsplit("/", 1)[-1]
+            builder.events.append(("blobs", name))
+            staged.append((name, sorted(p.name for p in (layout / "blobs" / "sha256").iterdir())))
+            return True
+
+    ahead = Ahead(tags=dict(registry.tags))
+    builder = FakeBuilder(ahead, seconds=0.3)
+    project = build.project()
+    project = dataclasses.replace(project, registry=dataclasses.replace(project.registry, records=records))
+    events: list = []
+    rep = pipeline.build(project, graph[2], ahead, builder, events.append, procs=FakeProcesses())
+    assert {r.outcome for r in rep.results} == {"built"}
+    if not records:
+        assert staged == []
+        return
+    assert sorted(n for n, _ in staged) == ["a", "b", "c"]
+    for n in "abc":
+        assert builder.events.index(("start", n)) < builder.events.index(("blobs", n)) < \
+            builder.events.index(("end", n)), builder.events
+    assert all(len(blobs) == 2 for _, blobs in staged)  # the empty config and the record's layer
+
+
 def _hold_hashing_of(monkeypatch, name: str, until: threading.Event) -> list[bool]:
     """Hashing of the artifact whose context is `name` waits (up to 10 s) for `until`: whether it came."""
     from reglessbuild.hashing import inputs

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .. import proc, retrying
-from ..errors import RegistryError, RegistryUnreachable, ToolMissing
+from ..errors import RegistryError, RegistryUnreachable, ReglessError, ToolMissing
 from ..faults import TransientRegistryError, is_transient
 from ..refs import ImageRef
 from .crane import Crane
@@ -111,6 +111,21 @@ class Reliable:
         if self.on_answer is not None:
             self.on_answer(ref, "write")
         retried(self.policy, lambda: self.inner.push_layout(layout, ref, index_only=index_only))
+
+    def push_blobs(self, layout: Path, ref: ImageRef, digests: list[str]) -> bool:
+        """Push these blobs of an OCI layout to `ref`'s repository ahead of its manifest's push, where the
+        registry is answered in this process (direct.Direct.push_blobs); whether they are there now. One
+        attempt, no retries: it is only a head start, and push_layout sends whatever is missing."""
+        push = getattr(self.inner, "push_blobs", None)
+        if push is None:
+            return False
+        self.calls += 1
+        if self.on_answer is not None:
+            self.on_answer(ref, "write")
+        try:
+            return bool(push(layout, ref, digests))
+        except (ReglessError, OSError):
+            return False
 
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
         """Pull `ref` into an OCI layout (records.py), retried, each attempt into an empty folder."""

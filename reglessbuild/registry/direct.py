@@ -44,6 +44,7 @@ class Direct:
         self.client = ManifestClient(tool=inner.name, insecure=insecure, ca_file=ca_file, timeout=timeout, env=env)
         self.direct = 0
         self.fallbacks = 0
+        self._pushed: set[tuple[str, str, str]] = set()  # (registry, repository, digest) of blobs push_blobs sent
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)  # the tool's own settings (`executable`, `procs`)
@@ -78,13 +79,27 @@ class Direct:
         again: a push is idempotent)."""
         from . import layoutpush  # only a build or a retag stores a record
 
+        there = frozenset(d for r, repo, d in set(self._pushed) if (r, repo) == (ref.registry, ref.repository))
         try:
-            layoutpush.push(self.client, layout, ref.registry, ref.repository, _reference(ref))
+            layoutpush.push(self.client, layout, ref.registry, ref.repository, _reference(ref), there)
         except Unhandled:
             self.fallbacks += 1
             self.inner.push_layout(layout, ref, index_only=index_only)
             return
         self.direct += 1
+
+    def push_blobs(self, layout: Path, ref: ImageRef, digests: list[str]) -> bool:
+        """Push these blobs of an OCI layout to `ref`'s repository over HTTP ahead of the push of the
+        manifest that names them (records.stage), where that is plain; whether they are there now. The
+        tool has no such push: otherwise (False) the later push_layout sends them, as it always did."""
+        from . import layoutpush
+
+        try:
+            layoutpush.push_blobs(self.client, layout, ref.registry, ref.repository, digests)
+        except Unhandled:
+            return False
+        self._pushed.update((ref.registry, ref.repository, d) for d in digests)
+        return True
 
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
         """The tool's pull into an OCI layout."""

@@ -29,19 +29,30 @@ from ..manifesthttp import MODERN, ManifestClient, Unhandled
 _INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
-def push(client: ManifestClient, layout: Path, registry: str, repository: str, reference: str) -> str:
+def push_blobs(client: ManifestClient, layout: Path, registry: str, repository: str, digests: list[str]) -> None:
+    """Push these blobs of the layout `layout` where the registry lacks them (a HEAD each, then the upload),
+    ahead of the push of a manifest that names them (push, given them as `there`): an inputs record's
+    blobs while its image is still being built (records.stage). Unhandled as push."""
+    top = _Pusher(client, layout, registry, repository)
+    for digest in digests:
+        top.blob(digest)
+
+
+def push(client: ManifestClient, layout: Path, registry: str, repository: str, reference: str,
+         there: frozenset[str] = frozenset()) -> str:
     """Push the one entry of the OCI layout `layout` to `registry/repository` at `reference` (a tag, or
     the entry's own digest); an index's manifests too where the registry lacks them, from the layout, as
     crane's push does (records.py's one-push listing relies on it; where the manifests are there already,
-    skopeo's `index_only` case, the HEADs find them). Returns the entry's digest; Unhandled for anything
-    it does not push."""
+    skopeo's `index_only` case, the HEADs find them). `there`: blobs this process pushed to the repository
+    already (push_blobs), which it neither asks for nor sends again. Returns the entry's digest; Unhandled
+    for anything it does not push."""
     try:
         entries = json.loads((layout / "index.json").read_bytes()).get("manifests")
     except (OSError, ValueError, AttributeError) as exc:
         raise Unhandled(f"the layout's index.json: {exc}") from exc
     if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
         raise Unhandled("a layout of other than one entry")
-    top = _Pusher(client, layout, registry, repository)
+    top = _Pusher(client, layout, registry, repository, there)
     digest, media_type = str(entries[0].get("digest", "")), str(entries[0].get("mediaType", ""))
     if reference.startswith("sha256:") and reference != digest:
         raise Unhandled(f"pushing {digest} as {reference}")
@@ -71,11 +82,13 @@ def _field(raw: bytes, name: str) -> list[dict[str, Any]]:
 class _Pusher:
     """The requests of one push to one repository."""
 
-    def __init__(self, client: ManifestClient, layout: Path, registry: str, repository: str) -> None:
+    def __init__(self, client: ManifestClient, layout: Path, registry: str, repository: str,
+                 there: frozenset[str] = frozenset()) -> None:
         self.client = client
         self.blobs = layout / "blobs" / "sha256"
         self.registry = registry
         self.repository = repository
+        self.there = there  # blobs pushed to the repository by this process already
 
     def read(self, digest: str) -> bytes:
         """A blob of the layout, checked against its digest."""
@@ -106,6 +119,8 @@ class _Pusher:
 
     def blob(self, digest: str) -> None:
         """A blob where the registry lacks it: a HEAD, then a POST and a PUT of its bytes."""
+        if digest in self.there:
+            return
         base = f"/v2/{self.repository}/blobs/"
         status, _, _ = self.client.send("HEAD", self.registry, base + digest)
         if status == 200:
