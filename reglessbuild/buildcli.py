@@ -45,22 +45,30 @@ def _share(args: argparse.Namespace) -> Callable[..., Any] | None:
     return lambda prepared, _decisions: fanout.select(k_n, prepared, saved=saved, timeout=timeout)
 
 
-def _leave(claim: storage.Claim, project: Project, builder: object, r: Console, detach: bool
-           ) -> Callable[[list[report.ArtifactResult]], None]:
+def _leave(claim: storage.Claim, project: Project, builder: object, r: Console, detach: bool,
+           later: list[Callable[[], None]]) -> Callable[[list[report.ArtifactResult]], None]:
     """The run's end for buildah's storage, once every artifact is done (while the inputs records are still
     pushed: pipeline.build's after_acts): this run's built images and the required artifacts it pulled leave
     the storage, or stay for a later run where another run holds it (storage.Claim); `detach` (regless's own
-    storage): by a removal left running after the run (storage.Claim.release)."""
+    storage): by a removal left running after the run (storage.Claim.release), started once the records
+    are pushed too (put in `later`, which the caller calls then): it would otherwise compete with them for
+    the processors, and nothing in the run waits for it."""
     def leave(results: list[report.ArtifactResult]) -> None:
         # what a build of this run pulled for its FROM: required artifacts of those built (a restart pulls none)
         built_now = {x.name for x in results if x.outcome in (Outcome.BUILT, Outcome.FAILED)}
         required = {q.image for a in project.artifacts if a.name in built_now for q in a.requires if q.alias}
         pulled = [f"{x.image}@{x.digest}" for x in results if x.name in required and x.digest]
         built: list[str] = list(getattr(builder, "leftovers", []))  # buildah's names for what it pushed
-        if not claim.release([*built, *pulled], project.builder.buildah.storage_driver, detach=detach) and (
-                built or pulled):
-            r(Event("note", None, "another regless run uses buildah's storage: this run's images stay in it until "
-                    "a run that finds it alone removes them"))
+
+        def release() -> None:
+            if not claim.release([*built, *pulled], project.builder.buildah.storage_driver, detach=detach) and (
+                    built or pulled):
+                r(Event("note", None, "another regless run uses buildah's storage: this run's images stay in it "
+                        "until a run that finds it alone removes them"))
+        if detach:
+            later.append(release)
+        else:
+            release()
     return leave
 
 
@@ -107,13 +115,17 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
                              procs=storage.Claiming(claim) if claim is not None else proc.LOCAL)
     index, reg, reg_source = connect(args, r, project)
     configured = time.perf_counter()
-    leave = (_leave(claim, project, builder.builder, r, detach=own.own)
+    later: list[Callable[[], None]] = []  # a detached removal, started once pipeline.build is done (_leave)
+    leave = (_leave(claim, project, builder.builder, r, detach=own.own, later=later)
              if claim is not None and own is not None and not args.keep_images else None)
     try:
-        rep = pipeline.build(project, index, reg, builder.builder, _collecting_once_hashed(r), names=args.artifacts,
-                             no_cache=args.no_cache,
-                             registry_source=reg_source, builder_source=builder.source, select=_share(args),
-                             after_acts=leave)
+        try:
+            rep = pipeline.build(project, index, reg, builder.builder, _collecting_once_hashed(r),
+                                 names=args.artifacts, no_cache=args.no_cache, registry_source=reg_source,
+                                 builder_source=builder.source, select=_share(args), after_acts=leave)
+        finally:
+            for start in later:
+                start()
         skipped = tuple(report.ArtifactResult(name=s.name, image=s.name, hash="", outcome=Outcome.SKIPPED,
                                               reason=s.reason) for s in project.skipped)
         rank = {a.name: i for i, a in enumerate(project.artifacts)}

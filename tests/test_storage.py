@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -310,3 +311,36 @@ def test_a_storage_the_user_chose_sees_its_images_removed_before_the_run_ends(de
     assert res.returncode == 0, res.stderr
     assert _rmi_ended_at(demo.builds_log) is not None, _lines(demo.builds_log)
     assert not _held(demo.cache_dir / "storage.lock")
+
+
+def test_a_detached_removal_starts_once_the_run_is_done_not_beside_its_records():
+    """On regless's own storage the removal is left running after the run; it is started once
+    pipeline.build is done (its inputs records pushed), not beside the records as a synchronous removal
+    is (it would compete with them for the processors, and nothing in the run waits for it)."""
+    from reglessbuild import buildcli
+    from reglessbuild.report import ArtifactResult
+
+    released: list[tuple[list[str], bool]] = []
+
+    class Claim:
+        def release(self, names, driver, *, detach=False):
+            released.append((names, detach))
+            return True
+
+    class Builder:
+        leftovers = ["localhost/regless-web:1"]
+
+    project = types.SimpleNamespace(artifacts=(), builder=types.SimpleNamespace(
+        buildah=types.SimpleNamespace(storage_driver="vfs")))
+    results = [ArtifactResult(name="web", image="r/web", hash="h", outcome="built")]
+    for detach in (True, False):
+        later: list = []
+        leave = buildcli._leave(Claim(), project, Builder(), lambda ev: None, detach, later)  # type: ignore[arg-type]
+        leave(results)
+        assert released == ([] if detach else [(["localhost/regless-web:1"], False)])
+        assert len(later) == (1 if detach else 0)
+        for start in later:
+            start()
+        assert released == [(["localhost/regless-web:1"], detach)]
+        released.clear()
+
