@@ -13,6 +13,8 @@ Also: 64 registry checks through the 100 ms proxy, at concurrency 1 and 16 and 6
 (where it is on PATH) crane.
 --platforms: the restart of multi-platform artifacts (linux/amd64 + linux/arm64) against single-platform ones.
 --shares N: a cold build by one runner against N runners at once (regless build --share K/N).
+regless's runs use regless's own buildah storage in the bench's folder (XDG_DATA_HOME there, as a user who
+chose no storage has), each timed run once the removal the run before left running has ended.
 """
 
 from __future__ import annotations
