@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 # what crane and skopeo accept: the registry then serves the manifest as stored (schema 1 is accepted
 # only to be recognised and handed to the tool, whose digest of it may differ from the header's)
-MODERN = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json",
-          "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
+INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+MODERN = (*INDEXES, "application/vnd.oci.image.manifest.v1+json",
+          "application/vnd.docker.distribution.manifest.v2+json")
 ACCEPT = ", ".join((*MODERN, "application/vnd.docker.distribution.manifest.v1+prettyjws",
                     "application/vnd.docker.distribution.manifest.v1+json"))
 MAX_MANIFEST = 4 << 20  # bytes of a manifest read directly (CNCF Distribution's own limit)

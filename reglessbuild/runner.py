@@ -62,7 +62,7 @@ class Runner:
         self._recording, self._record_start = 0, 0.0
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
-        self.error: Exception | None = None  # a decision that could not be made (carry_out)
+        self.error: ReglessError | None = None  # a decision that could not be made (carry_out)
         # inputs records are pushed beside the next builds rather than before the artifact counts as done:
         # a dependent need not wait for its requirement's record (execute waits for them all at the end)
         self._records = ThreadPoolExecutor(max_workers=2, thread_name_prefix="regless-records")

@@ -24,9 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..manifesthttp import MODERN, ManifestClient, Unhandled
-
-_INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+from ..manifesthttp import INDEXES, MODERN, ManifestClient, Unhandled
 
 
 def push_blobs(client: ManifestClient, layout: Path, registry: str, repository: str, digests: list[str]) -> None:
@@ -57,8 +55,8 @@ def push(client: ManifestClient, layout: Path, registry: str, repository: str, r
     if reference.startswith("sha256:") and reference != digest:
         raise Unhandled(f"pushing {digest} as {reference}")
     raw = top.read(digest)
-    if media_type in _INDEXES:
-        for child in _field(raw, "manifests"):  # a HEAD each, as crane's push makes
+    if media_type in INDEXES:
+        for child in _field(_parsed(raw), "manifests"):  # a HEAD each, as crane's push makes
             if client.digest(registry, repository, str(child.get("digest")), str(child.get("digest"))) is None:
                 top.manifest(top.read(str(child.get("digest"))), str(child.get("mediaType", "")),
                              str(child.get("digest")))
@@ -68,12 +66,20 @@ def push(client: ManifestClient, layout: Path, registry: str, repository: str, r
     return digest
 
 
-def _field(raw: bytes, name: str) -> list[dict[str, Any]]:
-    """The descriptors listed under `name` in a manifest or index (`layers`, `manifests`); Unhandled if not."""
+def _parsed(raw: bytes) -> dict[str, Any]:
+    """A manifest's or an index's JSON object; Unhandled if it is not one."""
     try:
-        listed = json.loads(raw).get(name, [])
-    except (ValueError, AttributeError) as exc:
+        doc = json.loads(raw)
+    except ValueError as exc:
         raise Unhandled("a manifest that is not a JSON object") from exc
+    if not isinstance(doc, dict):
+        raise Unhandled("a manifest that is not a JSON object")
+    return doc
+
+
+def _field(doc: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The descriptors listed under `name` in a manifest or index (`layers`, `manifests`); Unhandled if not."""
+    listed = doc.get(name, [])
     if not isinstance(listed, list) or not all(isinstance(d, dict) for d in listed):
         raise Unhandled(f"a manifest whose {name} is not a list of descriptors")
     return listed
@@ -105,13 +111,10 @@ class _Pusher:
 
     def manifest(self, raw: bytes, media_type: str, reference: str) -> None:
         """An image (or artifact) manifest: its config and layers where missing, then itself."""
-        if media_type in _INDEXES:
+        if media_type in INDEXES:
             raise Unhandled("an index within an index")
-        try:
-            config = json.loads(raw).get("config")
-        except (ValueError, AttributeError) as exc:
-            raise Unhandled("a manifest that is not a JSON object") from exc
-        for desc in [config, *_field(raw, "layers")]:
+        doc = _parsed(raw)
+        for desc in [doc.get("config"), *_field(doc, "layers")]:
             if not isinstance(desc, dict):
                 raise Unhandled("a manifest without a config descriptor")
             self.blob(str(desc.get("digest", "")))
