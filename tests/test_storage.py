@@ -217,6 +217,13 @@ def _rmi_ended_at(log: Path) -> int | None:
     return next((i for i, ln in enumerate(lines) if ln.startswith(f"end {pid} ")), None)
 
 
+def _first_build(demo, env: dict[str, str]) -> None:
+    """A build of the demo in `env` (regless's own storage, its removal held at a gate), which succeeds."""
+    first = subprocess.run([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+
 def test_on_reglesss_own_storage_the_removal_outlives_the_run_and_the_next_run_waits_for_it(demo, tmp_path):
     """On regless's own storage the run's `buildah rmi` is left running after the run (the run does not wait
     for it), holding the storage's lock exclusively until it ends: the images are gone once the lock is
@@ -226,9 +233,7 @@ def test_on_reglesss_own_storage_the_removal_outlives_the_run_and_the_next_run_w
     lock = tmp_path / "data" / "regless" / "containers" / "regless.lock"
     conf = lock.parent / "storage-vfs.conf"
     try:
-        first = subprocess.run([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=env,
-                               capture_output=True, text=True, timeout=300)
-        assert first.returncode == 0, first.stderr[-3000:]
+        _first_build(demo, env)
         assert _held(lock)  # by the removal, still waiting at the gate
         assert {n.split("/")[-1].split(":")[0] for n in _names(conf) if demo.repo in n} == {"web", "tools", "app"}
         before = len(_lines(demo.builds_log))  # the rmi is not there yet: the gate is before the counting shim
@@ -261,9 +266,7 @@ def test_a_run_that_builds_nothing_does_not_wait_for_an_earlier_runs_removal(dem
     env, go = _gate(tmp_path / "gate", demo)
     lock = tmp_path / "data" / "regless" / "containers" / "regless.lock"
     try:
-        first = subprocess.run([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=env,
-                               capture_output=True, text=True, timeout=300)
-        assert first.returncode == 0, first.stderr[-3000:]
+        _first_build(demo, env)
         restart = subprocess.run([REGLESS, "build", "--output", "json", "--default-repo", demo.repo], cwd=demo.path,
                                  env=env, capture_output=True, text=True, timeout=300)
         assert restart.returncode == 0, restart.stderr[-3000:]
@@ -281,9 +284,7 @@ def test_prune_of_the_builder_storage_waits_for_a_removal_under_way(demo, tmp_pa
     env, go = _gate(tmp_path / "gate", demo)
     lock = tmp_path / "data" / "regless" / "containers" / "regless.lock"
     try:
-        first = subprocess.run([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=env,
-                               capture_output=True, text=True, timeout=300)
-        assert first.returncode == 0, first.stderr[-3000:]
+        _first_build(demo, env)
         before = len(_lines(demo.builds_log))
         prune = subprocess.Popen([REGLESS, "cache", "prune", "--builder-storage"], cwd=demo.path, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
