@@ -384,20 +384,11 @@ class Index:
     def changed_since(self, artifacts: list[str]) -> dict[str, float]:
         """When each of `artifacts` last had new inputs recorded (put_inputs), as a Unix time, for those
         this index knows: which artifacts a user is changing now, to hash first (run.recent_first)."""
-        keys = [a.encode() + _CHANGED for a in artifacts]
-        if (w := witness.current()) is not None:
-            w.index_reads.update(("inputs", k) for k in keys)
-        try:
-            with self.env.begin(db=self._db("inputs")) as txn:
-                raw = [txn.get(k) for k in keys]
-        except lmdb.MapResizedError:
-            self.env.set_mapsize(0)
-            return self.changed_since(artifacts)
         found: dict[str, float] = {}
-        for a, r in zip(artifacts, raw, strict=True):
+        for a in artifacts:
             with contextlib.suppress(ValueError):
-                if r is not None:
-                    found[a] = float(r)
+                if (raw := self._read("inputs", a.encode() + _CHANGED)) is not None:
+                    found[a] = float(raw)
         return found
 
 

@@ -165,6 +165,11 @@ class Staged:
     hash: str  # the record's workspace hash
     layer: bytes  # encode(record)
 
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Staged:
+        """`record` encoded, its hash beside it."""
+        return cls(str(record.get("hash", "")), encode(record))
+
 
 def stage(registry: Store, image: ImageRef, record: dict[str, Any]) -> Staged:
     """Encode `record` and push its blobs (the empty config and the layer) to `image`'s repository, while
@@ -172,7 +177,7 @@ def stage(registry: Store, image: ImageRef, record: dict[str, Any]) -> Staged:
     and the referrers index. The blobs go only where the registry is answered in this process (a Store
     with `push_blobs`, registry/direct.py); elsewhere, or on any failure, store pushes them as before. A
     blob of a build that then fails stays in the repository unnamed, as a push cut short leaves one."""
-    staged = Staged(str(record.get("hash", "")), encode(record))
+    staged = Staged.of(record)
     push = getattr(registry, "push_blobs", None)
     if push is not None:
         with tempfile.TemporaryDirectory(prefix="regless-record-") as tmp:
@@ -192,21 +197,21 @@ def store(registry: Store, image: ImageRef, digest: str, record: dict[str, Any] 
     if subject_manifest is None:
         raise RecordError(f"{image.bare()}@{digest} is not in the registry")
     existing = registry.manifest(image.bare().with_tag(referrers_tag(digest)))
-    hash_ = record.hash if isinstance(record, Staged) else str(record.get("hash", ""))
-    if existing is not None and _lists(existing, hash_):
+    staged = record if isinstance(record, Staged) else Staged.of(record)
+    if existing is not None and _lists(existing, staged.hash):
         return ""
     annotations = {CREATED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dev.regless.artifact": artifact,
-                   "dev.regless.hash": hash_}
+                   "dev.regless.hash": staged.hash}
     if build_seconds is not None:
         annotations[BUILD_SECONDS] = f"{build_seconds:.1f}"
     subject = subject_of(subject_manifest, digest)
     with tempfile.TemporaryDirectory(prefix="regless-record-") as tmp:
         if getattr(registry, "index_children", False):
             # one push: the referrers index, and with it the record it names, from the same layout
-            _, desc, raw = write_record(Path(tmp) / "referrers", record, subject, annotations)
+            _, desc, raw = write_record(Path(tmp) / "referrers", staged, subject, annotations)
             _list(registry, image, digest, desc, raw, existing, Path(tmp) / "referrers")
         else:
-            rec, desc, raw = write_record(Path(tmp) / "record", record, subject, annotations)
+            rec, desc, raw = write_record(Path(tmp) / "record", staged, subject, annotations)
             registry.push_layout(rec, image.bare().with_digest(str(desc["digest"])))
             _list(registry, image, digest, desc, raw, existing, Path(tmp) / "referrers")
     return str(desc["digest"])

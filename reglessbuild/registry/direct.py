@@ -44,7 +44,7 @@ class Direct:
         self.client = ManifestClient(tool=inner.name, insecure=insecure, ca_file=ca_file, timeout=timeout, env=env)
         self.direct = 0
         self.fallbacks = 0
-        self._pushed: set[tuple[str, str, str]] = set()  # (registry, repository, digest) of blobs push_blobs sent
+        self._pushed: dict[tuple[str, str], set[str]] = {}  # blobs push_blobs sent, by (registry, repository)
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)  # the tool's own settings (`executable`, `procs`)
@@ -79,7 +79,7 @@ class Direct:
         again: a push is idempotent)."""
         from . import layoutpush  # only a build or a retag stores a record
 
-        there = frozenset(d for r, repo, d in set(self._pushed) if (r, repo) == (ref.registry, ref.repository))
+        there = frozenset(self._pushed.get((ref.registry, ref.repository), ()))
         try:
             layoutpush.push(self.client, layout, ref.registry, ref.repository, _reference(ref), there)
         except Unhandled:
@@ -98,7 +98,7 @@ class Direct:
             layoutpush.push_blobs(self.client, layout, ref.registry, ref.repository, digests)
         except Unhandled:
             return False
-        self._pushed.update((ref.registry, ref.repository, d) for d in digests)
+        self._pushed.setdefault((ref.registry, ref.repository), set()).update(digests)
         return True
 
     def pull_layout(self, ref: ImageRef, layout: Path) -> None:
