@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import IMPORTED, buildout, pipeline, proc, replay, report, storage, witness
+from . import began, buildout, pipeline, proc, replay, report, storage, witness
 from .builders import choose as choose_builder
 from .buildlog import BuildLogs
 from .cachedir import default_cache_dir
@@ -132,7 +132,7 @@ def cmd_build(args: argparse.Namespace, r: Console) -> int:
         done = sorted(rep.results, key=lambda x: rank.get(x.name, len(rank)))  # the config's order
         done = [dataclasses.replace(x, log=str(p)) if (p := r.logs.path(x.name)) else x for x in done]
         rep = dataclasses.replace(rep, results=(*done, *skipped), warnings=tuple(r.warnings),
-                                  phases={"startup": started - IMPORTED, "config": configured - started, **rep.phases})
+                                  phases={"startup": started - began(), "config": configured - started, **rep.phases})
         order = [a.name for a in project.artifacts]
         if (w := witness.current()) is not None:  # a run that only found its images: kept for a replay
             witness.stop()

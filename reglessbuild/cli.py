@@ -97,6 +97,11 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         _cache_parser(sub, common)
     else:
         sub.add_parser("cache", help=HELP["cache"])
+    sv = sub.add_parser("server", help=HELP["server"], epilog=SERVER_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sv.add_argument("action", nargs="?", choices=("status", "stop"), default="status",
+                    help="status (the default): whether one runs, since when, how much it served; stop: end it")
+    sv.set_defaults(quiet=False, verbose=False)
     return p
 
 
@@ -104,7 +109,19 @@ Sub = argparse._SubParsersAction  # the top level's commands
 HELP = {"build": "build and push what changed, skip the rest", "plan": "what build would do and why, doing nothing",
         "explain": "why an artifact would rebuild: what changed since its last build",
         "hash": "print an artifact's workspace hash", "deps": "list an artifact's input files",
-        "cache": "inspect and share the local index"}
+        "cache": "inspect and share the local index",
+        "server": "the warm server: a process of yours that starts commands without the imports"}
+SERVER_EPILOG = """\
+build, plan, explain, hash, deps and cache are run by a warm server where one runs for this install: a
+process of yours that has imported regless once and forks a copy of itself per command line, which then
+runs as it would have here (your folder, environment and terminal). The first such command starts it;
+it ends after 15 minutes without one (REGLESS_SERVER_IDLE=SECONDS), or once regless's code changed.
+REGLESS_SERVER=0 turns it off; it is off where CI is set, unless REGLESS_SERVER=1.
+
+examples:
+  regless server            is one running?
+  regless server stop       end it (commands already running finish)
+"""
 
 
 def _build_parser(sub: Sub[argparse.ArgumentParser], common: argparse.ArgumentParser, name: str) -> None:
@@ -201,6 +218,7 @@ def _cache_parser(sub: Sub[argparse.ArgumentParser], common: argparse.ArgumentPa
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("buildcli", "cmd_build"), "plan": ("plancli", "cmd_plan"), "explain": ("plancli", "cmd_explain"),
     "hash": ("inputscli", "cmd_inputs"), "deps": ("inputscli", "cmd_inputs"), "cache": ("cachecli", "cmd_cache"),
+    "server": ("warmcli", "cmd_server"),
 }
 
 
@@ -297,14 +315,18 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def entry() -> None:
-    """The `regless` console script: main, then the end of the process without the interpreter's teardown.
+    """Run the command line of this process, then end it (`end`)."""
+    end(main())
+
+
+def end(code: int) -> None:
+    """The end of the process without the interpreter's teardown.
 
     Once a command has returned, all that is left is Python's own finalization: every module's dict
     cleared, the last collection, each object freed one by one, all of it released with the process
     anyway. What must happen at an end still happens first: the standard streams are flushed, and the
     exit handlers run (atexit: the temporary TLS folders of registry/tls.py). Where that cannot be
     done safely (a stream that does not flush, a thread still running), the interpreter ends as usual."""
-    code = main()
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import IMPORTED, __version__
+from . import __version__, began
 
 if TYPE_CHECKING:
     import lmdb
@@ -235,7 +235,7 @@ def _replay(args: argparse.Namespace, key_: bytes, r: Console, cache_dir: Path) 
     t3 = time.perf_counter()
     if isinstance(asked[0], BaseException):
         raise asked[0]
-    return _render(args, r, kept, {"startup": t0 - IMPORTED, "config": t1 - t0, "hash": t2 - t1, "check": t3 - t2,
+    return _render(args, r, kept, {"startup": t0 - began(), "config": t1 - t0, "hash": t2 - t1, "check": t3 - t2,
                                    "decide": 0.0, "act": 0.0, "retag": 0.0, "build": 0.0, "record": 0.0}, asked[0])
 
 

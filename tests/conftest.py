@@ -25,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import harness  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# regless runs in the test's own process tree: no warm server (reglessbuild/warm) is started or used,
+# but where a test asks for one (tests/test_warm.py)
+os.environ["REGLESS_SERVER"] = "0"
 REGLESS = str(Path(sys.executable).with_name("regless"))
 TOOLS = ("docker-registry", "buildah", "skopeo")
 

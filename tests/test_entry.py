@@ -53,5 +53,12 @@ def test_entry_waits_for_a_thread_still_running():
 
 
 def test_the_console_script_ends_through_entry():
+    """The script is front.entry, which runs a command in process through cli.main and cli.end (or hands
+    it to the warm server: tests/test_warm.py)."""
     script = open(REGLESS, encoding="utf-8").read()
-    assert "from reglessbuild.cli import entry" in script, script
+    assert "from reglessbuild.front import entry" in script, script
+    import inspect
+
+    from reglessbuild import front
+
+    assert "cli.end(code)" in inspect.getsource(front.entry)
