@@ -1,8 +1,9 @@
 """The `regless` console script: the command line goes to this install's warm server where one runs,
 else it runs in this process (and a server is started for the next one).
 
-Importing this module loads nothing of regless's but the package's `__init__` and, for the commands the
-server runs, `warm` and its client: what the interpreter has loaded at start anyway."""
+Importing this module loads nothing of regless's but the package's `__init__` and `warm`'s, which
+import nothing; `version` and `--help` then load `cli` alone, and the commands the server runs its
+client (socket) first."""
 
 from __future__ import annotations
 
@@ -10,24 +11,9 @@ import os
 import sys
 
 from . import IMPORTED
+from .warm import wanted
 
-__all__ = ["ENV", "SERVED", "entry", "wanted"]
-
-ENV = "REGLESS_SERVER"
-# the commands that import the most and run the most often; `version` and `--help` start faster alone
-SERVED = frozenset({"build", "plan", "explain", "hash", "deps", "cache"})
-_OFF = ("0", "off", "false", "no")
-
-
-def wanted(argv: list[str], environ: os._Environ[str] | dict[str, str]) -> bool:
-    """Whether this command line goes to a warm server (and starts one where none runs): on unless
-    REGLESS_SERVER says off, or CI is set and REGLESS_SERVER does not say on."""
-    if not argv or argv[0] not in SERVED:
-        return False
-    setting = environ.get(ENV, "").strip().lower()
-    if setting:
-        return setting not in _OFF
-    return environ.get("CI", "").strip().lower() in ("", *_OFF)
+__all__ = ["entry"]
 
 
 def entry() -> None:

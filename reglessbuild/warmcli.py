@@ -7,8 +7,7 @@ import os
 import time
 
 from .console import Console
-from .front import ENV, wanted
-from .warm import client
+from .warm import ENV, client, wanted
 
 EXIT_OK = 0
 

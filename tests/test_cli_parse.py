@@ -41,7 +41,8 @@ def test_a_command_line_parses_as_with_every_command_built(argv: list[str], monk
 
 def test_only_the_named_command_gets_its_arguments() -> None:
     subs = next(a for a in cli._parser("build")._actions if a.dest == "command").choices
-    assert subs is not None and set(subs) == {"build", "plan", "explain", "hash", "deps", "version", "cache"}
+    assert subs is not None and set(subs) == {"build", "plan", "explain", "hash", "deps", "version", "cache",
+                                             "server"}
     assert len(subs["build"]._actions) > 10 and len(subs["plan"]._actions) == 1  # plan: its -h only
     assert cli._command_of(["build", "-q"]) == "build" and cli._command_of(["-q", "build"]) is None
     assert cli._command_of(["nonsense"]) is None and cli._command_of([]) is None

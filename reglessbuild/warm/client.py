@@ -8,8 +8,8 @@ import signal
 import socket
 import sys
 
-from ..front import ENV
-from . import IDLE_ENV, folder, identity, package, recv, send
+from . import ENV, IDLE_ENV
+from .wire import folder, identity, package, recv, send
 
 # mypy reads this name as typing.TYPE_CHECKING; typing itself is not imported by the client
 TYPE_CHECKING = False
@@ -48,6 +48,10 @@ def run(argv: list[str], started: float) -> int | None:
     streams = _streams()
     if where is None or streams is None:
         return None
+    try:
+        cwd = os.getcwd()
+    except OSError:  # a folder removed under the shell: the command says so itself
+        return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(where.socket(identity()))
@@ -56,7 +60,7 @@ def run(argv: list[str], started: float) -> int | None:
         return None
     umask = os.umask(0o022)
     os.umask(umask)
-    request = {"kind": "run", "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
+    request = {"kind": "run", "argv": argv, "cwd": cwd, "env": dict(os.environ), "umask": umask,
                "started": started, "streams": streams, "exe": sys.executable, "package": package()}
     # a signal that comes before the child is known waits, then goes to it
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)

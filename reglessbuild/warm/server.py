@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import IDLE_SECONDS, Folder, folder, identity, package, recv, send
+from . import IDLE_SECONDS
+from .wire import Folder, folder, identity, package, recv, send
 
 __all__ = ["Server", "main", "preimport", "snapshot"]
 
@@ -268,6 +269,7 @@ def _child(request: dict[str, Any], fds: list[int], conn: socket.socket, close: 
         os.umask(int(request["umask"]))
         os.environ.clear()
         os.environ.update(request["env"])
+        time.tzset()  # local time as the client's TZ says
         argv = [str(a) for a in request["argv"]]
         sys.argv = ["regless", *argv]
         _streams(request["streams"])

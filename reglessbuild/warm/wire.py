@@ -1,0 +1,98 @@
+"""What the warm server's client and server share: where the socket is, and how a message is framed.
+It imports only what the client needs anyway to talk to the server."""
+
+
+from __future__ import annotations
+
+import marshal
+import os
+import socket
+import sys
+import zlib
+
+# mypy reads this name as typing.TYPE_CHECKING; typing itself is not imported by the client
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["Folder", "folder", "identity", "package", "recv", "send"]
+_MAX_FRAME = 16 << 20
+
+
+def package() -> str:
+    """The folder of this regless package: a server of another (another install, a PYTHONPATH) is not it."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def identity() -> str:
+    """This install, as a server's name: the interpreter and the package folder (crc32, not secret)."""
+    from .. import __version__
+
+    key = "\0".join((sys.executable, package(), __version__))
+    return f"{zlib.crc32(key.encode()):08x}"
+
+
+class Folder:
+    """The user's folder of warm servers: created 0700; refused where another user owns it or others
+    may write in it (a socket there would be someone else's)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def socket(self, name: str) -> str:
+        """Where the server of install `name` listens."""
+        return os.path.join(self.path, f"{name}.sock")
+
+    def lock(self, name: str) -> str:
+        """The file whose lock the server of install `name` holds while it takes requests."""
+        return os.path.join(self.path, f"{name}.lock")
+
+
+def folder(environ: os._Environ[str] | dict[str, str] | None = None) -> Folder | None:
+    """The user's folder of warm servers, made where missing; None where it cannot be trusted."""
+    env = os.environ if environ is None else environ
+    path = os.path.join(env.get("TMPDIR") or "/tmp", f"regless-warm-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    import stat
+
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return Folder(path)
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    """One framed message (marshal: both ends are the same interpreter), with `fds` passed along."""
+    body = marshal.dumps(message)
+    data = len(body).to_bytes(4, "big") + body
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.sendall(data)
+
+
+def recv(sock: socket.socket, fds: list[int] | None = None) -> object:
+    """One framed message; None where the other end closed first. File descriptors sent with it are
+    appended to `fds`."""
+    data = b""
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+        want = 4 if len(data) < 4 else 4 + int.from_bytes(data[:4], "big")
+        if want > _MAX_FRAME + 4:
+            raise ValueError("warm server: message too large")
+        if fds is not None and not data:
+            chunk, got, _flags, _addr = socket.recv_fds(sock, max(want, 65536), 3)
+            fds.extend(got)
+        else:
+            chunk = sock.recv(want - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return marshal.loads(data[4:])
