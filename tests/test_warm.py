@@ -185,6 +185,28 @@ def test_changed_code_is_never_run_by_an_older_server(warm, tmp_path):
     assert new != old and served == 0  # the command ran in its own process; the new server served none yet
 
 
+def test_a_shell_with_other_limits_runs_its_command_itself(warm):
+    """A forked child has the server's resource limits (and cgroup, namespaces...), not the client's: a
+    client whose differ is not served, and its command runs in its own process with its own."""
+    import resource
+
+    warm.run("hash", "app")
+    pid, served = warm.wait()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lower = min(soft, 512) - 1
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lower, hard))
+
+    code = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    assert subprocess.run([sys.executable, "-c", code], preexec_fn=limited, capture_output=True, text=True).stdout.strip() == str(lower)
+    p = subprocess.run([REGLESS, "hash", "app", "--default-repo", warm.project.repo], cwd=warm.project.path,
+                       env=warm.env, preexec_fn=limited, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == warm.run("hash", "app").stdout
+    assert warm.status() == (pid, served + 1)  # the limited one ran itself; the one after was served
+
+
 @pytest.mark.parametrize("setting,expect", [({"CI": "true"}, "off (CI is set)"),
                                             ({"REGLESS_SERVER": "0"}, "off (REGLESS_SERVER=0)")])
 def test_no_server_is_started_or_used_where_it_is_off(warm, setting, expect):

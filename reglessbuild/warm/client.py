@@ -9,7 +9,7 @@ import socket
 import sys
 
 from . import ENV, IDLE_ENV
-from .wire import folder, identity, package, recv, send
+from .wire import context, folder, identity, package, recv, send
 
 # mypy reads this name as typing.TYPE_CHECKING; typing itself is not imported by the client
 TYPE_CHECKING = False
@@ -61,7 +61,8 @@ def run(argv: list[str], started: float) -> int | None:
     umask = os.umask(0o022)
     os.umask(umask)
     request = {"kind": "run", "argv": argv, "cwd": cwd, "env": dict(os.environ), "umask": umask,
-               "started": started, "streams": streams, "exe": sys.executable, "package": package()}
+               "started": started, "streams": streams, "exe": sys.executable, "package": package(),
+               "context": context()}
     # a signal that comes before the child is known waits, then goes to it
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     try:

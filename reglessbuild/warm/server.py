@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import IDLE_SECONDS
-from .wire import Folder, folder, identity, package, recv, send
+from .wire import Folder, context, folder, identity, package, recv, send
 
 __all__ = ["Server", "main", "preimport", "snapshot"]
 
@@ -112,6 +112,7 @@ class Server:
     lock_fd: int | None
     idle: float
     files: dict[str, tuple[int, int]]
+    context: dict[str, Any] = field(default_factory=context)
     pid: int = field(default_factory=os.getpid)
     started: float = field(default_factory=time.time)
     served: int = 0
@@ -199,6 +200,10 @@ class Server:
             elif kind == "stop":
                 send(conn, {"stopping": self.pid})
                 self.step_aside(poll)
+            elif kind == "run" and len(fds) == 3 and request.get("context") != self.context:
+                # another shell's limits, cgroup or namespaces: a child of this process would not have them
+                send(conn, {"other": sorted(k for k, v in self.context.items()
+                                            if request.get("context", {}).get(k) != v)})
             elif kind == "run" and len(fds) == 3:
                 ours = (request.get("exe"), request.get("package")) == (sys.executable, package())
                 stale = _changed(self.files) if ours else "another install"

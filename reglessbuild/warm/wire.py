@@ -15,13 +15,38 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Folder", "folder", "identity", "package", "recv", "send"]
+__all__ = ["Folder", "context", "folder", "identity", "package", "recv", "send"]
 _MAX_FRAME = 16 << 20
 
 
 def package() -> str:
     """The folder of this regless package: a server of another (another install, a PYTHONPATH) is not it."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def context() -> dict[str, Any]:
+    """What a process takes from where it was started and a forked child cannot take from its client:
+    resource limits, groups, nice value, cgroup, namespaces and root folder. A server serves only a
+    client whose context is its own (it started in the client's first, inherited all of it)."""
+    import resource
+
+    limits = {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource)
+              if name.startswith("RLIMIT_")}
+    namespaces = {}
+    for ns in ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts"):
+        try:
+            namespaces[ns] = os.readlink(f"/proc/self/ns/{ns}")
+        except OSError:
+            namespaces[ns] = ""
+    try:
+        with open("/proc/self/cgroup", "rb") as f:
+            cgroup = f.read()
+    except OSError:
+        cgroup = b""
+    root = os.stat("/")
+    return {"limits": limits, "groups": sorted(os.getgroups()), "gid": os.getgid(),
+            "nice": os.getpriority(os.PRIO_PROCESS, 0), "cgroup": cgroup, "namespaces": namespaces,
+            "root": (root.st_dev, root.st_ino)}
 
 
 def identity() -> str:
