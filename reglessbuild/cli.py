@@ -273,6 +273,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
     environ = dict(os.environ)  # as given: what a replay's key takes in (replay.py), before the run sets any
     signal.signal(signal.SIGTERM, _on_signal)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # the terminal closed (not under nohup): as SIGTERM
+        signal.signal(signal.SIGHUP, _on_signal)
     r = Console(sys.stdout, sys.stderr, quiet=args.quiet, verbose=args.verbose,
                 json_output=getattr(args, 'output', 'text') == 'json')
     if rt := runtime.ensure():  # no login session: the tools get a runtime folder of the user's own

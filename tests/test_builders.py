@@ -132,7 +132,7 @@ def _slow_project(proj) -> None:
     df.write_text(df.read_text() + "RUN sleep 3141\n")
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_cancel_stops_every_builder_and_records_nothing_unfinished(demo, sig, code):
     _slow_project(demo)
     p = subprocess.Popen([REGLESS, "build", "--default-repo", demo.repo], cwd=demo.path, env=demo.env,

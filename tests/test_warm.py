@@ -20,7 +20,9 @@ import pytest
 
 from conftest import REGLESS, ROOT, Result
 
-SLEEP = "sleep 3141"
+# each test's slow RUN step sleeps its own time, so that tests running at once (and test_builders' own
+# `sleep 3141`) do not see each other's in the process list
+SLEEP = f"sleep {4000 + os.getpid() % 1000}{time.time_ns() % 1000:03d}"
 
 
 class Warm:
@@ -32,12 +34,13 @@ class Warm:
         self.env = {**project.env, "REGLESS_SERVER": "1", "TMPDIR": self.top, "REGLESS_SERVER_IDLE": "120",
                     **extra}
         self.argv = [REGLESS]
+        self.cwd = project.path
 
     def run(self, *args: str, **env: str) -> Result:
         argv = [*self.argv, *args]
         if args[0] in ("build", "plan", "hash", "deps"):
-            argv += ["--default-repo", self.project.repo]
-        p = subprocess.run(argv, cwd=self.project.path, env={**self.env, **env}, capture_output=True,
+            argv += ["--default-repo", self.project.repo, "-f", str(self.project.path / "regless.yaml")]
+        p = subprocess.run(argv, cwd=self.cwd, env={**self.env, **env}, capture_output=True,
                            text=True, timeout=600)
         return Result(p.returncode, p.stdout, p.stderr)
 
@@ -207,7 +210,8 @@ def test_a_shell_with_other_limits_runs_its_command_itself(warm):
     assert warm.status() == (pid, served + 1)  # the limited one ran itself; the one after was served
 
 
-@pytest.mark.parametrize("setting,expect", [({"CI": "true"}, "off (CI is set)"),
+@pytest.mark.parametrize("setting,expect", [({"CI": "true"}, "off (CI is set: a CI job)"),
+                                            ({"JENKINS_URL": "http://ci/"}, "off (JENKINS_URL is set: a CI job)"),
                                             ({"REGLESS_SERVER": "0"}, "off (REGLESS_SERVER=0)")])
 def test_no_server_is_started_or_used_where_it_is_off(warm, setting, expect):
     env = {k: v for k, v in warm.env.items() if k != "REGLESS_SERVER"}
@@ -284,3 +288,142 @@ def test_the_startup_phase_counts_from_the_clients_start_not_the_servers(warm):
         assert res.returncode == 0, res.stderr
         assert warm.status()[1] == served
         assert 0 <= res.json()["phases"]["startup"] <= wall
+
+
+def _server_child(server: int, timeout: float = 120.0) -> int:
+    """The pid of the server's one child (the command it runs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.1)
+    pytest.fail("the server runs no command")
+
+
+def test_a_command_killed_outright_ends_its_client_the_same_way(warm, demo):
+    warm.run("hash", "tools")
+    server, _ = warm.wait()
+    _slow(demo)
+    p = _start_slow_build(warm)
+    os.kill(_server_child(server), signal.SIGKILL)  # as the out-of-memory killer does
+    try:
+        _out, err = p.communicate(timeout=60)
+        assert p.returncode == -signal.SIGKILL, err
+        assert "Traceback" not in err
+    finally:  # its builder, in a session of its own, is left running, as by a regless killed outright
+        subprocess.run(["pkill", "-f", SLEEP])
+
+
+def test_the_server_keeps_none_of_the_files_its_first_client_had_open(warm, tmp_path):
+    """A file the shell left open in the command that starts the server (a lock, a pipe's end) is not
+    held by the server for its idle time."""
+    import fcntl
+
+    lock = tmp_path / "held.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    p = subprocess.run([REGLESS, "hash", "app", "--default-repo", warm.project.repo], cwd=warm.project.path,
+                       env=warm.env, pass_fds=(fd,), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    os.close(fd)
+    server, _ = warm.wait()
+    assert not [f for f in os.listdir(f"/proc/{server}/fd") if os.readlink(f"/proc/{server}/fd/{f}") == str(lock)]
+    again = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError where the server holds it
+    finally:
+        os.close(again)
+
+
+def test_a_signal_before_the_server_answers_cancels_the_command_unrun(warm):
+    warm.run("hash", "app")
+    server, served = warm.wait()
+    os.kill(server, signal.SIGSTOP)  # a server that does not answer (yet)
+    try:
+        p = subprocess.Popen([REGLESS, "hash", "app", "--default-repo", warm.project.repo], cwd=warm.project.path,
+                             env=warm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        p.send_signal(signal.SIGINT)
+        # with the signals blocked, the client waited for the server for ever; and were its streams sent
+        # with the command line, the stopped server would hold its pipes open
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 130 and out == "" and "cancelled" in err, (p.returncode, err)
+    finally:
+        os.kill(server, signal.SIGCONT)
+    assert warm.run("hash", "app").returncode == 0
+
+
+def test_a_folder_gone_from_under_the_shell_runs_the_command_itself(warm, tmp_path):
+    warm.run("hash", "app")
+    warm.wait()
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    p = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "$@"', "sh", REGLESS, "hash", "app",
+                        "-f", str(warm.project.path / "regless.yaml"), "--default-repo", warm.project.repo],
+                       env=warm.env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout == warm.run("hash", "app").stdout
+
+
+def test_a_tmpdir_too_long_for_a_socket_starts_no_server_and_says_so(demo):
+    top = tempfile.mkdtemp(prefix="rw-")
+    long = os.path.join(top, "x" * (120 - len(top)))
+    os.mkdir(long)
+    w = Warm(demo, TMPDIR=long)
+    try:
+        assert w.run("hash", "app").returncode == 0
+        time.sleep(2)
+        assert not _running(f"reglessbuild.warm.server .*{long}")
+        out = w.run("server").stdout
+        assert "no warm server can run" in out and "TMPDIR is too long" in out, out
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_a_relative_tmpdir_names_the_same_folder_for_client_and_server(demo):
+    w = Warm(demo, TMPDIR="rel")
+    w.cwd = Path(w.top)  # the commands run where TMPDIR is relative to (short: a socket's path is short)
+    (w.cwd / "rel").mkdir()
+    try:
+        w.run("hash", "app")
+        _pid, served = w.wait()
+        assert w.run("hash", "app").returncode == 0
+        assert w.status()[1] == served + 1
+    finally:
+        w.close()
+
+
+def test_signals_the_client_ignores_the_command_ignores_and_ctrl_z_stops_it(warm, demo):
+    warm.run("hash", "tools")
+    server, _ = warm.wait()
+    _slow(demo)
+    nohup = lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)  # noqa: E731 - as nohup starts it
+    p = subprocess.Popen([REGLESS, "build", "tools", "--default-repo", warm.project.repo], cwd=warm.project.path,
+                         env=warm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=nohup)
+    deadline = time.monotonic() + 120
+    while not _running(SLEEP) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child = _server_child(server)
+    assert os.getpgid(child) == child  # a group of its own, not the server's
+    p.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    assert p.poll() is None and _running(SLEEP), "SIGHUP, ignored by the client, stopped the command"
+
+    def state(pid: int) -> str:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+
+    p.send_signal(signal.SIGTSTP)  # Ctrl-Z
+    deadline = time.monotonic() + 30
+    while (state(child), state(p.pid)) != ("T", "T") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (state(child), state(p.pid)) == ("T", "T")
+    p.send_signal(signal.SIGCONT)  # fg
+    deadline = time.monotonic() + 30
+    while "T" in (state(child), state(p.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "T" not in (state(child), state(p.pid))
+    p.send_signal(signal.SIGINT)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert not _running(SLEEP)

@@ -10,7 +10,7 @@ Nothing of a run is kept between runs: the child is a copy of a process that has
 There is one server per user and install (interpreter and package folder). It ends after `idle`
 seconds without a request, and steps aside as soon as a file of the code it imported has changed (the
 client then runs the command itself and starts a new one). `REGLESS_SERVER=0` turns it off; it is off
-by default where `CI` is set, as a CI job's first run is usually its only one.
+by default in a CI job (`CI` and the like set), as a job's first run is usually its only one.
 
 This module says when the server is wanted; it imports nothing, as the console script reads it for
 every command line. `wire` is what the client and the server share.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ENV", "IDLE_ENV", "IDLE_SECONDS", "SERVED", "wanted"]
+__all__ = ["CI_MARKERS", "ENV", "IDLE_ENV", "IDLE_SECONDS", "SERVED", "in_ci", "wanted"]
 
 ENV = "REGLESS_SERVER"
 IDLE_ENV = "REGLESS_SERVER_IDLE"
@@ -30,12 +30,22 @@ SERVED = frozenset({"build", "plan", "explain", "hash", "deps", "cache"})
 _OFF = ("0", "off", "false", "no")
 
 
+# what CI services set in a job's environment: CI (GitHub Actions, GitLab, CircleCI, Buildkite, Travis...),
+# and those of services that do not set it (Jenkins, Azure Pipelines, TeamCity)
+CI_MARKERS = ("CI", "JENKINS_URL", "TF_BUILD", "TEAMCITY_VERSION")
+
+
+def in_ci(environ: os._Environ[str] | dict[str, str]) -> str | None:
+    """The variable that says this runs in a CI job, or None."""
+    return next((k for k in CI_MARKERS if environ.get(k, "").strip().lower() not in ("", *_OFF)), None)
+
+
 def wanted(argv: list[str], environ: os._Environ[str] | dict[str, str]) -> bool:
     """Whether this command line goes to a warm server (and starts one where none runs): on unless
-    REGLESS_SERVER says off, or CI is set and REGLESS_SERVER does not say on."""
+    REGLESS_SERVER says off, or a CI job's variable is set and REGLESS_SERVER does not say on."""
     if not argv or argv[0] not in SERVED:
         return False
     setting = environ.get(ENV, "").strip().lower()
     if setting:
         return setting not in _OFF
-    return environ.get("CI", "").strip().lower() in ("", *_OFF)
+    return in_ci(environ) is None

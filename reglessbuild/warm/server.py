@@ -190,7 +190,7 @@ class Server:
             if uid != os.getuid():
                 conn.close()
                 return
-            request = recv(conn, fds)
+            request = recv(conn)
             if not isinstance(request, dict):
                 raise OSError("no request")
             kind = request.get("kind")
@@ -200,19 +200,21 @@ class Server:
             elif kind == "stop":
                 send(conn, {"stopping": self.pid})
                 self.step_aside(poll)
-            elif kind == "run" and len(fds) == 3 and request.get("context") != self.context:
+            elif kind == "run" and request.get("context") != self.context:
                 # another shell's limits, cgroup or namespaces: a child of this process would not have them
                 send(conn, {"other": sorted(k for k, v in self.context.items()
                                             if request.get("context", {}).get(k) != v)})
-            elif kind == "run" and len(fds) == 3:
+            elif kind == "run":
                 ours = (request.get("exe"), request.get("package")) == (sys.executable, package())
                 stale = _changed(self.files) if ours else "another install"
                 if stale:
                     send(conn, {"stale": stale})
                     self.step_aside(poll)
                 else:
-                    self.fork(poll, conn, request, fds)
-                    return
+                    send(conn, {"ready": True})
+                    if recv(conn, fds) == {"streams": 3} and len(fds) == 3:
+                        self.fork(poll, conn, request, fds)
+                        return
         except (OSError, ValueError, EOFError, TypeError):
             pass
         for fd in fds:
@@ -220,8 +222,8 @@ class Server:
         conn.close()
 
     def fork(self, poll: select.poll, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
-        """A child for the command line: the client learns its pid (to pass signals on) and, later,
-        how it ended."""
+        """A child for the command line: it tells the client its pid (to pass signals on) and, later, how
+        it ended; the server tells it too where the child could not (killed by a signal)."""
         pid = os.fork()
         if pid == 0:
             close = [fd for fd in (self.lock_fd, *(c.pidfd for c in self.children.values()),
@@ -238,10 +240,6 @@ class Server:
         self.children[pidfd] = child
         self.by_conn[conn.fileno()] = child
         poll.register(pidfd, select.POLLIN)
-        try:
-            send(conn, {"pid": pid})
-        except OSError:
-            os.kill(pid, signal.SIGTERM)
         poll.register(conn, select.POLLIN)
 
     def reap(self, poll: select.poll, child: Child) -> None:
@@ -263,8 +261,18 @@ def _child(request: dict[str, Any], fds: list[int], conn: socket.socket, close: 
     try:
         for fd in close:
             os.close(fd)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # the child says who it is, before anything else can reach the client: its end, which it sends
+        # too, then always comes after it (were the server to send the pid, a quick command's end could
+        # come first, and the client would run the command again itself)
+        send(conn, {"pid": os.getpid()})
+        os.setpgid(0, 0)  # a group of its own: a signal to the server's group is not one to the command
+        ignored = set(request.get("ignored", ()))  # as the client had them (SIGHUP under nohup)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                       signal.SIGUSR2, signal.SIGWINCH, signal.SIGTSTP, signal.SIGCONT):
+            if signum in ignored:
+                signal.signal(signum, signal.SIG_IGN)
+            else:
+                signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         for fd in fds:
@@ -326,16 +334,20 @@ def _streams(specs: list[tuple[str, str, bool, bool]]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -P -m reglessbuild.warm.server PACKAGE [IDLE]`: serve until idle, or give up at once where
-    another server holds this install's lock or PACKAGE is not this package."""
-    if not argv or argv[0] != package():
+    """`python -P -m reglessbuild.warm.server PACKAGE FOLDER [IDLE]`: serve until idle, or give up at once
+    where another server holds this install's lock, or PACKAGE is not this package, or FOLDER cannot
+    be used."""
+    # only the standard streams (/dev/null) are this process's: files the starting command inherited
+    # (a shell's lock, a pipe's end) must not stay open here, nor in every child, for the idle time
+    os.closerange(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
+    if len(argv) < 2 or argv[0] != package():
         return 2
     try:
-        idle = float(argv[1]) if len(argv) > 1 and argv[1] else IDLE_SECONDS
+        idle = float(argv[2]) if len(argv) > 2 and argv[2] else IDLE_SECONDS
     except ValueError:
         idle = IDLE_SECONDS
     os.chdir("/")
-    where = folder()
+    where = folder(argv[1])
     if where is None:
         return 1
     name = identity()
@@ -350,8 +362,11 @@ def main(argv: list[str]) -> int:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    # the package's files as they were before importing them: an edit made while they are imported
+    # makes the first request find this server stale, rather than go unseen
+    before = _package_files()
     preimport()
-    files = snapshot()
+    files = {**snapshot(), **before}
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
@@ -359,6 +374,21 @@ def main(argv: list[str]) -> int:
     gc.freeze()  # the children's copies of what was imported are not walked again
     Server(where, listener, lock_fd, idle, files).loop()
     return 0
+
+
+def _package_files() -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file in the package's folder, before any is imported."""
+    out: dict[str, tuple[int, int]] = {}
+    for top, dirs, names in os.walk(package()):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for n in names:
+            path = os.path.join(top, n)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out[path] = (st.st_mtime_ns, st.st_size)
+    return out
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Folder", "context", "folder", "identity", "package", "recv", "send"]
+__all__ = ["MAX_SOCKET_PATH", "Folder", "context", "folder", "identity", "package", "place", "recv", "refusal",
+           "send"]
+MAX_SOCKET_PATH = 107  # bytes of a Unix socket's path on Linux (sun_path, less its final NUL)
 _MAX_FRAME = 16 << 20
 
 
@@ -73,25 +75,41 @@ class Folder:
         return os.path.join(self.path, f"{name}.lock")
 
 
-def folder(environ: os._Environ[str] | dict[str, str] | None = None) -> Folder | None:
-    """The user's folder of warm servers, made where missing; None where it cannot be trusted."""
+def place(environ: os._Environ[str] | dict[str, str] | None = None) -> str:
+    """Where the user's folder of warm servers is: under $TMPDIR (made absolute), else /tmp."""
     env = os.environ if environ is None else environ
-    path = os.path.join(env.get("TMPDIR") or "/tmp", f"regless-warm-{os.getuid()}")
+    return os.path.join(os.path.abspath(env.get("TMPDIR") or "/tmp"), f"regless-warm-{os.getuid()}")
+
+
+def refusal(path: str) -> str | None:
+    """Why the folder of warm servers at `path` cannot be used (made where missing), or None."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
-    except OSError:
-        return None
+    except OSError as exc:
+        return f"cannot make {path}: {exc.strerror}"
     try:
         st = os.lstat(path)
-    except OSError:
-        return None
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
     import stat
 
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        return None
-    return Folder(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a folder"
+    if st.st_uid != os.getuid():
+        return f"{path} belongs to another user"
+    if st.st_mode & 0o077:
+        return f"others may use {path} (mode {stat.S_IMODE(st.st_mode):o}, not 700)"
+    if len(os.fsencode(Folder(path).socket(identity()))) > MAX_SOCKET_PATH:
+        return f"a socket's path under {path} is longer than {MAX_SOCKET_PATH} bytes (TMPDIR is too long)"
+    return None
+
+
+def folder(path: str | None = None) -> Folder | None:
+    """The user's folder of warm servers (at `path`, else its `place`); None where it cannot be used."""
+    path = place() if path is None else path
+    return None if refusal(path) else Folder(path)
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
