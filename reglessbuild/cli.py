@@ -272,6 +272,9 @@ def _main(argv: Sequence[str] | None) -> int:
     from .events import Event
 
     environ = dict(os.environ)  # as given: what a replay's key takes in (replay.py), before the run sets any
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:  # started with that stream closed (`regless build >&-`): to nowhere
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - the process's stream, to its end
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # the terminal closed (not under nohup): as SIGTERM
         signal.signal(signal.SIGHUP, _on_signal)

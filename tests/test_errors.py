@@ -108,3 +108,41 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
     p.stdout.close()  # what `| head -c 100` does
     assert p.wait(60) == 141
     assert p.stderr.read() == b""
+
+
+def _small_project(tmp_path: Path) -> Path:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\nARG MSG\nCOPY . /app/\n")
+    (tmp_path / "regless.yaml").write_text(
+        "apiVersion: regless/v1\ndefaultRepo: 127.0.0.1:1/x\nartifacts:\n  - image: app\n    context: app\n"
+        "    buildArgs: {MSG: '${MSG}'}\n")
+    return tmp_path
+
+
+def test_a_build_arg_that_is_not_utf8_is_hashed_as_its_bytes(tmp_path):
+    """An environment variable's bytes need not be UTF-8 (os.environ keeps them as surrogates): the hash
+    takes its bytes, as buildah gets them, rather than failing with a traceback."""
+    from conftest import REGLESS
+
+    project = _small_project(tmp_path)
+    env = {**os.environ, "REGLESS_CACHE_DIR": str(tmp_path / "cache")}
+
+    def hash_with(msg: bytes) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([os.fsencode(REGLESS), b"hash", b"app"], cwd=project, capture_output=True,
+                              env={**{os.fsencode(k): os.fsencode(v) for k, v in env.items()}, b"MSG": msg})
+
+    ff, fe, text = hash_with(b"\xff"), hash_with(b"\xfe"), hash_with("é".encode())
+    for p in (ff, fe, text):
+        assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr
+    assert len({ff.stdout, fe.stdout, text.stdout}) == 3  # different bytes, different hashes
+
+
+def test_a_closed_standard_output_is_no_traceback(tmp_path):
+    """`regless hash app >&-`: Python starts with sys.stdout None; the command runs, its output goes nowhere."""
+    from conftest import REGLESS
+
+    project = _small_project(tmp_path)
+    p = subprocess.run([REGLESS, "hash", "app"], cwd=project, capture_output=True,
+                       env={**os.environ, "REGLESS_CACHE_DIR": str(tmp_path / "cache"), "MSG": "hi"},
+                       preexec_fn=lambda: os.close(1))
+    assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr

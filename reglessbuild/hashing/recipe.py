@@ -52,7 +52,9 @@ def _le(n: int) -> bytes:
 
 def _field(h: xxhash.xxh3_128, *parts: str | bytes) -> None:
     for p in parts:
-        b = p.encode() if isinstance(p, str) else p
+        # a str from the environment or argv may hold bytes that are not UTF-8 (as surrogates): hashed as
+        # those bytes, which are what the builder gets; UTF-8 text is hashed as before
+        b = p.encode("utf-8", "surrogateescape") if isinstance(p, str) else p
         h.update(_le(len(b)))
         h.update(b)
 
