@@ -116,7 +116,8 @@ build, plan, explain, hash, deps and cache are run by a warm server where one ru
 process of yours that has imported regless once and forks a copy of itself per command line, which then
 runs as it would have here (your folder, environment and terminal). The first such command starts it;
 it ends after 15 minutes without one (REGLESS_SERVER_IDLE=SECONDS), or once regless's code changed.
-REGLESS_SERVER=0 turns it off; it is off where CI is set, unless REGLESS_SERVER=1.
+REGLESS_SERVER=0 turns it off; it is off in a CI job (CI, JENKINS_URL, TF_BUILD or
+TEAMCITY_VERSION set), unless REGLESS_SERVER=1.
 
 examples:
   regless server            is one running?

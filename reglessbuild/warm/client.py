@@ -10,7 +10,7 @@ import struct
 import sys
 
 from . import ENV, IDLE_ENV
-from .wire import context, folder, identity, package, recv, send
+from .wire import FORWARDED, context, folder, identity, package, recv, restore_signals, send
 
 # mypy reads this name as typing.TYPE_CHECKING; typing itself is not imported by the client
 TYPE_CHECKING = False
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ask", "run", "start"]
 
-# what the terminal or a supervisor sends the command: the child gets it instead. Ctrl-Z (SIGTSTP)
-# stops the child (SIGSTOP: it is in no terminal's session) and then this process; SIGCONT goes on to it
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-             signal.SIGWINCH, signal.SIGTSTP, signal.SIGCONT)
 HANDSHAKE_SECONDS = 10.0  # a server that does not fork a child by then is not waited for
 
 
@@ -70,11 +66,11 @@ def run(argv: list[str], started: float) -> int | None:
     stepped aside, or serves another context): the caller then runs the command line itself. `started`
     is when this process's regless began (the child's phases count from it)."""
     streams = _streams()
+    if streams is None:
+        return None
     try:
         cwd = os.getcwd()
     except OSError:  # a folder removed under the shell: the command says so itself
-        return None
-    if streams is None:
         return None
     sock = _connect(HANDSHAKE_SECONDS)
     if sock is None:
@@ -125,9 +121,7 @@ def run(argv: list[str], started: float) -> int | None:
         return 128 + int(exc.args[0])
     except OSError:
         sock.close()
-        for signum in FORWARDED:
-            if signum not in ignored:
-                signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        restore_signals(ignored)
         return None
     sock.settimeout(None)
     try:

@@ -1,6 +1,6 @@
 """The warm server's process: import regless and what it imports, then fork a child per command line.
 
-Started by a client (`python -P -m reglessbuild.warm.server PACKAGE IDLE`), detached from its session and
+Started by a client (`python -P -m reglessbuild.warm.server PACKAGE FOLDER IDLE`), detached from its session and
 streams. It serves only its own user (the peer's uid on the socket) and its own install; a request from
 another interpreter or package, or any change to a file of the code it imported, makes it step aside:
 the socket is removed and the lock released at once, so that the next client starts a new server, and
@@ -25,17 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import IDLE_SECONDS
-from .wire import Folder, context, folder, identity, package, recv, send
+from .wire import Folder, context, folder, identity, package, recv, restore_signals, send
 
 __all__ = ["Server", "main", "preimport", "snapshot"]
 
 
-def preimport() -> list[str]:
+def preimport() -> None:
     """Import every module of the package, and every module any of them imports anywhere (a function's
-    lazy imports included): a child then imports nothing. Returns what could not be imported."""
+    lazy imports included): a child then imports nothing."""
     import reglessbuild
 
-    failed: list[str] = []
     names: set[str] = set()
     for info in pkgutil.walk_packages(reglessbuild.__path__, "reglessbuild."):
         if info.name == __name__:
@@ -55,41 +54,29 @@ def preimport() -> list[str]:
     for name in sorted(names):
         try:
             importlib.import_module(name)
-        except ImportError:  # `from X import function`: X.function is no module; or an optional one
-            failed.append(name)
-        except Exception:  # noqa: BLE001 - a module that fails here fails in the child as it would alone
-            failed.append(name)
-    return failed
+        except Exception:  # noqa: BLE001 - `from X import function` (no module X.function), an optional
+            pass  # module; one that fails here fails in the child as it would alone
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """(mtime, size) of a file, (-1, -1) where it cannot be read: what says that it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (st.st_mtime_ns, st.st_size)
 
 
 def snapshot() -> dict[str, tuple[int, int]]:
-    """(mtime, size) of each imported file outside the standard library: regless and its dependencies.
+    """The stamp of each imported file outside the standard library: regless and its dependencies.
     A change to any of them means this process no longer runs the code a fresh process would."""
     stdlib = os.path.dirname(os.__file__)
-    out: dict[str, tuple[int, int]] = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if not path or (path.startswith(stdlib) and "-packages" not in path):
-            continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            out[path] = (-1, -1)
-            continue
-        out[path] = (st.st_mtime_ns, st.st_size)
-    return out
+    paths = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
+    return {p: _stamp(p) for p in paths if p and not (p.startswith(stdlib) and "-packages" not in p)}
 
 
 def _changed(files: dict[str, tuple[int, int]]) -> str | None:
-    for path, seen in files.items():
-        try:
-            st = os.stat(path)
-            now = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            now = (-1, -1)
-        if now != seen:
-            return path
-    return None
+    return next((path for path, seen in files.items() if _stamp(path) != seen), None)
 
 
 @dataclass
@@ -266,13 +253,7 @@ def _child(request: dict[str, Any], fds: list[int], conn: socket.socket, close: 
         # come first, and the client would run the command again itself)
         send(conn, {"pid": os.getpid()})
         os.setpgid(0, 0)  # a group of its own: a signal to the server's group is not one to the command
-        ignored = set(request.get("ignored", ()))  # as the client had them (SIGHUP under nohup)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                       signal.SIGUSR2, signal.SIGWINCH, signal.SIGTSTP, signal.SIGCONT):
-            if signum in ignored:
-                signal.signal(signum, signal.SIG_IGN)
-            else:
-                signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        restore_signals(list(request.get("ignored", ())))
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         for fd in fds:
@@ -377,17 +358,11 @@ def main(argv: list[str]) -> int:
 
 
 def _package_files() -> dict[str, tuple[int, int]]:
-    """(mtime, size) of every file in the package's folder, before any is imported."""
+    """The stamp of every file in the package's folder, before any is imported."""
     out: dict[str, tuple[int, int]] = {}
     for top, dirs, names in os.walk(package()):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for n in names:
-            path = os.path.join(top, n)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            out[path] = (st.st_mtime_ns, st.st_size)
+        out.update((path, _stamp(path)) for path in (os.path.join(top, n) for n in names))
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import signal
 import socket
 import sys
 import zlib
@@ -15,10 +16,24 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["MAX_SOCKET_PATH", "Folder", "context", "folder", "identity", "package", "place", "recv", "refusal",
-           "send"]
+__all__ = ["FORWARDED", "MAX_SOCKET_PATH", "Folder", "context", "folder", "identity", "package", "place", "recv",
+           "refusal", "restore_signals", "send"]
 MAX_SOCKET_PATH = 107  # bytes of a Unix socket's path on Linux (sun_path, less its final NUL)
 _MAX_FRAME = 16 << 20
+# what the terminal or a supervisor sends a command: the client passes each on to its child. Ctrl-Z
+# (SIGTSTP) stops the child (SIGSTOP: it is in no terminal's session) and then the client; SIGCONT goes on
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+             signal.SIGWINCH, signal.SIGTSTP, signal.SIGCONT)
+
+
+def restore_signals(ignored: list[int]) -> None:
+    """The forwarded signals as a new Python process has them: ignored where `ignored` says (as the
+    client had them: SIGHUP under nohup), else the default (SIGINT: KeyboardInterrupt)."""
+    for signum in FORWARDED:
+        if signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
+        else:
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
 
 def package() -> str:
@@ -126,12 +141,11 @@ def recv(sock: socket.socket, fds: list[int] | None = None) -> object:
     """One framed message; None where the other end closed first. File descriptors sent with it are
     appended to `fds`."""
     data = b""
-    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-        want = 4 if len(data) < 4 else 4 + int.from_bytes(data[:4], "big")
+    while len(data) < (want := 4 if len(data) < 4 else 4 + int.from_bytes(data[:4], "big")):
         if want > _MAX_FRAME + 4:
             raise ValueError("warm server: message too large")
-        if fds is not None and not data:
-            chunk, got, _flags, _addr = socket.recv_fds(sock, max(want, 65536), 3)
+        if fds is not None and not data:  # the descriptors come with the frame's first bytes
+            chunk, got, _flags, _addr = socket.recv_fds(sock, want, 3)
             fds.extend(got)
         else:
             chunk = sock.recv(want - len(data))
